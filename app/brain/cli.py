@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 import sys
 
@@ -84,6 +85,99 @@ def config_show(obj: Ctx) -> None:
     cfg = obj.cfg
     for name, value in cfg.redacted().items():
         click.echo(f"{name} = {value!r}    # {cfg.sources.get(name, 'default')}")
+
+
+@main.command()
+@click.option("--dev", is_flag=True, help="Use Flask's development server (auto-reload, one process).")
+@click.option("--host", help="Address to bind (default server.host).")
+@click.option("--port", type=int, help="Port to bind (default server.port).")
+@click.option("--workers", type=int, help="gunicorn worker processes (default server.workers).")
+@pass_ctx
+def serve(obj: Ctx, dev: bool, host: str | None, port: int | None, workers: int | None) -> None:
+    """Run brain-api (gunicorn; --dev for Flask's server).
+
+    \b
+    Example:
+      BRAIN_API_TOKENS=$(brain token new 2>/dev/null) brain serve --port 8000
+    """
+    from .server import run_dev, run_gunicorn
+
+    cfg = obj.cfg
+    host = host or cfg["server.host"]
+    port = port or cfg["server.port"]
+    if dev:
+        run_dev(cfg, host, port)
+    else:
+        run_gunicorn(cfg, host, port, workers or cfg["server.workers"])
+
+
+@main.command()
+@click.argument("query")
+@click.option("-k", "--k", "k", default=10, show_default=True, help="Number of results.")
+@click.option("--source", type=click.Choice(["claude", "browser", "file", "note"]), help="Only this source.")
+@click.option("--project", help="Only items of this project (its path).")
+@click.option("--since", help="Only items active since this date/time (ISO-8601).")
+@click.option("--until", help="Only items active until this date/time (ISO-8601).")
+@click.option("--mode", type=click.Choice(["hybrid", "vector", "bm25"]), default="hybrid", show_default=True)
+@click.option("--local", is_flag=True, help="Search the database file directly instead of asking brain-api.")
+@click.option("--json", "as_json", is_flag=True, help="Print the raw JSON answer.")
+@pass_ctx
+def search(obj: Ctx, query: str, k: int, source: str | None, project: str | None, since: str | None,
+           until: str | None, mode: str, local: bool, as_json: bool) -> None:
+    """Hybrid search over everything remembered.
+
+    \b
+    Example:
+      brain search "sqlite busy timeout" --source claude --since 2026-11-01
+    """
+    from .local import search_local, search_remote
+
+    kw = dict(k=k, source=source, project=project, since=since, until=until, mode=mode)
+    data = search_local(obj.cfg, query, **kw) if local else search_remote(obj.cfg, query, **kw)
+    if as_json:
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        return
+    if not data["results"]:
+        click.echo("no results")
+    for n, r in enumerate(data["results"], 1):
+        where = r.get("uri") or r["id"]
+        click.echo(click.style(f"[{n}] {r['title'] or r['id']}", bold=True) + f"  ({r['source']}, {r['updated_at'][:10]})")
+        click.echo(f"    {where}")
+        click.echo(f"    {r['snippet']}")
+
+
+@main.command()
+@click.option("--local", is_flag=True, help="Read the database file directly instead of asking brain-api.")
+@pass_ctx
+def stats(obj: Ctx, local: bool) -> None:
+    """Items and chunks per source, database size, embedding model, last ingest.
+
+    \b
+    Example:
+      brain stats --local
+    """
+    from .local import stats_local, stats_remote
+
+    data = stats_local(obj.cfg) if local else stats_remote(obj.cfg)
+    click.echo(json.dumps(data, indent=2))
+
+
+@main.command()
+@click.option("--batch", default=256, show_default=True, help="Chunks embedded per transaction.")
+@pass_ctx
+def reindex(obj: Ctx, batch: int) -> None:
+    """Embed every chunk the configured model has no vector for (resumable: rerun after a stop).
+
+    Run it on the brain-api host after changing embed.provider or the model.
+
+    \b
+    Example:
+      BRAIN_EMBED_PROVIDER=openai OPENAI_API_KEY=sk-... brain reindex
+    """
+    from .local import reindex_local
+
+    total = reindex_local(obj.cfg, batch, lambda n: click.echo(f"embedded {n} chunks", err=True))
+    click.echo(f"reindex done: {total} chunk texts embedded")
 
 
 # --- commands of each area register below --------------------------------------------------------

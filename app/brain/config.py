@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 
 class ConfigError(ValueError):
@@ -215,7 +216,7 @@ class Config:
         except KeyError:
             return default
 
-    def with_overrides(self, **overrides: Any) -> "Config":
+    def with_overrides(self, **overrides: Any) -> Config:
         """A copy with some values replaced (dotted names passed with ``__`` for ``.``)."""
         values = dict(self.values)
         for key, value in overrides.items():

@@ -1,0 +1,43 @@
+"""brain-api: the Flask application factory."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask
+
+from .. import config as config_mod
+from .. import store
+from . import auth, errors, items, ops, search
+from .deps import close_db
+
+log = logging.getLogger(__name__)
+
+
+def create_app(test_config: dict[str, Any] | config_mod.Config | None = None) -> Flask:
+    """Build the app. ``test_config`` is a Config or a dict of dotted settings overriding the loaded ones."""
+    if isinstance(test_config, config_mod.Config):
+        cfg = test_config
+    else:
+        cfg = config_mod.load(overrides=test_config or None)
+    app = Flask(__name__)
+    app.config["BRAIN"] = cfg
+    app.config["MAX_CONTENT_LENGTH"] = cfg["server.max_body_bytes"]
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    conn = store.connect(cfg["server.db_path"])
+    try:
+        store.migrate(conn)
+    finally:
+        conn.close()
+    if not cfg["server.api_tokens"]:
+        log.warning("no API tokens configured (server.api_tokens / BRAIN_API_TOKENS): every API call gets 401")
+
+    errors.register(app)
+    app.teardown_appcontext(close_db)
+    app.register_blueprint(ops.health_bp)
+    for bp in (ops.bp, items.bp, search.bp):
+        bp.before_request(auth.require_token)
+        app.register_blueprint(bp)
+    # --- blueprints of other areas register below (each: before_request(auth.require_token)) ---
+    return app

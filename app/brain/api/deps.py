@@ -1,0 +1,51 @@
+"""Per-request and per-process resources for the blueprints.
+
+Why here: the house style keeps one SQLite connection per request in ``g`` (closed at teardown),
+while the embedder and the vector index are expensive and live once per worker process.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from flask import current_app, g
+
+from .. import store
+from ..config import Config
+from ..embed import Embedder, get_embedder
+from ..search import Searcher
+
+
+def get_config() -> Config:
+    return current_app.config["BRAIN"]
+
+
+def get_db() -> sqlite3.Connection:
+    if "db" not in g:
+        g.db = store.connect(get_config()["server.db_path"])
+    return g.db
+
+
+def get_store() -> store.Store:
+    cfg = get_config()
+    return store.Store(get_db(), cfg["embed.chunk_tokens"], cfg["embed.chunk_overlap"])
+
+
+def get_embedder_for_app() -> Embedder:
+    ext = current_app.extensions
+    if "brain_embedder" not in ext:
+        ext["brain_embedder"] = get_embedder(get_config())
+    return ext["brain_embedder"]
+
+
+def get_searcher() -> Searcher:
+    ext = current_app.extensions
+    if "brain_searcher" not in ext:
+        ext["brain_searcher"] = Searcher(get_embedder_for_app())
+    return ext["brain_searcher"]
+
+
+def close_db(_exc: BaseException | None = None) -> None:
+    db = g.pop("db", None)
+    if db is not None:
+        db.close()

@@ -1,0 +1,88 @@
+"""Ingest, read, list and delete items; forget by filter."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, jsonify, request
+
+from ..embed import EmbedError
+from ..store import ValidationError
+from .deps import get_config, get_embedder_for_app, get_store
+from .errors import ApiError
+from .params import filters, int_param, json_body, str_param
+
+log = logging.getLogger(__name__)
+bp = Blueprint("items", __name__, url_prefix="/api/v1")
+
+
+@bp.post("/items")
+def upsert_items():
+    """Batch upsert: all items valid and stored, or none."""
+    body = json_body()
+    items = body.get("items")
+    if not isinstance(items, list):
+        raise ApiError(400, "invalid_field", "items must be a list of item objects", field="items")
+    limit = get_config()["server.max_batch_items"]
+    if len(items) > limit:
+        raise ApiError(413, "too_many_items", f"a batch may carry at most {limit} items, got {len(items)}",
+                       field="items")
+    try:
+        embedder = get_embedder_for_app()
+        result = get_store().upsert(items, embedder, get_config()["server.max_item_bytes"])
+    except ValidationError as exc:
+        raise ApiError(400, "invalid_item", exc.message, field=exc.field, index=exc.index) from None
+    except EmbedError as exc:
+        log.error("embedding failed: %s", exc)
+        raise ApiError(503, "embedder_unavailable", f"embedding failed, nothing was stored: {exc}") from None
+    return jsonify(result.as_dict())
+
+
+@bp.get("/items")
+def list_items():
+    args = request.args
+    limit = int_param(args.get("limit"), "limit", 50, 1, 500)
+    offset = int_param(args.get("offset"), "offset", 0, 0, 10_000_000)
+    rows = get_store().list(**filters(args), limit=limit + 1, offset=offset)
+    more = len(rows) > limit
+    return jsonify({"items": rows[:limit], "next_offset": offset + limit if more else None})
+
+
+@bp.get("/items/<path:item_id>")
+def get_item(item_id: str):
+    item = get_store().get(item_id)
+    if item is None:
+        raise ApiError(404, "not_found", f"no item with id {item_id!r}")
+    offset = int_param(request.args.get("offset"), "offset", 0, 0, 1 << 40)
+    limit = int_param(request.args.get("limit"), "limit", 0, 0, 1 << 40)
+    content = item["content"]
+    item["content_total"] = len(content)
+    if offset or limit:
+        end = offset + limit if limit else len(content)
+        item["content"] = content[offset:end]
+        item["next_offset"] = end if end < len(content) else None
+    else:
+        item["next_offset"] = None
+    return jsonify(item)
+
+
+@bp.delete("/items/<path:item_id>")
+def delete_item(item_id: str):
+    if not get_store().delete(item_id):
+        raise ApiError(404, "not_found", f"no item with id {item_id!r}")
+    return jsonify({"deleted": 1})
+
+
+@bp.post("/forget")
+def forget():
+    """Delete by source / project / id prefix / time range: the way to make the brain forget."""
+    body = json_body()
+    unknown = sorted(set(body) - {"source", "project", "id_prefix", "since", "until"})
+    if unknown:
+        raise ApiError(400, "invalid_field", f"unknown field(s): {', '.join(unknown)}", field=unknown[0])
+    f = filters(body)
+    prefix = str_param(body.get("id_prefix"), "id_prefix", 512)
+    if not any(f.values()) and not prefix:
+        raise ApiError(400, "missing_filter", "give at least one of source, project, id_prefix, since, until")
+    deleted = get_store().forget(id_prefix=prefix, **f)
+    return jsonify({"deleted": deleted})

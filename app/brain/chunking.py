@@ -1,0 +1,149 @@
+"""Split an item's content into chunks bounded in model tokens.
+
+Why two strategies: prose reads best cut at paragraph boundaries, code at function/class
+boundaries (a chunk that starts mid-function retrieves badly). Both then pack whole units
+greedily up to the token limit and repeat the tail of one chunk at the head of the next
+(overlap), so a passage that straddles a boundary is still found whole in one of them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+CountTokens = Callable[[list[str]], list[int]]
+
+# A top-level (or class-level) definition starts a new unit in code. Covers Python, JS/TS,
+# Go, Rust, Java/Kotlin/C#, C/C++ function heads are caught by the blank-line fallback.
+_DEF = re.compile(
+    r"^(\s{0,4})(?:@\w|(?:async\s+)?def\s|class\s|(?:export\s+)?(?:default\s+)?(?:async\s+)?function\b|"
+    r"(?:export\s+)?(?:const|let|var)\s+\w+\s*=\s*(?:async\s*)?\(|func\s|(?:pub(?:\(\w+\))?\s+)?(?:fn|impl|struct|enum|trait|mod)\s|"
+    r"(?:public|private|protected|internal|static)\s|interface\s|type\s+\w+\s*(?:=|struct|interface)|"
+    r"#{1,6}\s)"
+)
+
+CODE_LANGUAGES = {
+    "python", "javascript", "typescript", "go", "rust", "java", "kotlin", "c", "cpp", "csharp", "ruby",
+    "php", "swift", "scala", "shell", "lua", "sql", "yaml", "toml", "json", "html", "css", "makefile",
+    "dockerfile", "terraform", "hcl",
+}
+
+
+@dataclass
+class Chunk:
+    text: str
+    tokens: int
+    start_line: int  # 1-based, inclusive
+    end_line: int
+
+
+@dataclass
+class _Unit:
+    lines: list[str]
+    start: int  # 1-based line number of lines[0]
+    tokens: int = 0
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+def _prose_units(lines: list[str]) -> list[_Unit]:
+    """Paragraphs: runs of lines separated by blank lines (the blank line stays with its paragraph)."""
+    units: list[_Unit] = []
+    cur: list[str] = []
+    start = 1
+    for i, line in enumerate(lines, 1):
+        if not cur:
+            start = i
+        cur.append(line)
+        if not line.strip():
+            units.append(_Unit(cur, start))
+            cur = []
+    if cur:
+        units.append(_Unit(cur, start))
+    return units
+
+
+def _code_units(lines: list[str]) -> list[_Unit]:
+    """Blocks that begin at a definition line (decorators and leading comments stay attached)."""
+    units: list[_Unit] = []
+    cur: list[str] = []
+    start = 1
+    for i, line in enumerate(lines, 1):
+        starts_def = bool(_DEF.match(line)) and not (cur and _DEF.match(cur[-1]) and cur[-1].lstrip().startswith("@"))
+        if starts_def and cur and any(x.strip() for x in cur):
+            # keep comment lines immediately above the definition with it
+            tail: list[str] = []
+            while cur and cur[-1].lstrip().startswith(("#", "//", "/*", "*", "--")) and cur[-1].strip():
+                tail.insert(0, cur.pop())
+            if cur:
+                units.append(_Unit(cur, start))
+                start = i - len(tail)
+            cur = tail
+        if not cur:
+            start = i
+        cur.append(line)
+    if cur:
+        units.append(_Unit(cur, start))
+    return units
+
+
+def _split_oversize(unit: _Unit, max_tokens: int, count: CountTokens) -> list[_Unit]:
+    """A unit larger than a chunk: cut by lines, and a single huge line by characters."""
+    pieces: list[_Unit] = []
+    line_tokens = count(unit.lines) if unit.lines else []
+    for offset, (line, n) in enumerate(zip(unit.lines, line_tokens)):
+        if n <= max_tokens:
+            pieces.append(_Unit([line], unit.start + offset, n))
+            continue
+        width = max(16, int(len(line) * max_tokens / max(n, 1) * 0.9))
+        for pos in range(0, len(line), width):
+            part = line[pos:pos + width]
+            pieces.append(_Unit([part], unit.start + offset, count([part])[0]))
+    return pieces
+
+
+def chunk_text(content: str, *, code: bool, max_tokens: int, overlap: int, count: CountTokens) -> list[Chunk]:
+    """Split ``content`` into chunks of at most ``max_tokens`` (as counted by ``count``)."""
+    if not content.strip():
+        return []
+    lines = content.replace("\r\n", "\n").split("\n")
+    units = _code_units(lines) if code else _prose_units(lines)
+    for u, n in zip(units, count([u.text for u in units])):
+        u.tokens = n
+    flat: list[_Unit] = []
+    for u in units:
+        flat.extend(_split_oversize(u, max_tokens, count) if u.tokens > max_tokens else [u])
+    return _pack(flat, max_tokens, overlap)
+
+
+def _pack(units: list[_Unit], max_tokens: int, overlap: int) -> list[Chunk]:
+    chunks: list[Chunk] = []
+    cur: list[_Unit] = []
+    used = 0
+    for u in units:
+        if cur and used + u.tokens > max_tokens:
+            chunks.append(_emit(cur, used))
+            carry: list[_Unit] = []
+            carried = 0
+            for prev in reversed(cur):
+                if carried + prev.tokens > overlap or carried + prev.tokens + u.tokens > max_tokens:
+                    break
+                carry.insert(0, prev)
+                carried += prev.tokens
+            cur, used = carry, carried
+        cur.append(u)
+        used += u.tokens
+    if cur and (not chunks or any(x.text.strip() for x in cur)):
+        chunks.append(_emit(cur, used))
+    return [c for c in chunks if c.text.strip()]
+
+
+def _emit(units: list[_Unit], tokens: int) -> Chunk:
+    lines: list[str] = []
+    for u in units:
+        lines.extend(u.lines)
+    end = units[-1].start + len(units[-1].lines) - 1
+    return Chunk("\n".join(lines).strip("\n"), tokens, units[0].start, end)

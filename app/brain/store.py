@@ -1,0 +1,523 @@
+"""The SQLite store: items, their chunks, FTS5 index, embedding cache, migrations.
+
+Why one file: the brain runs on a free VM and on a laptop; SQLite in WAL mode gives concurrent
+readers with one writer, online backups, and no server to run. Every write of a batch is one
+``BEGIN IMMEDIATE`` transaction, so a failed batch leaves the store exactly as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import timeutil
+from .chunking import CODE_LANGUAGES, Chunk, chunk_text
+from .embed import Embedder, text_hash
+
+log = logging.getLogger(__name__)
+
+SOURCES = ("claude", "browser", "file", "note")
+ITEM_FIELDS = ("id", "source", "title", "uri", "project", "created_at", "updated_at", "content", "meta")
+MAX_ID_LEN = 512
+MAX_TITLE_LEN = 2000
+
+MIGRATIONS: list[tuple[int, str, str]] = [
+    (1, "items, chunks, fts, embeddings", """
+CREATE TABLE items(
+  id TEXT PRIMARY KEY,
+  source TEXT NOT NULL,
+  title TEXT NOT NULL DEFAULT '',
+  uri TEXT,
+  project TEXT,
+  created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL,
+  content TEXT NOT NULL,
+  meta TEXT NOT NULL DEFAULT '{}',
+  content_hash TEXT NOT NULL,
+  ingested_at TEXT NOT NULL
+);
+CREATE INDEX items_source_updated ON items(source, updated_at);
+CREATE INDEX items_project_updated ON items(project, updated_at);
+CREATE INDEX items_updated ON items(updated_at);
+CREATE TABLE chunks(
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  item_id TEXT NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+  seq INTEGER NOT NULL,
+  text TEXT NOT NULL,
+  embed_hash TEXT NOT NULL,
+  tokens INTEGER NOT NULL,
+  start_line INTEGER,
+  end_line INTEGER,
+  UNIQUE(item_id, seq)
+);
+CREATE INDEX chunks_embed_hash ON chunks(embed_hash);
+CREATE VIRTUAL TABLE chunks_fts USING fts5(text, title, tokenize = 'porter unicode61 remove_diacritics 2');
+CREATE TABLE embeddings(
+  model TEXT NOT NULL,
+  text_hash TEXT NOT NULL,
+  dim INTEGER NOT NULL,
+  vector BLOB NOT NULL,
+  PRIMARY KEY(model, text_hash)
+) WITHOUT ROWID;
+CREATE TABLE chunk_deletions(seq INTEGER PRIMARY KEY AUTOINCREMENT, chunk_id INTEGER NOT NULL);
+CREATE TRIGGER chunks_after_insert AFTER INSERT ON chunks BEGIN
+  INSERT INTO chunks_fts(rowid, text, title) VALUES (new.id, new.text, (SELECT title FROM items WHERE id = new.item_id));
+END;
+CREATE TRIGGER chunks_after_delete AFTER DELETE ON chunks BEGIN
+  DELETE FROM chunks_fts WHERE rowid = old.id;
+  INSERT INTO chunk_deletions(chunk_id) VALUES (old.id);
+END;
+CREATE TABLE embed_usage(
+  id INTEGER PRIMARY KEY,
+  at TEXT NOT NULL,
+  model TEXT NOT NULL,
+  texts INTEGER NOT NULL,
+  tokens INTEGER NOT NULL,
+  cost_usd REAL NOT NULL
+);
+CREATE INDEX embed_usage_at ON embed_usage(at);
+CREATE TABLE kv(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""),
+]
+
+
+class ValidationError(ValueError):
+    """Bad input: names the field and, within a batch, the item index."""
+
+    def __init__(self, message: str, field: str | None = None, index: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.index = index
+
+
+def connect(db_path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
+    """Open a connection with the pragmas every user of the store relies on."""
+    path = str(db_path)
+    if readonly:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30, check_same_thread=False)
+    else:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA busy_timeout = 30000")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    return conn
+
+
+def migrate(conn: sqlite3.Connection) -> list[int]:
+    """Apply pending numbered migrations, each recorded in ``schema_migrations``; return those applied."""
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations(version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+                 "applied_at TEXT NOT NULL)")
+    done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
+    applied = []
+    for version, name, sql in MIGRATIONS:
+        if version in done:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if conn.execute("SELECT 1 FROM schema_migrations WHERE version = ?", (version,)).fetchone():
+                conn.execute("ROLLBACK")  # another process applied it meanwhile
+                continue
+            for statement in _statements(sql):
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_migrations(version, name, applied_at) VALUES (?, ?, ?)",
+                         (version, name, timeutil.now()))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        applied.append(version)
+    return applied
+
+
+def _statements(sql: str) -> Iterable[str]:
+    """Split a migration script on complete statements (triggers contain inner semicolons)."""
+    buf = ""
+    for line in sql.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            if buf.strip():
+                yield buf.strip()
+            buf = ""
+    if buf.strip():
+        yield buf.strip()
+
+
+# ------------------------------------------------------------------ validation
+
+
+def _opt_str(item: dict[str, Any], name: str, index: int, limit: int | None = None) -> str | None:
+    value = item.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValidationError(f"items[{index}].{name} must be a string or null", name, index)
+    if limit and len(value) > limit:
+        raise ValidationError(f"items[{index}].{name} is longer than {limit} characters", name, index)
+    return value
+
+
+def validate_item(item: Any, index: int, max_content_bytes: int) -> dict[str, Any]:
+    """Check one incoming item and return it normalised (times canonical, defaults filled)."""
+    if not isinstance(item, dict):
+        raise ValidationError(f"items[{index}] must be a JSON object", None, index)
+    unknown = sorted(set(item) - set(ITEM_FIELDS))
+    if unknown:
+        raise ValidationError(f"items[{index}] has unknown field(s): {', '.join(unknown)}", unknown[0], index)
+    source = item.get("source")
+    if not isinstance(source, str) or not source:
+        raise ValidationError(f"items[{index}].source is required", "source", index)
+    if source not in SOURCES:
+        raise ValidationError(f"items[{index}].source {source!r} is unknown; use one of {', '.join(SOURCES)}",
+                              "source", index)
+    item_id = item.get("id")
+    if not isinstance(item_id, str) or not item_id:
+        raise ValidationError(f"items[{index}].id is required (a non-empty string)", "id", index)
+    if len(item_id) > MAX_ID_LEN:
+        raise ValidationError(f"items[{index}].id is longer than {MAX_ID_LEN} characters", "id", index)
+    if not item_id.startswith(source + ":"):
+        raise ValidationError(f"items[{index}].id must start with '{source}:'", "id", index)
+    content = item.get("content")
+    if not isinstance(content, str):
+        raise ValidationError(f"items[{index}].content is required (a string)", "content", index)
+    if len(content.encode("utf-8", "surrogatepass")) > max_content_bytes:
+        raise ValidationError(f"items[{index}].content is larger than {max_content_bytes} bytes", "content", index)
+    if "\x00" in content:
+        raise ValidationError(f"items[{index}].content contains a NUL character", "content", index)
+    meta = item.get("meta", {})
+    if meta is None:
+        meta = {}
+    if not isinstance(meta, dict):
+        raise ValidationError(f"items[{index}].meta must be a JSON object", "meta", index)
+    times = {}
+    for name in ("created_at", "updated_at"):
+        raw = item.get(name)
+        if raw is None:
+            continue
+        try:
+            times[name] = timeutil.normalise(raw)
+        except ValueError as exc:
+            raise ValidationError(f"items[{index}].{name}: {exc}", name, index) from None
+    # missing times stay None here so the content hash only covers what the client sent;
+    # they are filled in when written (now for a new item, the stored value for an update)
+    created = times.get("created_at")
+    updated = times.get("updated_at")
+    return {
+        "id": item_id, "source": source,
+        "title": _opt_str(item, "title", index, MAX_TITLE_LEN) or "",
+        "uri": _opt_str(item, "uri", index, 8192),
+        "project": _opt_str(item, "project", index, 4096),
+        "created_at": created, "updated_at": updated, "content": content, "meta": meta,
+    }
+
+
+def item_hash(item: dict[str, Any]) -> str:
+    """Hash of everything the client sent: unchanged hash means nothing to do."""
+    canonical = json.dumps({k: item[k] for k in ITEM_FIELDS}, sort_keys=True, ensure_ascii=False,
+                           separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+# ------------------------------------------------------------------ ingest
+
+
+@dataclass
+class IngestResult:
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    embedded: int = 0
+    tokens: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {"inserted": self.inserted, "updated": self.updated, "unchanged": self.unchanged,
+                "embedded": self.embedded}
+
+
+@dataclass
+class _Prepared:
+    item: dict[str, Any]
+    hash: str
+    exists: bool
+    chunks: list[Chunk] = field(default_factory=list)
+    embed_texts: list[str] = field(default_factory=list)
+
+
+def _is_code(item: dict[str, Any]) -> bool:
+    return item["source"] == "file" and str(item["meta"].get("language", "")).lower() in CODE_LANGUAGES
+
+
+def embed_input(title: str, text: str) -> str:
+    """What is embedded for a chunk: its item's title gives the vector context the text may lack."""
+    return f"{title}\n{text}" if title else text
+
+
+class Store:
+    """Operations on one open connection (a request's, or a CLI command's)."""
+
+    def __init__(self, conn: sqlite3.Connection, chunk_tokens: int = 200, chunk_overlap: int = 32):
+        self.conn = conn
+        self.chunk_tokens = chunk_tokens
+        self.chunk_overlap = chunk_overlap
+
+    # -- ingest ----------------------------------------------------------------
+
+    def upsert(self, items: Sequence[Any], embedder: Embedder, max_content_bytes: int = 2 * 1024 * 1024) -> IngestResult:
+        """Validate, chunk, embed what is new, then write the whole batch in one transaction."""
+        clean = [validate_item(it, i, max_content_bytes) for i, it in enumerate(items)]
+        seen: dict[str, int] = {}
+        for i, it in enumerate(clean):
+            if it["id"] in seen:
+                raise ValidationError(f"items[{i}].id {it['id']!r} repeats items[{seen[it['id']]}]", "id", i)
+            seen[it["id"]] = i
+        existing = self._existing_hashes([it["id"] for it in clean])
+        result = IngestResult()
+        todo: list[_Prepared] = []
+        for it in clean:
+            h = item_hash(it)
+            if existing.get(it["id"]) == h:
+                result.unchanged += 1
+                continue
+            todo.append(_Prepared(it, h, it["id"] in existing))
+        max_tokens = max(16, min(self.chunk_tokens, embedder.max_tokens - 8))
+        for p in todo:
+            p.chunks = chunk_text(p.item["content"], code=_is_code(p.item), max_tokens=max_tokens,
+                                  overlap=min(self.chunk_overlap, max_tokens // 2), count=embedder.count_tokens)
+            p.embed_texts = [embed_input(p.item["title"], c.text) for c in p.chunks]
+        vectors, tokens = self._embed_missing(embedder, [t for p in todo for t in p.embed_texts])
+        result.embedded, result.tokens = len(vectors), tokens
+        self._write(todo, vectors, embedder, tokens, result)
+        return result
+
+    def _existing_hashes(self, ids: list[str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for start in range(0, len(ids), 500):
+            part = ids[start:start + 500]
+            marks = ",".join("?" * len(part))
+            for row in self.conn.execute(f"SELECT id, content_hash FROM items WHERE id IN ({marks})", part):
+                out[row[0]] = row[1]
+        return out
+
+    def missing_hashes(self, model: str, hashes: Iterable[str]) -> set[str]:
+        wanted = list(dict.fromkeys(hashes))
+        have: set[str] = set()
+        for start in range(0, len(wanted), 500):
+            part = wanted[start:start + 500]
+            marks = ",".join("?" * len(part))
+            have.update(r[0] for r in self.conn.execute(
+                f"SELECT text_hash FROM embeddings WHERE model = ? AND text_hash IN ({marks})", [model, *part]))
+        return set(wanted) - have
+
+    def _embed_missing(self, embedder: Embedder, texts: list[str]) -> tuple[dict[str, np.ndarray], int]:
+        """Embed only texts this model has never embedded (the cache is keyed by model + sha256)."""
+        by_hash = {text_hash(t): t for t in texts}
+        missing = self.missing_hashes(embedder.model_id, by_hash)
+        if not missing:
+            return {}, 0
+        order = sorted(missing)
+        res = embedder.embed([by_hash[h] for h in order])
+        return dict(zip(order, res.vectors)), res.tokens
+
+    def _write(self, todo: list[_Prepared], vectors: dict[str, np.ndarray], embedder: Embedder, tokens: int,
+               result: IngestResult) -> None:
+        now = timeutil.now()
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for h, vec in vectors.items():
+                conn.execute("INSERT OR IGNORE INTO embeddings(model, text_hash, dim, vector) VALUES (?, ?, ?, ?)",
+                             (embedder.model_id, h, int(vec.shape[0]), np.asarray(vec, np.float32).tobytes()))
+            for p in todo:
+                self._write_item(p, now)
+                if p.exists:
+                    result.updated += 1
+                else:
+                    result.inserted += 1
+            if vectors:
+                conn.execute("INSERT INTO embed_usage(at, model, texts, tokens, cost_usd) VALUES (?, ?, ?, ?, ?)",
+                             (now, embedder.model_id, len(vectors), tokens,
+                              tokens * embedder.price_per_mtok / 1_000_000))
+            if todo:
+                # the deletion log only needs to outlive the slowest process's last sync
+                conn.execute("DELETE FROM chunk_deletions WHERE seq < (SELECT max(seq) FROM chunk_deletions) - 500000")
+                conn.execute("INSERT INTO kv(key, value) VALUES ('last_ingest_at', ?) "
+                             "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (now,))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def _write_item(self, p: _Prepared, now: str) -> None:
+        it = p.item
+        meta = json.dumps(it["meta"], ensure_ascii=False, sort_keys=True)
+        old_title, old_created = None, None
+        if p.exists:
+            row = self.conn.execute("SELECT title, created_at FROM items WHERE id = ?", (it["id"],)).fetchone()
+            if row:
+                old_title, old_created = row[0], row[1]
+        created = it["created_at"] or old_created or it["updated_at"] or now
+        updated = it["updated_at"] or (now if p.exists else created)
+        self.conn.execute(
+            "INSERT INTO items(id, source, title, uri, project, created_at, updated_at, content, meta, content_hash, "
+            "ingested_at) VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET source=excluded.source, "
+            "title=excluded.title, uri=excluded.uri, project=excluded.project, created_at=excluded.created_at, "
+            "updated_at=excluded.updated_at, content=excluded.content, meta=excluded.meta, "
+            "content_hash=excluded.content_hash, ingested_at=excluded.ingested_at",
+            (it["id"], it["source"], it["title"], it["uri"], it["project"], created, updated,
+             it["content"], meta, p.hash, now))
+        keep = 0
+        if p.exists and old_title == it["title"]:
+            # a grown session or an appended file keeps its unchanged leading chunks (and their vectors)
+            old = self.conn.execute("SELECT seq, embed_hash FROM chunks WHERE item_id = ? ORDER BY seq",
+                                    (it["id"],)).fetchall()
+            new_hashes = [text_hash(t) for t in p.embed_texts]
+            while keep < min(len(old), len(new_hashes)) and old[keep][1] == new_hashes[keep]:
+                keep += 1
+        self.conn.execute("DELETE FROM chunks WHERE item_id = ? AND seq >= ?", (it["id"], keep))
+        self.conn.executemany(
+            "INSERT INTO chunks(item_id, seq, text, embed_hash, tokens, start_line, end_line) VALUES (?,?,?,?,?,?,?)",
+            [(it["id"], seq, c.text, text_hash(t), c.tokens, c.start_line, c.end_line)
+             for seq, (c, t) in enumerate(zip(p.chunks, p.embed_texts)) if seq >= keep])
+
+    # -- read / delete -----------------------------------------------------------
+
+    def get(self, item_id: str) -> dict[str, Any] | None:
+        row = self.conn.execute("SELECT i.*, (SELECT count(*) FROM chunks c WHERE c.item_id = i.id) AS chunks "
+                                "FROM items i WHERE id = ?", (item_id,)).fetchone()
+        return row_to_item(row, with_content=True) if row else None
+
+    def list(self, *, source: str | None = None, project: str | None = None, since: str | None = None,
+             until: str | None = None, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
+        where, args = filter_sql("i", source=source, project=project, since=since, until=until)
+        rows = self.conn.execute(
+            f"SELECT i.id, i.source, i.title, i.uri, i.project, i.created_at, i.updated_at, i.meta FROM items i "
+            f"WHERE {where} ORDER BY i.updated_at DESC, i.id LIMIT ? OFFSET ?", [*args, limit, offset]).fetchall()
+        return [row_to_item(r) for r in rows]
+
+    def delete(self, item_id: str) -> int:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            n = self.conn.execute("DELETE FROM items WHERE id = ?", (item_id,)).rowcount
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        return n
+
+    def forget(self, *, source: str | None = None, project: str | None = None, id_prefix: str | None = None,
+               since: str | None = None, until: str | None = None) -> int:
+        """Delete every item matching all given filters (at least one is required)."""
+        if not any((source, project, id_prefix, since, until)):
+            raise ValidationError("forget needs at least one of source, project, id_prefix, since, until")
+        where, args = filter_sql("items", source=source, project=project, since=since, until=until)
+        if id_prefix:
+            where += " AND substr(items.id, 1, ?) = ?"
+            args += [len(id_prefix), id_prefix]
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            n = self.conn.execute(f"DELETE FROM items WHERE {where}", args).rowcount
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        return n
+
+    def stats(self, model: str) -> dict[str, Any]:
+        items = {r[0]: r[1] for r in self.conn.execute("SELECT source, count(*) FROM items GROUP BY source")}
+        chunks = {r[0]: r[1] for r in self.conn.execute(
+            "SELECT i.source, count(*) FROM chunks c JOIN items i ON i.id = c.item_id GROUP BY i.source")}
+        vectors = self.conn.execute(
+            "SELECT count(*) FROM chunks c JOIN embeddings e ON e.model = ? AND e.text_hash = c.embed_hash",
+            (model,)).fetchone()[0]
+        total_chunks = sum(chunks.values())
+        page = self.conn.execute("PRAGMA page_size").fetchone()[0]
+        pages = self.conn.execute("PRAGMA page_count").fetchone()[0]
+        last = self.conn.execute("SELECT value FROM kv WHERE key = 'last_ingest_at'").fetchone()
+        return {"items": items, "chunks": chunks, "total_items": sum(items.values()), "total_chunks": total_chunks,
+                "vectors": vectors, "missing_vectors": total_chunks - vectors, "db_bytes": page * pages,
+                "embedding_model": model, "last_ingest_at": last[0] if last else None}
+
+    # -- reindex -----------------------------------------------------------------
+
+    def reindex(self, embedder: Embedder, batch: int = 256, progress: Any = None) -> int:
+        """Embed every chunk text the current model lacks, a batch per transaction.
+
+        Resumable by construction: a batch that committed is in the cache and is skipped next time.
+        """
+        done = 0
+        while True:
+            rows = self.conn.execute(
+                "SELECT c.embed_hash, i.title, c.text FROM chunks c JOIN items i ON i.id = c.item_id "
+                "WHERE NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.model = ? AND e.text_hash = c.embed_hash) "
+                "GROUP BY c.embed_hash LIMIT ?", (embedder.model_id, batch)).fetchall()
+            if not rows:
+                return done
+            texts = [embed_input(r[1], r[2]) for r in rows]
+            res = embedder.embed(texts)
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                for r, vec in zip(rows, res.vectors):
+                    self.conn.execute(
+                        "INSERT OR IGNORE INTO embeddings(model, text_hash, dim, vector) VALUES (?, ?, ?, ?)",
+                        (embedder.model_id, r[0], int(vec.shape[0]), vec.astype(np.float32).tobytes()))
+                self.conn.execute("INSERT INTO embed_usage(at, model, texts, tokens, cost_usd) VALUES (?,?,?,?,?)",
+                                  (timeutil.now(), embedder.model_id, len(rows), res.tokens,
+                                   res.tokens * embedder.price_per_mtok / 1_000_000))
+                self.conn.execute("INSERT INTO kv(key, value) VALUES ('vectors_added', ?) ON CONFLICT(key) DO "
+                                  "UPDATE SET value = CAST(value AS INTEGER) + excluded.value", (str(len(rows)),))
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            done += len(rows)
+            if progress:
+                progress(done)
+
+    def embed_usage(self, since: str, until: str) -> dict[str, Any]:
+        row = self.conn.execute("SELECT coalesce(sum(texts),0), coalesce(sum(tokens),0), coalesce(sum(cost_usd),0) "
+                                "FROM embed_usage WHERE at >= ? AND at < ?", (since, until)).fetchone()
+        return {"texts": row[0], "tokens": row[1], "cost_usd": row[2]}
+
+
+def filter_sql(alias: str, *, source: str | None = None, project: str | None = None, since: str | None = None,
+               until: str | None = None) -> tuple[str, list[Any]]:
+    """WHERE fragment for the item filters; since/until select items active in the window."""
+    where = ["1"]
+    args: list[Any] = []
+    if source:
+        where.append(f"{alias}.source = ?")
+        args.append(source)
+    if project:
+        where.append(f"{alias}.project = ?")
+        args.append(project)
+    if since:
+        where.append(f"{alias}.updated_at >= ?")
+        args.append(since)
+    if until:
+        where.append(f"{alias}.created_at <= ?")
+        args.append(until)
+    return " AND ".join(where), args
+
+
+def row_to_item(row: sqlite3.Row, with_content: bool = False) -> dict[str, Any]:
+    keys = row.keys()
+    out = {k: row[k] for k in ("id", "source", "title", "uri", "project", "created_at", "updated_at")}
+    out["meta"] = json.loads(row["meta"]) if row["meta"] else {}
+    if with_content:
+        out["content"] = row["content"]
+        out["content_hash"] = row["content_hash"]
+        out["ingested_at"] = row["ingested_at"]
+    if "chunks" in keys:
+        out["chunks"] = row["chunks"]
+    return out

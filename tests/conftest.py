@@ -1,0 +1,126 @@
+"""Shared fixtures: an app on a temporary SQLite file, its test client, the CLI runner, and a real
+brain-api (gunicorn) on a free loopback port for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import requests
+from click.testing import CliRunner
+
+from brain.api import create_app
+
+REPO = Path(__file__).resolve().parent.parent
+TOKEN = "test-token-" + "x" * 20
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test may read or write the developer's real config, state or data folders."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    for var, sub in (("XDG_CONFIG_HOME", ".config"), ("XDG_STATE_HOME", ".local/state"),
+                     ("XDG_DATA_HOME", ".local/share"), ("XDG_CACHE_HOME", ".cache")):
+        monkeypatch.setenv(var, str(home / sub))
+    for var in ("BRAIN_CONFIG", "BRAIN_DB", "BRAIN_API_TOKENS", "BRAIN_TOKEN", "BRAIN_API_URL", "OPENAI_API_KEY",
+                "BRAIN_EMBED_PROVIDER", "BRAIN_EMBED_BASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "brain.db"
+
+
+@pytest.fixture
+def app(db_path: Path):
+    return create_app({"server.db_path": str(db_path), "server.api_tokens": [TOKEN]})
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def auth() -> dict[str, str]:
+    return {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class ApiServer:
+    url: str
+    token: str
+    db_path: Path
+    process: subprocess.Popen
+    log_path: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def start_api_server(tmp: Path, extra_env: dict[str, str] | None = None, workers: int = 2) -> ApiServer:
+    """Start ``brain serve`` (gunicorn) as a real process and wait until /healthz answers."""
+    port = free_port()
+    db = tmp / "server.db"
+    env = dict(os.environ)
+    env.update({"BRAIN_DB": str(db), "BRAIN_API_TOKENS": TOKEN, "BRAIN_SERVER_PORT": str(port),
+                "BRAIN_SERVER_HOST": "127.0.0.1", "BRAIN_SERVER_WORKERS": str(workers)})
+    env.update(extra_env or {})
+    log_path = tmp / "server.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "brain", "serve"], env=env, stdout=log,
+                                stderr=subprocess.STDOUT, cwd=tmp)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"brain serve exited with {proc.returncode}:\n{log_path.read_text()}")
+        try:
+            if requests.get(url + "/healthz", timeout=1).status_code == 200:
+                return ApiServer(url, TOKEN, db, proc, log_path, env)
+        except requests.RequestException:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"brain serve did not answer within 30 s:\n{log_path.read_text()}")
+
+
+def stop_api_server(server: ApiServer) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait()
+
+
+@pytest.fixture
+def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
+    """A real brain-api process (gunicorn, 2 workers) with a fresh database."""
+    server = start_api_server(tmp_path_factory.mktemp("api"))
+    yield server
+    stop_api_server(server)
