@@ -142,8 +142,16 @@ def _pack(units: list[_Unit], max_tokens: int, overlap: int) -> list[Chunk]:
 
 
 def _emit(units: list[_Unit], tokens: int) -> Chunk:
+    """Join units; blank lines at either end are dropped and the line range says so."""
     lines: list[str] = []
     for u in units:
         lines.extend(u.lines)
+    start = units[0].start
     end = units[-1].start + len(units[-1].lines) - 1
-    return Chunk("\n".join(lines).strip("\n"), tokens, units[0].start, end)
+    while lines and not lines[0].strip():
+        lines.pop(0)
+        start += 1
+    while lines and not lines[-1].strip():
+        lines.pop()
+        end -= 1
+    return Chunk("\n".join(lines), tokens, start, max(start, end))

@@ -181,6 +181,13 @@ def reindex(obj: Ctx, batch: int) -> None:
 
 
 # --- commands of each area register below --------------------------------------------------------
+from .ask_cli import ask as ask_command  # noqa: E402 - issue 4: brain ask
+
+main.add_command(ask_command)
+from .backup import backup_cmd, restore_cmd  # noqa: E402 - issue 6: brain backup / restore
+
+main.add_command(backup_cmd)
+main.add_command(restore_cmd)
 
 
 def run() -> None:  # pragma: no cover - console entry for `python -m brain`

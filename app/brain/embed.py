@@ -276,7 +276,9 @@ class OpenAIEmbedder:
         tokens = 0
         for batch in self._batches(texts):
             try:
-                resp = self._client.embeddings.create(model=self.model, input=[texts[i] for i in batch])
+                # floats, not the client's default base64: not every OpenAI-compatible server speaks base64
+                resp = self._client.embeddings.create(model=self.model, input=[texts[i] for i in batch],
+                                                      encoding_format="float")
             except openai.APIStatusError as exc:
                 raise EmbedError(f"embeddings API {self._base} answered {exc.status_code}: {exc.message}") from exc
             except openai.APIError as exc:

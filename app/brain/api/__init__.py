@@ -35,9 +35,10 @@ def create_app(test_config: dict[str, Any] | config_mod.Config | None = None) ->
 
     errors.register(app)
     app.teardown_appcontext(close_db)
-    app.register_blueprint(ops.health_bp)
-    for bp in (ops.bp, items.bp, search.bp):
-        bp.before_request(auth.require_token)
+    app.before_request(auth.require_token)  # every endpoint but those in auth.PUBLIC_ENDPOINTS
+    for bp in (ops.health_bp, ops.bp, items.bp, search.bp):
         app.register_blueprint(bp)
-    # --- blueprints of other areas register below (each: before_request(auth.require_token)) ---
+    # --- blueprints of other areas register below (auth applies to them automatically) ---
+    from . import ask as ask_api  # issue 4: POST /api/v1/ask (its blueprint requires the token itself)
+    app.register_blueprint(ask_api.bp)
     return app

@@ -10,8 +10,13 @@ from .deps import get_config
 from .errors import ApiError
 
 
+PUBLIC_ENDPOINTS = frozenset({"health.healthz"})
+
+
 def require_token() -> None:
     """``before_request`` hook: 401 unless the Authorization header carries a configured token."""
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        return
     tokens = get_config()["server.api_tokens"]
     header = request.headers.get("Authorization", "")
     scheme, _, given = header.partition(" ")

@@ -1,0 +1,153 @@
+"""Hybrid search: both signals, fusion, filters, model isolation, and the incremental vector index."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from brain import store
+from brain.embed import LocalEmbedder
+from brain.search import Searcher, VectorIndex, fts_query, make_snippet
+
+CORPUS = [
+    ("note:wal", "note", "/p/db", "2026-11-01T00:00:00Z", "SQLite durability",
+     "Write-ahead logging lets readers continue while one writer appends to the log file."),
+    ("note:git", "note", "/p/vcs", "2026-11-05T00:00:00Z", "Undoing commits",
+     "git reset --soft HEAD~1 removes the last commit but keeps your changes staged."),
+    ("note:pasta", "note", "/home", "2026-10-01T00:00:00Z", "Dinner",
+     "Cook the spaghetti in a big pot of salted boiling water for nine minutes."),
+    ("browser:p:1", "browser", None, "2026-11-10T00:00:00Z", "ZeroDivisionError in numpy",
+     "RuntimeWarning: divide by zero encountered in log; use np.errstate to silence it."),
+    ("claude:s1", "claude", "/p/db", "2026-11-20T00:00:00Z", "Fix flaky test",
+     "We added a busy_timeout pragma so concurrent writers wait instead of failing with database is locked."),
+]
+
+
+@pytest.fixture(scope="module")
+def embedder() -> LocalEmbedder:
+    return LocalEmbedder("all-MiniLM-L6-v2")
+
+
+@pytest.fixture
+def conn(db_path, embedder):
+    c = store.connect(db_path)
+    store.migrate(c)
+    items = [{"id": i, "source": s, "project": p, "created_at": t, "title": title, "content": body}
+             for i, s, p, t, title, body in CORPUS]
+    store.Store(c).upsert(items, embedder)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def searcher(embedder) -> Searcher:
+    return Searcher(embedder)
+
+
+def ids(hits):
+    return [h.item_id for h in hits]
+
+
+def test_vector_search_finds_by_meaning_without_shared_words(conn, searcher):
+    hits = searcher.search(conn, "how do I make pasta for supper", mode="vector", k=3)
+    assert ids(hits)[0] == "note:pasta"
+    assert "bm25" not in hits[0].scores and hits[0].scores["vector_rank"] == 1
+
+
+def test_bm25_finds_exact_rare_terms(conn, searcher):
+    hits = searcher.search(conn, "busy_timeout", mode="bm25")
+    assert ids(hits) == ["claude:s1"]
+    assert "[busy_timeout]" in hits[0].snippet
+
+
+def test_hybrid_fuses_both_signals_with_rrf(conn, searcher):
+    hits = searcher.search(conn, "database is locked concurrent writers", k=5)
+    top = hits[0]
+    assert top.item_id == "claude:s1"
+    assert {"bm25", "bm25_rank", "vector", "vector_rank"} <= set(top.scores)
+    expected = 1 / (60 + top.scores["bm25_rank"]) + 1 / (60 + top.scores["vector_rank"])
+    assert top.score == pytest.approx(expected)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+def test_results_carry_item_metadata(conn, searcher):
+    hit = searcher.search(conn, "spaghetti", k=1)[0]
+    assert (hit.source, hit.title, hit.project) == ("note", "Dinner", "/home")
+    assert hit.created_at == "2026-10-01T00:00:00.000Z" and hit.start_line == 1
+    result = hit.as_result()
+    assert set(result) >= {"id", "source", "title", "uri", "project", "created_at", "updated_at", "meta", "chunk",
+                           "snippet", "score", "scores"}
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "vector", "bm25"])
+def test_filters_apply_to_every_signal(conn, searcher, mode):
+    q = "sqlite writers database"
+    assert set(ids(searcher.search(conn, q, mode=mode, source="claude"))) == {"claude:s1"}
+    assert set(ids(searcher.search(conn, q, mode=mode, project="/p/db"))) <= {"note:wal", "claude:s1"}
+    recent = ids(searcher.search(conn, q, mode=mode, since="2026-11-15T00:00:00.000Z"))
+    assert recent == ["claude:s1"]
+    old = set(ids(searcher.search(conn, q, mode=mode, until="2026-11-02T00:00:00.000Z")))
+    assert old and old <= {"note:wal", "note:pasta"}
+
+
+def test_user_text_never_breaks_fts_syntax(conn, searcher):
+    for q in ['"unbalanced', "NEAR(", "a AND OR NOT b", "col:umn", "*", "-", "ünïcödé ✓"]:
+        searcher.search(conn, q)  # no sqlite3.OperationalError
+    assert fts_query("  ") == "" and searcher.search(conn, "!!!", mode="bm25") == []
+
+
+def test_index_follows_inserts_and_deletes_from_other_connections(conn, searcher, db_path, embedder):
+    assert "note:new" not in ids(searcher.search(conn, "kubernetes pod eviction", mode="vector"))
+    other = store.connect(db_path)
+    st = store.Store(other)
+    st.upsert([{"id": "note:new", "source": "note", "content": "Kubernetes evicts pods when the node runs "
+                "out of memory."}], embedder)
+    assert ids(searcher.search(conn, "kubernetes pod eviction", mode="vector"))[0] == "note:new"
+    st.delete("note:new")
+    st.delete("note:git")
+    assert not {"note:new", "note:git"} & set(ids(searcher.search(conn, "kubernetes git commit", mode="vector")))
+    other.close()
+
+
+def test_search_never_mixes_models(conn, db_path, embedder):
+    class Other:
+        model_id, dim, max_tokens, price_per_mtok = "local/other", 384, 256, 0.0
+
+        def embed(self, texts):
+            return embedder.embed(texts)
+
+        def count_tokens(self, texts):
+            return embedder.count_tokens(texts)
+
+    s = Searcher(Other())
+    assert s.search(conn, "pasta", mode="vector") == []  # no vectors of that model yet
+    store.Store(conn).reindex(Other())
+    assert ids(s.search(conn, "pasta dinner", mode="vector"))[0] == "note:pasta"
+
+
+def test_vector_index_compacts_after_many_deletes():
+    idx = VectorIndex("m")
+    idx.ids = np.arange(10, dtype=np.int64)
+    idx.mat = np.eye(10, dtype=np.float32)
+    idx.alive = np.ones(10, bool)
+    idx.alive[:5] = False
+    top = idx.top(np.eye(10, dtype=np.float32)[2], 3)
+    assert all(cid >= 5 for cid, _ in top)
+
+
+def test_per_item_false_returns_several_chunks_of_one_item(db_path, embedder):
+    c = store.connect(db_path)
+    store.migrate(c)
+    long = "\n\n".join(f"Section {i}: the deploy script restarts gunicorn workers gracefully." for i in range(40))
+    store.Store(c, chunk_tokens=40, chunk_overlap=0).upsert(
+        [{"id": "note:long", "source": "note", "content": long}], embedder)
+    s = Searcher(embedder)
+    assert len(s.search(c, "gunicorn restart", k=5)) == 1
+    assert len(s.search(c, "gunicorn restart", k=5, per_item=False)) == 5
+    c.close()
+
+
+def test_make_snippet_centres_on_query_word():
+    text = "x " * 300 + "the needle is here" + " y" * 300
+    snip = make_snippet(text, "needle")
+    assert "needle" in snip and snip.startswith("…") and len(snip) < 300
