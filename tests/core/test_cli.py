@@ -1,0 +1,84 @@
+"""The ``brain`` CLI: help texts with examples, token, config errors, local search/stats/reindex."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from brain import store
+from brain.cli import main
+from brain.embed import get_embedder
+
+
+@pytest.fixture
+def filled_db(db_path, monkeypatch):
+    monkeypatch.setenv("BRAIN_DB", str(db_path))
+    from brain import config
+
+    cfg = config.load()
+    conn = store.connect(db_path)
+    store.migrate(conn)
+    store.Store(conn).upsert([
+        {"id": "note:wal", "source": "note", "title": "WAL", "content": "SQLite write-ahead logging and checkpoints"},
+        {"id": "note:pasta", "source": "note", "title": "Pasta", "content": "Boil spaghetti in salted water"},
+    ], get_embedder(cfg))
+    conn.close()
+    return db_path
+
+
+@pytest.mark.parametrize("cmd", [["serve"], ["search"], ["stats"], ["reindex"], ["token", "new"], ["config", "show"]])
+def test_every_command_has_help_with_an_example(runner, cmd):
+    r = runner.invoke(main, [*cmd, "--help"])
+    assert r.exit_code == 0 and "Example:" in r.output
+
+
+def test_token_new_prints_a_strong_token_and_config_lines(runner):
+    r = runner.invoke(main, ["token", "new"])
+    token = r.stdout.strip().splitlines()[0]
+    assert r.exit_code == 0 and len(token) >= 40
+    assert f"BRAIN_API_TOKENS={token}" in r.stderr and f"BRAIN_TOKEN={token}" in r.stderr
+    assert runner.invoke(main, ["token", "new"]).stdout.strip() != token
+
+
+def test_bad_config_fails_with_a_clear_message(runner, monkeypatch):
+    monkeypatch.setenv("BRAIN_SERVER_PORT", "http")
+    r = runner.invoke(main, ["stats", "--local"])
+    assert r.exit_code != 0
+    assert "server.port = 'http' (from BRAIN_SERVER_PORT): must be an integer" in r.output
+
+
+def test_search_local_prints_ranked_results(runner, filled_db):
+    r = runner.invoke(main, ["search", "--local", "spaghetti dinner"])
+    assert r.exit_code == 0, r.output
+    assert r.output.splitlines()[0].startswith("[1] Pasta")
+    r = runner.invoke(main, ["search", "--local", "--json", "--source", "note", "-k", "1", "checkpoint"])
+    data = json.loads(r.output)
+    assert [x["id"] for x in data["results"]] == ["note:wal"]
+
+
+def test_search_local_rejects_bad_dates(runner, filled_db):
+    r = runner.invoke(main, ["search", "--local", "x", "--since", "someday"])
+    assert r.exit_code != 0 and "someday" in r.output
+
+
+def test_stats_and_reindex_local(runner, filled_db, monkeypatch):
+    r = runner.invoke(main, ["stats", "--local"])
+    assert json.loads(r.output)["items"] == {"note": 2}
+    r = runner.invoke(main, ["reindex"])
+    assert r.exit_code == 0 and "0 chunk texts embedded" in r.output
+
+
+def test_search_and_stats_through_brain_api(runner, api_server, monkeypatch):
+    import requests
+
+    requests.post(api_server.url + "/api/v1/items", headers=api_server.headers, timeout=60, json={"items": [
+        {"id": "note:remote", "source": "note", "title": "Remote note", "content": "Caddy terminates TLS"}]})
+    monkeypatch.setenv("BRAIN_API_URL", api_server.url)
+    monkeypatch.setenv("BRAIN_TOKEN", api_server.token)
+    r = runner.invoke(main, ["search", "tls termination", "--mode", "bm25"])
+    assert r.exit_code == 0 and r.output.startswith("[1] Remote note"), r.output
+    assert json.loads(runner.invoke(main, ["stats"]).output)["items"] == {"note": 1}
+    monkeypatch.setenv("BRAIN_TOKEN", "wrong")
+    r = runner.invoke(main, ["search", "tls"])
+    assert r.exit_code != 0 and "invalid bearer token" in r.output

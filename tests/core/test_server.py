@@ -1,0 +1,45 @@
+"""The real production server: gunicorn workers on a loopback port, spoken to over HTTP."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+
+import requests
+
+
+def _items(prefix: str, n: int) -> list[dict]:
+    return [{"id": f"note:{prefix}{i}", "source": "note", "title": f"{prefix} {i}",
+             "content": f"Entry {i} of batch {prefix}: the gunicorn worker wrote this about topic {prefix}{i}."}
+            for i in range(n)]
+
+
+def test_gunicorn_serves_ingest_search_and_auth(api_server):
+    url, h = api_server.url, api_server.headers
+    assert requests.get(url + "/healthz", timeout=10).json() == {"status": "ok"}
+    assert requests.get(url + "/api/v1/stats", timeout=10).status_code == 401
+    r = requests.post(url + "/api/v1/items", json={"items": _items("a", 5)}, headers=h, timeout=60)
+    assert r.status_code == 200 and r.json()["inserted"] == 5
+    assert requests.get(url + "/readyz", headers=h, timeout=30).json()["status"] == "ready"
+    body = requests.get(url + "/api/v1/search", params={"q": "topic a3"}, headers=h, timeout=30).json()
+    assert body["results"][0]["id"] == "note:a3"
+    r = requests.post(url + "/api/v1/items", data=b"{oops", headers={**h, "Content-Type": "application/json"},
+                      timeout=10)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_json"
+    assert "gunicorn" in api_server.log().lower()
+
+
+def test_concurrent_batches_and_cross_worker_visibility(api_server):
+    """Two workers write at once (SQLite serialises them), and every worker's vector index follows."""
+    url, h = api_server.url, api_server.headers
+    with cf.ThreadPoolExecutor(4) as pool:
+        futures = [pool.submit(requests.post, url + "/api/v1/items", json={"items": _items(p, 10)}, headers=h,
+                               timeout=120) for p in "wxyz"]
+        assert all(f.result().status_code == 200 for f in futures)
+    stats = requests.get(url + "/api/v1/stats", headers=h, timeout=30).json()
+    assert stats["items"] == {"note": 40} and stats["missing_vectors"] == 0
+    assert requests.delete(url + "/api/v1/items/note:x7", headers=h, timeout=30).json() == {"deleted": 1}
+    for _ in range(6):  # requests spread over both workers; each must see the delete
+        ids = [r["id"] for r in requests.get(url + "/api/v1/search", params={"q": "topic x7", "mode": "vector",
+                                                                              "k": 40}, headers=h,
+                                             timeout=30).json()["results"]]
+        assert "note:x7" not in ids and len(ids) == 39
