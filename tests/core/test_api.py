@@ -192,7 +192,7 @@ def test_bad_item_rejects_whole_batch_naming_field_and_index(client, auth, db_pa
     assert r.status_code == 400, r.json
     err = r.json["error"]
     assert err["code"] == "invalid_item" and err["field"] == field and err["index"] == 2
-    assert f"items[2]" in err["message"]
+    assert "items[2]" in err["message"]
     assert count_items(db_path) == 0
 
 

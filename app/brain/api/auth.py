@@ -9,7 +9,6 @@ from flask import request
 from .deps import get_config
 from .errors import ApiError
 
-
 PUBLIC_ENDPOINTS = frozenset({"health.healthz"})
 
 

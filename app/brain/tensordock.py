@@ -1,0 +1,756 @@
+"""Client for the TensorDock v2 REST API: the GPU VM that runs the LLM.
+
+Why it lives in the deployable package: two programs drive the same VM. The Pulumi dynamic
+provider (``infra/tensordock/provider.py``) creates and deletes it; brain-api's GPU control
+starts and stops it on demand. Both must share one client, with one set of rules for retries
+and for TensorDock's uneven response shapes, rather than two copies that drift apart.
+
+What the API looks like (see ``docs/OPERATIONS.md`` and the public docs): JSON over HTTPS,
+``Authorization: Bearer <token>``, base ``https://dashboard.tensordock.com/api/v2``. Responses
+are sometimes wrapped in ``{"data": ...}`` and sometimes not, sometimes JSON:API style with an
+``attributes`` object, statuses come in mixed case (``running``, ``Stopped``), and an error can
+arrive inside an HTTP 200 as ``{"error": "...", "status": 400}``. Every parser here therefore
+accepts each of those shapes, and every error names the operation and shows TensorDock's own
+message (never the token).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+import urllib3
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://dashboard.tensordock.com/api/v2"
+TOKEN_ENV = "TENSORDOCK_API_TOKEN"
+BASE_URL_ENV = "TENSORDOCK_BASE_URL"
+RTX_4090 = "geforcertx4090-pcie-24gb"
+MIN_STORAGE_GB = 100  # documented minimum for a new instance
+DEFAULT_IMAGE = "ubuntu2404"
+
+# Countries (names and ISO 3166 alpha-2 codes, compared case-insensitively) counted as "EU"
+# when picking a location: EU member states plus the EEA, Switzerland and the UK, which are
+# close enough in latency and law for a private LLM box.
+_EU_NAMES_AND_CODES = (
+    ("Austria", "AT"), ("Belgium", "BE"), ("Bulgaria", "BG"), ("Croatia", "HR"), ("Cyprus", "CY"),
+    ("Czechia", "CZ"), ("Czech Republic", "CZ"), ("Denmark", "DK"), ("Estonia", "EE"), ("Finland", "FI"),
+    ("France", "FR"), ("Germany", "DE"), ("Greece", "GR"), ("Hungary", "HU"), ("Ireland", "IE"),
+    ("Italy", "IT"), ("Latvia", "LV"), ("Lithuania", "LT"), ("Luxembourg", "LU"), ("Malta", "MT"),
+    ("Netherlands", "NL"), ("The Netherlands", "NL"), ("Poland", "PL"), ("Portugal", "PT"),
+    ("Romania", "RO"), ("Slovakia", "SK"), ("Slovenia", "SI"), ("Spain", "ES"), ("Sweden", "SE"),
+    ("Norway", "NO"), ("Iceland", "IS"), ("Switzerland", "CH"), ("United Kingdom", "GB"), ("UK", "GB"),
+)
+EU_COUNTRIES = frozenset(x.lower() for pair in _EU_NAMES_AND_CODES for x in pair)
+
+_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+_MAX_MESSAGE = 300
+
+
+class TensorDockError(RuntimeError):
+    """A TensorDock call failed; ``operation`` says which, ``status`` is the HTTP status if any."""
+
+    def __init__(self, operation: str, message: str, status: int | None = None):
+        self.operation = operation
+        self.message = message
+        self.status = status
+        where = f" (HTTP {status})" if status is not None else ""
+        super().__init__(f"TensorDock {operation} failed{where}: {message}")
+
+
+class TensorDockAuthError(TensorDockError):
+    """401/403: the token is missing, wrong or lacks permission. Never retried."""
+
+
+class TensorDockNotFound(TensorDockError):
+    """404: the instance (or hostnode) does not exist, e.g. it was deleted in the dashboard."""
+
+
+class TensorDockTimeout(TensorDockError):
+    """``wait_for_status`` gave up before the instance reached the wanted status."""
+
+
+def normalize_status(value: Any) -> str:
+    """``"StoppedDisassociated"`` -> ``"stopped_disassociated"``, ``"RUNNING"`` -> ``"running"``.
+
+    Why: the API mixes ``running`` and ``Stopped``; callers compare against one spelling.
+    """
+    text = str(value or "").strip()
+    text = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", text)
+    return re.sub(r"[\s\-]+", "_", text).lower()
+
+
+@dataclass(frozen=True)
+class PortForward:
+    """One forwarded port: traffic to ``external_port`` on the public IP reaches ``internal_port``."""
+
+    internal_port: int
+    external_port: int
+
+
+@dataclass(frozen=True)
+class Instance:
+    """What we use of an instance; ``raw`` keeps the merged response for anything else."""
+
+    id: str
+    name: str = ""
+    status: str = ""
+    ip: str = ""
+    port_forwards: tuple[PortForward, ...] = ()
+    rate_hourly: float | None = None
+    vcpu: int | None = None
+    ram_gb: int | None = None
+    storage_gb: int | None = None
+    gpus: Mapping[str, int] = field(default_factory=dict)
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def ssh_port(self) -> int:
+        """The public port that reaches sshd: the forward of internal port 22, else 22 (dedicated IP)."""
+        for pf in self.port_forwards:
+            if pf.internal_port == 22:
+                return pf.external_port
+        return 22
+
+
+@dataclass(frozen=True)
+class LocationGpu:
+    """A GPU model offered at a location, with its hourly price and the limits that go with it."""
+
+    v0_name: str
+    display_name: str = ""
+    max_count: int = 0
+    price_per_hr: float | None = None
+    max_vcpus: int | None = None
+    max_ram_gb: int | None = None
+    max_storage_gb: int | None = None
+    pricing: Mapping[str, float] = field(default_factory=dict)
+    dedicated_ip_available: bool | None = None
+    port_forwarding_available: bool | None = None
+
+
+@dataclass(frozen=True)
+class Location:
+    """A TensorDock location (a city) and the GPUs it can deploy now."""
+
+    id: str
+    city: str = ""
+    stateprovince: str = ""
+    country: str = ""
+    tier: Any = None
+    gpus: tuple[LocationGpu, ...] = ()
+
+    def gpu(self, v0_name: str) -> LocationGpu | None:
+        """The offer for ``v0_name`` here, or None."""
+        return next((g for g in self.gpus if g.v0_name == v0_name), None)
+
+    @property
+    def is_eu(self) -> bool:
+        return self.country.strip().lower() in EU_COUNTRIES
+
+
+@dataclass(frozen=True)
+class Hostnode:
+    """A physical host: what it has free now, and which public ports can be forwarded."""
+
+    id: str
+    location_id: str = ""
+    country: str = ""
+    city: str = ""
+    gpus: Mapping[str, tuple[int, float | None]] = field(default_factory=dict)  # v0Name -> (count, $/hr)
+    available_ports: tuple[int, ...] = ()
+    vcpu_count: int | None = None
+    ram_gb: int | None = None
+    storage_gb: int | None = None
+    has_public_ip_available: bool | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class EstimatedPrice:
+    """Hourly price of a configuration at a location: the GPU plus per-resource charges."""
+
+    location: Location
+    gpu: LocationGpu
+    hourly: float
+
+
+# --- defensive parsing --------------------------------------------------------------------
+
+def _unwrap(body: Any) -> Any:
+    """Strip a ``{"data": ...}`` envelope if present."""
+    if isinstance(body, dict) and "data" in body and body["data"] is not None:
+        return body["data"]
+    return body
+
+
+def _flatten(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge a JSON:API ``attributes`` object into its parent so fields are found either way."""
+    merged = dict(obj)
+    attrs = obj.get("attributes")
+    if isinstance(attrs, dict):
+        merged.pop("attributes")
+        for key, value in attrs.items():
+            merged.setdefault(key, value)
+    return merged
+
+
+def _first(obj: Mapping[str, Any], *keys: str, default: Any = None) -> Any:
+    for key in keys:
+        if key in obj and obj[key] is not None:
+            return obj[key]
+    return default
+
+
+def _as_int(value: Any) -> int | None:
+    try:
+        return int(value) if value is not None and value != "" else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _as_float(value: Any) -> float | None:
+    try:
+        return float(value) if value is not None and value != "" else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _list_in(body: Any, key: str) -> list[Any]:
+    """Find the list of ``key`` in any of the shapes seen: ``data.key``, ``data`` as list,
+    ``data.attributes.key``, a top-level ``key`` or a bare list."""
+    candidates = [body, _unwrap(body)]
+    for cand in candidates:
+        if isinstance(cand, list):
+            return cand
+        if isinstance(cand, dict):
+            if isinstance(cand.get(key), list):
+                return cand[key]
+            attrs = cand.get("attributes")
+            if isinstance(attrs, dict) and isinstance(attrs.get(key), list):
+                return attrs[key]
+    return []
+
+
+def _parse_port_forwards(value: Any) -> tuple[PortForward, ...]:
+    out = []
+    if isinstance(value, dict):  # {"22": 20022} style
+        value = [{"internal_port": k, "external_port": v} for k, v in value.items()]
+    for item in value or []:
+        if not isinstance(item, dict):
+            continue
+        internal = _as_int(_first(item, "internal_port", "internalPort", "internal"))
+        external = _as_int(_first(item, "external_port", "externalPort", "external"))
+        if internal is not None and external is not None:
+            out.append(PortForward(internal, external))
+    return tuple(out)
+
+
+def _parse_gpus(value: Any) -> dict[str, int]:
+    gpus: dict[str, int] = {}
+    if isinstance(value, dict):
+        for name, spec in value.items():
+            count = _as_int(spec.get("count")) if isinstance(spec, dict) else _as_int(spec)
+            gpus[str(name)] = count or 0
+    elif isinstance(value, list):
+        for spec in value:
+            if isinstance(spec, dict):
+                name = _first(spec, "v0Name", "gpuV0Name", "name")
+                if name:
+                    gpus[str(name)] = _as_int(spec.get("count")) or 0
+    return gpus
+
+
+def parse_instance(body: Any) -> Instance:
+    """An Instance from a get/create/list item, wrapped or not, JSON:API or flat."""
+    obj = _unwrap(body)
+    if not isinstance(obj, dict):
+        raise ValueError(f"expected an instance object, got {type(obj).__name__}")
+    obj = _flatten(obj)
+    inst_id = str(_first(obj, "id", "instance_id", "instanceId", default=""))
+    if not inst_id:
+        raise ValueError("instance without an id")
+    resources = obj.get("resources") if isinstance(obj.get("resources"), dict) else {}
+    return Instance(
+        id=inst_id,
+        name=str(_first(obj, "name", default="")),
+        status=normalize_status(_first(obj, "status", "state", default="")),
+        ip=str(_first(obj, "ipAddress", "ip_address", "ip", "public_ip", default="")),
+        port_forwards=_parse_port_forwards(_first(obj, "portForwards", "port_forwards")),
+        rate_hourly=_as_float(_first(obj, "rateHourly", "rate_hourly", "hourlyRate", "price_per_hr")),
+        vcpu=_as_int(_first(resources, "vcpu_count", "vcpus")),
+        ram_gb=_as_int(resources.get("ram_gb")),
+        storage_gb=_as_int(resources.get("storage_gb")),
+        gpus=_parse_gpus(resources.get("gpus")),
+        raw=obj,
+    )
+
+
+def _parse_location_gpu(item: Mapping[str, Any]) -> LocationGpu:
+    res = item.get("resources") if isinstance(item.get("resources"), dict) else {}
+    net = item.get("network_features") if isinstance(item.get("network_features"), dict) else {}
+    pricing = item.get("pricing") if isinstance(item.get("pricing"), dict) else {}
+    return LocationGpu(
+        v0_name=str(_first(item, "v0Name", "gpuV0Name", default="")),
+        display_name=str(_first(item, "displayName", "display_name", default="")),
+        max_count=_as_int(_first(item, "max_count", "maxCount")) or 0,
+        price_per_hr=_as_float(_first(item, "price_per_hr", "pricePerHr")),
+        max_vcpus=_as_int(res.get("max_vcpus")),
+        max_ram_gb=_as_int(res.get("max_ram_gb")),
+        max_storage_gb=_as_int(res.get("max_storage_gb")),
+        pricing={k: f for k, v in pricing.items() if (f := _as_float(v)) is not None},
+        dedicated_ip_available=net.get("dedicated_ip_available"),
+        port_forwarding_available=net.get("port_forwarding_available"),
+    )
+
+
+def parse_location(item: Mapping[str, Any]) -> Location:
+    """A Location from one item of ``GET /locations``."""
+    item = _flatten(item)
+    return Location(
+        id=str(_first(item, "id", "uuid", default="")),
+        city=str(_first(item, "city", default="")),
+        stateprovince=str(_first(item, "stateprovince", default="")),
+        country=str(_first(item, "country", default="")),
+        tier=item.get("tier"),
+        gpus=tuple(_parse_location_gpu(g) for g in item.get("gpus") or [] if isinstance(g, dict)),
+    )
+
+
+def parse_hostnode(item: Mapping[str, Any]) -> Hostnode:
+    """A Hostnode from one item of ``GET /hostnodes`` (or the body of ``GET /hostnodes/{id}``)."""
+    item = _flatten(_unwrap(item))
+    avail = item.get("available_resources") if isinstance(item.get("available_resources"), dict) else {}
+    loc = item.get("location") if isinstance(item.get("location"), dict) else {}
+    gpus: dict[str, tuple[int, float | None]] = {}
+    for g in avail.get("gpus") or []:
+        if isinstance(g, dict) and g.get("v0Name"):
+            gpus[str(g["v0Name"])] = (_as_int(_first(g, "availableCount", "available_count")) or 0,
+                                      _as_float(g.get("price_per_hr")))
+    return Hostnode(
+        id=str(_first(item, "id", default="")),
+        location_id=str(_first(item, "location_id", "locationId", default=loc.get("uuid", ""))),
+        country=str(loc.get("country", "")),
+        city=str(loc.get("city", "")),
+        gpus=gpus,
+        available_ports=tuple(p for p in (_as_int(x) for x in avail.get("available_ports") or []) if p),
+        vcpu_count=_as_int(avail.get("vcpu_count")),
+        ram_gb=_as_int(avail.get("ram_gb")),
+        storage_gb=_as_int(avail.get("storage_gb")),
+        has_public_ip_available=avail.get("has_public_ip_available"),
+        raw=item,
+    )
+
+
+def error_message(body: Any) -> str | None:
+    """TensorDock's own error text from a body, or None when the body is not an error.
+
+    Covers ``{"error": "..."}``, ``{"error": {"message": ...}}``, ``{"message": ..., "status": 4xx}``
+    and JSON:API ``{"errors": [{"detail": ...}]}``.
+    """
+    if not isinstance(body, dict):
+        return None
+    err = body.get("error")
+    status = body.get("status")
+    errors = body.get("errors")
+    is_error = bool(err) or (isinstance(status, int) and not isinstance(status, bool) and status >= 400) \
+        or (isinstance(errors, list) and bool(errors))
+    if not is_error:
+        return None
+    parts: list[str] = []
+    if isinstance(err, dict):
+        parts.append(str(_first(err, "message", "detail", "title", default=err)))
+    elif err:
+        parts.append(str(err))
+    if isinstance(errors, list):
+        for e in errors:
+            parts.append(str(_first(e, "detail", "title", "message", default=e)) if isinstance(e, dict) else str(e))
+    msg = body.get("message")
+    if msg and str(msg) not in parts:
+        parts.append(str(msg))
+    return "; ".join(parts) or f"status {status}"
+
+
+# --- the client ---------------------------------------------------------------------------
+
+class TensorDockClient:
+    """Talks to the TensorDock v2 API with timeouts and bounded retries.
+
+    ``token``: the API token; default ``$TENSORDOCK_API_TOKEN``. ``base_url``: default
+    ``$TENSORDOCK_BASE_URL`` or the public API. ``timeout``: (connect, read) seconds per request.
+    ``max_retries``: extra attempts after a 429, 5xx, timeout or connection error, with
+    exponential backoff from ``backoff`` seconds (capped at ``max_backoff``; a 429's
+    ``Retry-After`` is honoured within that cap).
+
+    Instance creation is not idempotent, so ``create_instance`` retries only when TensorDock
+    certainly did not act: a 429, or a connection that was never established.
+
+    Use as a context manager (or call ``close()``) to release the HTTP connection pool.
+    """
+
+    def __init__(
+        self,
+        token: str | None = None,
+        base_url: str | None = None,
+        *,
+        timeout: float | tuple[float, float] = (5.0, 30.0),
+        max_retries: int = 4,
+        backoff: float = 1.0,
+        max_backoff: float = 30.0,
+        sleep: Callable[[float], None] = time.sleep,
+        session: requests.Session | None = None,
+    ):
+        token = token or os.environ.get(TOKEN_ENV, "")
+        if not token:
+            raise TensorDockAuthError("setup", f"no API token: pass token= or set {TOKEN_ENV}")
+        self._token = token
+        self.base_url = (base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL).rstrip("/")
+        if not self.base_url.startswith(("http://", "https://")):
+            raise TensorDockError("setup", f"base URL must start with http:// or https://, got {self.base_url!r}")
+        self.timeout = timeout
+        self.max_retries = max(0, int(max_retries))
+        self.backoff = max(0.0, float(backoff))
+        self.max_backoff = max(0.0, float(max_backoff))
+        self._sleep = sleep
+        self._session = session or requests.Session()
+        self._session.headers.update({"Accept": "application/json", "User-Agent": "brain-tensordock/1"})
+
+    def __repr__(self) -> str:  # never show the token
+        return f"TensorDockClient(base_url={self.base_url!r})"
+
+    def __enter__(self) -> TensorDockClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._session.close()
+
+    # -- transport
+
+    def _delay(self, attempt: int, retry_after: str | None) -> float:
+        if retry_after:
+            seconds = _as_float(retry_after)
+            if seconds is not None:
+                return min(max(seconds, 0.0), self.max_backoff)
+        base = self.backoff * (2 ** attempt)
+        return min(base + random.uniform(0, self.backoff / 2), self.max_backoff)
+
+    def request(self, method: str, path: str, operation: str, *, json: Any = None,
+                params: Mapping[str, Any] | None = None, idempotent: bool = True) -> Any:
+        """Send one API call and return the decoded JSON body (None when empty).
+
+        Raises TensorDockAuthError (401/403), TensorDockNotFound (404) or TensorDockError for
+        anything else, after the retries allowed. ``idempotent=False`` limits retries to cases
+        where TensorDock certainly did not act (429, connection never established).
+        """
+        url = f"{self.base_url}/{path.lstrip('/')}"
+        headers = {"Authorization": f"Bearer {self._token}"}
+        attempt = 0
+        while True:
+            try:
+                resp = self._session.request(method, url, json=json, params=params, headers=headers,
+                                             timeout=self.timeout)
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                kind = "timed out" if isinstance(exc, requests.Timeout) else "could not connect"
+                if attempt < self.max_retries and (idempotent or _never_sent(exc)):
+                    delay = self._delay(attempt, None)
+                    log.warning("TensorDock %s: %s, retry %d/%d in %.1fs", operation, kind, attempt + 1,
+                                self.max_retries, delay)
+                    self._sleep(delay)
+                    attempt += 1
+                    continue
+                raise TensorDockError(operation, f"{kind} to {self.base_url} ({type(exc).__name__})") from None
+            log.debug("TensorDock %s %s -> %s", method, path, resp.status_code)
+            retryable = resp.status_code in _RETRY_STATUSES and (idempotent or resp.status_code == 429)
+            if retryable and attempt < self.max_retries:
+                delay = self._delay(attempt, resp.headers.get("Retry-After"))
+                log.warning("TensorDock %s: HTTP %d, retry %d/%d in %.1fs", operation, resp.status_code,
+                            attempt + 1, self.max_retries, delay)
+                self._sleep(delay)
+                attempt += 1
+                continue
+            return self._decode(resp, operation)
+
+    def _decode(self, resp: requests.Response, operation: str) -> Any:
+        body: Any = None
+        text = resp.text or ""
+        if text.strip():
+            try:
+                body = resp.json()
+            except ValueError:
+                body = None
+        status = resp.status_code
+        if status >= 400:
+            msg = error_message(body) or (text.strip()[:_MAX_MESSAGE] if text.strip() else resp.reason or "no body")
+            msg = msg[:_MAX_MESSAGE]
+            if status in (401, 403):
+                raise TensorDockAuthError(operation, f"{msg} (check the API token)", status)
+            if status == 404:
+                raise TensorDockNotFound(operation, msg, status)
+            raise TensorDockError(operation, msg, status)
+        if text.strip() and body is None:
+            raise TensorDockError(operation, f"response is not JSON: {text.strip()[:120]!r}", status)
+        msg = error_message(body)
+        if msg is not None:  # an error inside an HTTP 2xx
+            inner = body.get("status") if isinstance(body, dict) else None
+            inner_status = inner if isinstance(inner, int) and not isinstance(inner, bool) else None
+            exc_type = {401: TensorDockAuthError, 403: TensorDockAuthError, 404: TensorDockNotFound}.get(
+                inner_status or 0, TensorDockError)
+            raise exc_type(operation, msg[:_MAX_MESSAGE], inner_status)
+        return body
+
+    # -- discovery
+
+    def list_locations(self) -> list[Location]:
+        """All locations with the GPUs they can deploy now (``GET /locations``)."""
+        body = self.request("GET", "/locations", "list locations")
+        return [parse_location(x) for x in _list_in(body, "locations") if isinstance(x, dict)]
+
+    def list_hostnodes(self, **filters: Any) -> list[Hostnode]:
+        """Hostnodes with free resources (``GET /hostnodes``); ``filters`` become query parameters."""
+        body = self.request("GET", "/hostnodes", "list hostnodes", params=filters or None)
+        return [parse_hostnode(x) for x in _list_in(body, "hostnodes") if isinstance(x, dict)]
+
+    def get_hostnode(self, hostnode_id: str) -> Hostnode:
+        """One hostnode (``GET /hostnodes/{id}``)."""
+        body = self.request("GET", f"/hostnodes/{hostnode_id}", f"get hostnode {hostnode_id}")
+        return parse_hostnode(body)
+
+    # -- instances
+
+    def create_instance(
+        self,
+        *,
+        name: str,
+        ssh_key: str,
+        gpu: str = RTX_4090,
+        gpu_count: int = 1,
+        vcpu: int = 4,
+        ram_gb: int = 16,
+        storage_gb: int = MIN_STORAGE_GB,
+        image: str = DEFAULT_IMAGE,
+        location_id: str | None = None,
+        hostnode_id: str | None = None,
+        use_dedicated_ip: bool | None = None,
+        port_forwards: Iterable[PortForward | Mapping[str, int]] | None = None,
+        cloud_init: Mapping[str, Any] | None = None,
+    ) -> Instance:
+        """Create a VM (``POST /instances``) and return what the response says (id, status).
+
+        Exactly one of ``location_id``/``hostnode_id``. Validates the documented rules first
+        (storage >= 100 GB, an SSH key, at least one GPU) so a typo fails before money is spent.
+        """
+        body = build_create_body(name=name, ssh_key=ssh_key, gpu=gpu, gpu_count=gpu_count, vcpu=vcpu,
+                                 ram_gb=ram_gb, storage_gb=storage_gb, image=image, location_id=location_id,
+                                 hostnode_id=hostnode_id, use_dedicated_ip=use_dedicated_ip,
+                                 port_forwards=port_forwards, cloud_init=cloud_init)
+        resp = self.request("POST", "/instances", f"create instance {name!r}", json=body, idempotent=False)
+        try:
+            return parse_instance(resp)
+        except ValueError as exc:
+            raise TensorDockError(f"create instance {name!r}", f"unexpected response: {exc}") from None
+
+    def get_instance(self, instance_id: str) -> Instance:
+        """Current state of one instance (``GET /instances/{id}``); TensorDockNotFound if gone."""
+        op = f"get instance {instance_id}"
+        body = self.request("GET", f"/instances/{instance_id}", op)
+        try:
+            return parse_instance(body)
+        except ValueError as exc:
+            raise TensorDockError(op, f"unexpected response: {exc}") from None
+
+    def list_instances(self) -> list[Instance]:
+        """All instances of the account (``GET /instances``)."""
+        body = self.request("GET", "/instances", "list instances")
+        out = []
+        for item in _list_in(body, "instances"):
+            try:
+                out.append(parse_instance(item))
+            except ValueError:
+                log.warning("TensorDock list instances: skipped an item without an id")
+        return out
+
+    def start_instance(self, instance_id: str) -> str:
+        """Ask TensorDock to start the VM; returns the (normalised) status it reports, e.g. ``starting``."""
+        body = self.request("POST", f"/instances/{instance_id}/start", f"start instance {instance_id}")
+        return _status_of(body)
+
+    def stop_instance(self, instance_id: str) -> str:
+        """Ask TensorDock to stop the VM (billing of the GPU stops); returns the reported status."""
+        body = self.request("POST", f"/instances/{instance_id}/stop", f"stop instance {instance_id}")
+        return _status_of(body)
+
+    def delete_instance(self, instance_id: str, *, missing_ok: bool = True) -> bool:
+        """Delete the VM. Returns False if it was already gone (and ``missing_ok``)."""
+        try:
+            self.request("DELETE", f"/instances/{instance_id}", f"delete instance {instance_id}")
+        except TensorDockNotFound:
+            if missing_ok:
+                return False
+            raise
+        return True
+
+    def wait_for_status(
+        self,
+        instance_id: str,
+        targets: str | Iterable[str],
+        *,
+        timeout: float = 600.0,
+        interval: float = 5.0,
+        on_poll: Callable[[Instance], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> Instance:
+        """Poll ``GET /instances/{id}`` until its status is one of ``targets`` (normalised).
+
+        ``on_poll`` sees every observed state (progress reporting). Waits with the client's
+        ``sleep`` and measures with ``clock``, so tests can pass fakes for both. Raises
+        TensorDockTimeout naming the last status seen, so "stuck in starting" is
+        distinguishable from "gone" (TensorDockNotFound).
+        """
+        wanted = {normalize_status(t) for t in ([targets] if isinstance(targets, str) else targets)}
+        deadline = clock() + timeout
+        while True:
+            inst = self.get_instance(instance_id)
+            if on_poll is not None:
+                on_poll(inst)
+            if inst.status in wanted:
+                return inst
+            remaining = deadline - clock()
+            if remaining <= 0:
+                raise TensorDockTimeout(
+                    f"wait for instance {instance_id}",
+                    f"still {inst.status or 'unknown'!r} after {timeout:.0f}s (wanted {', '.join(sorted(wanted))})")
+            self._sleep(min(interval, remaining))
+
+    # -- choosing where to deploy
+
+    def cheapest_eu_location(self, gpu: str = RTX_4090, *, gpu_count: int = 1, vcpu: int = 4, ram_gb: int = 16,
+                             storage_gb: int = MIN_STORAGE_GB,
+                             countries: Iterable[str] | None = None) -> EstimatedPrice:
+        """The EU location where ``gpu_count`` x ``gpu`` is available now at the lowest hourly price.
+
+        Price = GPU price x count + per-vCPU, per-GB-RAM and per-GB-storage charges when the
+        location lists them. Raises TensorDockError naming the GPU when no EU location has it.
+        """
+        return pick_cheapest(self.list_locations(), gpu, gpu_count=gpu_count, vcpu=vcpu, ram_gb=ram_gb,
+                             storage_gb=storage_gb, countries=countries)
+
+
+def _status_of(body: Any) -> str:
+    obj = _unwrap(body)
+    if isinstance(obj, dict):
+        return normalize_status(_first(_flatten(obj), "status", "state", default=""))
+    return ""
+
+
+def _never_sent(exc: Exception) -> bool:
+    """True when the request certainly never reached TensorDock (safe to retry a create)."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, urllib3.exceptions.NewConnectionError)
+
+
+def estimate_hourly(gpu: LocationGpu, gpu_count: int, vcpu: int, ram_gb: int, storage_gb: int) -> float | None:
+    """Hourly price of a configuration from a location's offer; None when the GPU has no price."""
+    if gpu.price_per_hr is None:
+        return None
+    p = gpu.pricing
+    return round(gpu.price_per_hr * gpu_count + p.get("per_vcpu_hr", 0.0) * vcpu
+                 + p.get("per_gb_ram_hr", 0.0) * ram_gb + p.get("per_gb_storage_hr", 0.0) * storage_gb, 6)
+
+
+def pick_cheapest(locations: Iterable[Location], gpu: str = RTX_4090, *, gpu_count: int = 1, vcpu: int = 4,
+                  ram_gb: int = 16, storage_gb: int = MIN_STORAGE_GB,
+                  countries: Iterable[str] | None = None) -> EstimatedPrice:
+    """Pure part of ``cheapest_eu_location``: filter by country, availability and limits, then price."""
+    allowed = EU_COUNTRIES if countries is None else frozenset(c.lower() for c in countries)
+    best: EstimatedPrice | None = None
+    for loc in locations:
+        if loc.country.strip().lower() not in allowed:
+            continue
+        offer = loc.gpu(gpu)
+        if offer is None or offer.max_count < gpu_count:
+            continue
+        if any(limit is not None and want > limit for want, limit in
+               ((vcpu, offer.max_vcpus), (ram_gb, offer.max_ram_gb), (storage_gb, offer.max_storage_gb))):
+            continue
+        hourly = estimate_hourly(offer, gpu_count, vcpu, ram_gb, storage_gb)
+        if hourly is None:
+            continue
+        if best is None or hourly < best.hourly:
+            best = EstimatedPrice(loc, offer, hourly)
+    if best is None:
+        raise TensorDockError("choose location",
+                              f"no EU location has {gpu_count} x {gpu} available with {vcpu} vCPU, {ram_gb} GB RAM, "
+                              f"{storage_gb} GB storage right now; set a location id or try later")
+    return best
+
+
+def build_create_body(
+    *,
+    name: str,
+    ssh_key: str,
+    gpu: str = RTX_4090,
+    gpu_count: int = 1,
+    vcpu: int = 4,
+    ram_gb: int = 16,
+    storage_gb: int = MIN_STORAGE_GB,
+    image: str = DEFAULT_IMAGE,
+    location_id: str | None = None,
+    hostnode_id: str | None = None,
+    use_dedicated_ip: bool | None = None,
+    port_forwards: Iterable[PortForward | Mapping[str, int]] | None = None,
+    cloud_init: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The documented ``POST /instances`` body; raises ValueError on rules the API would reject."""
+    problems = []
+    if not name.strip():
+        problems.append("name is empty")
+    if not ssh_key.strip():
+        problems.append("an SSH public key is required")
+    if gpu_count < 1 or not gpu:
+        problems.append("at least one GPU is required")
+    if vcpu < 1 or ram_gb < 1:
+        problems.append("vcpu and ram_gb must be positive")
+    if storage_gb < MIN_STORAGE_GB:
+        problems.append(f"storage_gb must be at least {MIN_STORAGE_GB} (TensorDock minimum), got {storage_gb}")
+    if bool(location_id) == bool(hostnode_id):
+        problems.append("exactly one of location_id and hostnode_id is required")
+    forwards = [pf if isinstance(pf, PortForward) else PortForward(int(pf["internal_port"]), int(pf["external_port"]))
+                for pf in (port_forwards or [])]
+    for pf in forwards:
+        if not (1 <= pf.internal_port <= 65535 and 1 <= pf.external_port <= 65535):
+            problems.append(f"port forward {pf.internal_port}->{pf.external_port} is out of range")
+    if problems:
+        raise ValueError("; ".join(problems))
+    attrs: dict[str, Any] = {
+        "name": name,
+        "type": "virtualmachine",
+        "image": image,
+        "resources": {"vcpu_count": vcpu, "ram_gb": ram_gb, "storage_gb": storage_gb,
+                      "gpus": {gpu: {"count": gpu_count}}},
+        "ssh_key": ssh_key.strip(),
+    }
+    if location_id:
+        attrs["location_id"] = location_id
+    else:
+        attrs["hostnode_id"] = hostnode_id
+    if use_dedicated_ip is not None:
+        attrs["useDedicatedIp"] = bool(use_dedicated_ip)
+    if forwards:
+        attrs["port_forwards"] = [{"internal_port": pf.internal_port, "external_port": pf.external_port}
+                                  for pf in forwards]
+    if cloud_init:
+        attrs["cloud_init"] = dict(cloud_init)
+    return {"data": {"type": "virtualmachine", "attributes": attrs}}

@@ -1,0 +1,156 @@
+"""Stand-in for an OpenAI-compatible chat server (Ollama /v1, llama.cpp), for the error paths.
+
+A real model cannot be made to time out, fail with 500 or send a broken stream on demand, so
+this small HTTP server on 127.0.0.1 implements ``POST /v1/chat/completions`` as documented
+(server-sent events ``data: {chunk}`` ending with ``data: [DONE]``) and plays a script of
+behaviours, one per request. The code under test uses its real ``openai`` client over real HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Behaviour:
+    """What the stand-in does with one request.
+
+    kind: ``stream`` (pieces as content deltas, then finish_reason and [DONE]), ``status``
+    (an HTTP error with a JSON body), ``hang`` (say nothing for ``delay`` seconds), ``stall``
+    (send ``pieces`` then go silent for ``delay``), ``malformed`` (a data line that is not JSON),
+    ``truncated`` (pieces, then close without finish_reason or [DONE]), ``stream_error`` (pieces,
+    then an ``{"error": ...}`` event as llama.cpp sends when generation fails).
+    """
+
+    kind: str = "stream"
+    pieces: list[str] = field(default_factory=lambda: ["Hello", " from", " the stand-in [1]."])
+    reasoning: list[str] = field(default_factory=list)  # deltas in reasoning_content
+    status: int = 500
+    body: dict[str, Any] = field(default_factory=lambda: {"error": {"message": "stand-in failure"}})
+    delay: float = 0.0
+    model: str = "standin-model"
+
+
+class StandinLLM:
+    """The server; ``script`` is consumed one behaviour per request, the last one repeats."""
+
+    def __init__(self) -> None:
+        self.script: list[Behaviour] = [Behaviour()]
+        self.requests: list[dict[str, Any]] = []
+        self.stop = threading.Event()
+        self._lock = threading.Lock()
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+    def play(self, *behaviours: Behaviour) -> None:
+        with self._lock:
+            self.script = list(behaviours)
+            self.requests = []
+
+    def next_behaviour(self, body: dict[str, Any]) -> Behaviour:
+        with self._lock:
+            self.requests.append(body)
+            return self.script.pop(0) if len(self.script) > 1 else self.script[0]
+
+    def start(self) -> StandinLLM:
+        self.thread.start()
+        return self
+
+    def close(self) -> None:
+        self.stop.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _chunk(model: str, content: str | None = None, reasoning: str | None = None,
+           finish: str | None = None) -> bytes:
+    delta: dict[str, Any] = {}
+    if content is not None:
+        delta["content"] = content
+    if reasoning is not None:
+        delta["reasoning_content"] = reasoning
+    data = {"id": "chatcmpl-standin", "object": "chat.completion.chunk", "created": int(time.time()),
+            "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+    return b"data: " + json.dumps(data).encode() + b"\n\n"
+
+
+def _handler(server: StandinLLM) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet test output
+            pass
+
+        def do_POST(self) -> None:  # noqa: N802 - http.server naming
+            length = int(self.headers.get("Content-Length", "0"))
+            body = json.loads(self.rfile.read(length) or b"{}")
+            if self.path != "/v1/chat/completions":
+                self._json(404, {"error": {"message": f"no route {self.path}"}})
+                return
+            b = server.next_behaviour(body)
+            if b.kind == "hang":
+                server.stop.wait(b.delay)
+                return
+            if b.kind == "status":
+                self._json(b.status, b.body)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self._events(b)
+
+        def _events(self, b: Behaviour) -> None:
+            for r in b.reasoning:
+                self._write(_chunk(b.model, reasoning=r))
+            for p in b.pieces:
+                self._write(_chunk(b.model, content=p))
+            if b.kind == "stall":
+                server.stop.wait(b.delay)
+                return
+            if b.kind == "malformed":
+                self._write(b"data: {this is not json\n\n")
+                return
+            if b.kind == "truncated":
+                return
+            if b.kind == "stream_error":
+                self._write(b'data: {"error": {"message": "generation failed in the stand-in"}}\n\n')
+                return
+            self._write(_chunk(b.model, finish="stop"))
+            self._write(b"data: [DONE]\n\n")
+
+        def _write(self, data: bytes) -> None:
+            try:
+                self.wfile.write(data)
+                self.wfile.flush()
+            except OSError:
+                pass  # the client gave up (timeout test): nothing to report
+
+        def _json(self, status: int, payload: dict[str, Any]) -> None:
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self._write(data)
+
+    return Handler
+
+
+def closed_port_url() -> str:
+    """A loopback URL nothing listens on (the port was just bound and released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v1"
