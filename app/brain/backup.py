@@ -27,7 +27,7 @@ from . import config as config_mod
 from .config import Setting
 
 config_mod.register(
-    Setting("backup.dir", config_mod._path, str(config_mod.data_dir() / "backups"),
+    Setting("backup.dir", config_mod._path, lambda: str(config_mod.data_dir() / "backups"),
             "directory `brain backup` writes to", env="BRAIN_BACKUP_DIR"),
     Setting("backup.keep", config_mod._int(1, 10_000), 7, "how many backups `brain backup` keeps (oldest removed)"),
 )

@@ -180,6 +180,17 @@ def reindex(obj: Ctx, batch: int) -> None:
     click.echo(f"reindex done: {total} chunk texts embedded")
 
 
+@config_group.command("reference")
+def config_reference() -> None:
+    """Print every setting as a Markdown table (the README's configuration reference).
+
+    \b
+    Example:
+      brain config reference > /tmp/settings.md
+    """
+    click.echo(config_mod.reference_markdown())
+
+
 # --- commands of each area register below --------------------------------------------------------
 from .ask_cli import ask as ask_command  # noqa: E402 - issue 4: brain ask
 
@@ -188,6 +199,13 @@ from .backup import backup_cmd, restore_cmd  # noqa: E402 - issue 6: brain backu
 
 main.add_command(backup_cmd)
 main.add_command(restore_cmd)
+from .mcp import mcp_command  # noqa: E402 - issue 8: brain mcp
+
+main.add_command(mcp_command)
+from .collectors.cli import collect_group, init_cmd  # noqa: E402 - issue 3: brain collect / brain init
+
+main.add_command(collect_group)
+main.add_command(init_cmd)
 
 
 def run() -> None:  # pragma: no cover - console entry for `python -m brain`

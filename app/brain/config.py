@@ -129,10 +129,20 @@ class Setting:
 
     name: str
     parse: Callable[[Any], Any]
-    default: Any
+    default: Any  # a value, or a zero-argument callable evaluated at load time (paths under $HOME)
     help: str
     env: str = ""
     secret: bool = False
+
+    def default_value(self) -> Any:
+        return self.default() if callable(self.default) else self.default
+
+    def default_doc(self) -> str:
+        """The default as the reference shows it: lazy path defaults with ``~`` for the home folder."""
+        value = self.default_value()
+        if isinstance(value, str) and value.startswith(str(Path.home())):
+            value = "~" + value[len(str(Path.home())):]
+        return value
 
     @property
     def env_var(self) -> str:
@@ -141,7 +151,7 @@ class Setting:
 
 SETTINGS: list[Setting] = [
     # server (brain-api on the Oracle VM)
-    Setting("server.db_path", _path, str(data_dir() / "brain.db"), "SQLite database file", env="BRAIN_DB"),
+    Setting("server.db_path", _path, lambda: str(data_dir() / "brain.db"), "SQLite database file", env="BRAIN_DB"),
     Setting("server.api_tokens", _list, [], "accepted bearer tokens (comma-separated in env)",
             env="BRAIN_API_TOKENS", secret=True),
     Setting("server.host", _str, "127.0.0.1", "address `brain serve` binds"),
@@ -207,7 +217,7 @@ class Config:
             setting = _BY_NAME.get(name)
             if setting is None:
                 raise KeyError(name)
-            return setting.default
+            return setting.default_value()
         return self.values[name]
 
     def get(self, name: str, default: Any = None) -> Any:
@@ -247,9 +257,23 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+# Modules that add their area's settings with register(). They are imported before validation so
+# every setting is known whichever entry point (CLI, WSGI app, tests) loads the configuration first.
+AREA_MODULES = ("brain.client", "brain.llm", "brain.ask", "brain.ask_cli", "brain.backup", "brain.collectors",
+                "brain.mcp")
+
+
+def _register_areas() -> None:
+    import importlib
+
+    for name in AREA_MODULES:
+        importlib.import_module(name)
+
+
 def load(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None,
          overrides: dict[str, Any] | None = None) -> Config:
     """Read, merge and validate the configuration; raise ConfigError listing every bad value."""
+    _register_areas()
     env = dict(os.environ if env is None else env)
     errors: list[str] = []
     file_values: dict[str, Any] = {}
@@ -274,7 +298,7 @@ def load(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None 
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for setting in SETTINGS:
-        raw, origin = setting.default, "default"
+        raw, origin = setting.default_value(), "default"
         if setting.name in file_values:
             raw, origin = file_values[setting.name], str(candidate)
         if setting.env_var in env and env[setting.env_var] != "":
@@ -294,6 +318,17 @@ def load(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None 
     if errors:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(errors))
     return Config(values, sources, cfg_path)
+
+
+def reference_markdown() -> str:
+    """All settings as a Markdown table: TOML key, environment variable, default, meaning."""
+    _register_areas()
+    rows = ["| setting (TOML `[section] key`) | environment | default | meaning |", "|---|---|---|---|"]
+    for s in sorted(SETTINGS, key=lambda x: x.name):
+        default = s.default_doc()
+        shown = "(secret)" if s.secret and default else f"`{default!r}`" if default not in ("", []) else ""
+        rows.append(f"| `{s.name}` | `{s.env_var}` | {shown} | {s.help.replace('|', '/')} |")
+    return "\n".join(rows)
 
 
 def embed_provider(cfg: Config) -> str:

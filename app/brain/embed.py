@@ -87,10 +87,20 @@ def resolve_local_model(name: str) -> Path:
     raise EmbedError(f"local embedding model folder {name!r} does not exist")
 
 
-def _gelu(x: np.ndarray) -> np.ndarray:
-    """Exact (erf) GELU, in place on ``x``. NumPy has no erf, so erf comes from Abramowitz &
-    Stegun 7.1.26 (|error| < 1.5e-7), written with in-place operations because this
-    element-wise step, not the matrix products, dominates the encoder's time."""
+def _gelu(x: np.ndarray, block: int = 1 << 15) -> np.ndarray:
+    """Exact (erf) GELU, in place, over cache-sized blocks.
+
+    This element-wise step, not the matrix products, dominated the encoder's time: a dozen passes
+    over a 100 MB activation array are memory-bound, the same passes over a 128 KB block stay in
+    the CPU cache (measured 2.5x faster)."""
+    flat = x.reshape(-1)
+    for start in range(0, flat.size, block):
+        _gelu_block(flat[start:start + block])
+    return x
+
+
+def _gelu_block(x: np.ndarray) -> None:
+    """NumPy has no erf: Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7), in place on ``x``."""
     a = np.abs(x) * np.float32(1 / math.sqrt(2.0))  # |x| / sqrt(2)
     t = a * np.float32(0.3275911)
     t += 1.0
@@ -105,9 +115,7 @@ def _gelu(x: np.ndarray) -> np.ndarray:
     poly *= a  # 1 - erf(|x|/sqrt2)
     # gelu = x * (1 + erf(x/sqrt2)) / 2; for x >= 0: x * (1 - poly/2), for x < 0: x * poly/2
     poly *= 0.5
-    half = np.where(x >= 0, 1.0 - poly, poly)
-    x *= half
-    return x
+    x *= np.where(x >= 0, 1.0 - poly, poly)
 
 
 def _layer_norm(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float) -> np.ndarray:
@@ -185,11 +193,16 @@ class LocalEmbedder:
             q = split(self._dense(x2, pre + "attention.self.query"))
             k = split(self._dense(x2, pre + "attention.self.key"))
             v = split(self._dense(x2, pre + "attention.self.value"))
-            scores = (q @ k.transpose(0, 1, 3, 2)) / math.sqrt(dh) + bias
-            scores -= scores.max(-1, keepdims=True)
-            np.exp(scores, out=scores)
-            scores /= scores.sum(-1, keepdims=True)
-            ctx = (scores @ v).transpose(0, 2, 1, 3).reshape(batch * seq, self.dim)
+            ctx = np.empty((batch, heads, seq, dh), np.float32)
+            for b in range(batch):  # one text at a time keeps the score matrix in the CPU cache
+                scores = q[b] @ k[b].transpose(0, 2, 1)
+                scores *= np.float32(1 / math.sqrt(dh))
+                scores += bias[b]
+                scores -= scores.max(-1, keepdims=True)
+                np.exp(scores, out=scores)
+                scores /= scores.sum(-1, keepdims=True)
+                np.matmul(scores, v[b], out=ctx[b])
+            ctx = ctx.transpose(0, 2, 1, 3).reshape(batch * seq, self.dim)
             attn = self._dense(ctx, pre + "attention.output.dense") + x2
             attn = _layer_norm(attn, self._p(pre + "attention.output.LayerNorm.weight"),
                                self._p(pre + "attention.output.LayerNorm.bias"), self._eps)
