@@ -60,6 +60,27 @@ def runner() -> CliRunner:
     return CliRunner()
 
 
+_HELD_PORTS: list[socket.socket] = []
+
+
+def closed_port_url(path: str = "") -> str:
+    """A loopback URL that refuses connections for the whole test run.
+
+    The port stays bound (never listening) by this process, so no server started later by another
+    test can take it over and answer where a test expects "connection refused"."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    _HELD_PORTS.append(s)
+    return f"http://127.0.0.1:{s.getsockname()[1]}{path}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _release_held_ports() -> Iterator[None]:
+    yield
+    while _HELD_PORTS:
+        _HELD_PORTS.pop().close()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -9,12 +9,13 @@ behaviours, one per request. The code under test uses its real ``openai`` client
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.conftest import closed_port_url as _held_closed_port_url
 
 
 @dataclass
@@ -149,8 +150,5 @@ def _handler(server: StandinLLM) -> type[BaseHTTPRequestHandler]:
 
 
 def closed_port_url() -> str:
-    """A loopback URL nothing listens on (the port was just bound and released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}/v1"
+    """A loopback URL that refuses connections (its port stays held for the test run)."""
+    return _held_closed_port_url("/v1")

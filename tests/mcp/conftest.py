@@ -10,7 +10,6 @@ unless a module overrides ``brain``, so ``ask`` answers 503 with citations: the 
 
 from __future__ import annotations
 
-import socket
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -25,6 +24,7 @@ from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.types import CallToolResult, TextContent
 
 from tests.conftest import ApiServer, start_api_server, stop_api_server
+from tests.conftest import closed_port_url as held_closed_port_url
 
 T = TypeVar("T")
 
@@ -39,12 +39,7 @@ OLD_ID = "note:old-meeting"
 LONG_ID = "note:long-notes"
 
 
-def closed_port_url(path: str = "") -> str:
-    """A loopback URL nothing listens on (bound, then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}{path}"
+closed_port_url = held_closed_port_url  # a refused port held for the whole run (tests/conftest.py)
 
 
 def iso(dt: datetime) -> str:
