@@ -65,10 +65,13 @@ def doc(i: int, paragraphs: int = 3, **kw) -> dict:
 
 def test_migrations_are_recorded_once_and_pragmas_set(db_path):
     conn = store.connect(db_path)
-    assert store.migrate(conn) == [1]
+    versions = [v for v, _, _ in store.MIGRATIONS]
+    assert versions == list(range(1, len(versions) + 1))  # numbered without gaps
+    assert store.migrate(conn) == versions
     assert store.migrate(conn) == []
-    rows = conn.execute("SELECT version, name FROM schema_migrations").fetchall()
-    assert [tuple(r) for r in rows] == [(1, "items, chunks, fts, embeddings")]
+    rows = conn.execute("SELECT version, name FROM schema_migrations ORDER BY version").fetchall()
+    assert [tuple(r) for r in rows] == [(v, name) for v, name, _ in store.MIGRATIONS]
+    assert rows[0]["name"] == "items, chunks, fts, embeddings"
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     conn.close()

@@ -1,0 +1,599 @@
+"""Claude Code sessions -> one ``claude:<sessionId>`` item per session.
+
+Format: ``../shared/reference/claude-code-logs.md``. The rules that shape this module:
+
+* Every ``projects/`` root is read: ``~/.claude``, each dir of ``CLAUDE_CONFIG_DIR``
+  (comma-separated), ``~/.config/claude`` (or ``collect.claude_roots``).
+* The project path comes from the entries' ``cwd``: the folder name encoding is lossy.
+* Lines are dispatched on ``type``; broken, truncated, non-object and unknown lines are counted
+  and skipped, never fatal. Assistant lines split per content block share ``message.id`` and
+  are merged back into one message.
+* Subagents (inline ``isSidechain`` lines of 1.0.x, ``agent-*.jsonl`` beside the session in
+  2.0.x, ``<session>/subagents/`` from 2.1.2) are attached to their parent session, even when
+  the parent file is gone (then the item is built from the subagents alone).
+* Files are found and grouped from relative paths only, so the same code rebuilds items from
+  the transcript archive (``--from-archive``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from .. import timeutil
+from ..config import Config
+from . import RunStats, expand, prepare
+from .archive import Archive
+from .outbox import Queued, Sink, State
+
+KEPT_TYPES = {"user", "assistant", "system", "summary", "ai-title", "custom-title"}
+IGNORED_TYPES = {"progress", "file-history-snapshot", "queue-operation", "attachment", "agent-setting", "pr-link",
+                 "permission-mode", "mode", "last-prompt", "worktree-state", "atis-latch", "tag"}
+KEY_INPUTS: dict[str, tuple[str, ...]] = {
+    "Bash": ("command",), "Read": ("file_path",), "Write": ("file_path",), "Edit": ("file_path",),
+    "MultiEdit": ("file_path",), "NotebookEdit": ("notebook_path",), "NotebookRead": ("notebook_path",),
+    "Glob": ("pattern", "path"), "Grep": ("pattern", "path", "glob"), "LS": ("path",),
+    "WebSearch": ("query",), "WebFetch": ("url", "prompt"), "Task": ("description", "subagent_type", "prompt"),
+    "Agent": ("description", "subagent_type", "prompt"), "Skill": ("skill", "command"),
+    "BashOutput": ("bash_id",), "KillShell": ("shell_id",), "SlashCommand": ("command",),
+}
+PLAIN_META = ("resume", "session_id", "model", "models", "claude_version", "slug", "subagents", "user_messages",
+              "tool_calls", "files", "parent_missing", "skipped_lines")
+GENERIC_KEYS = ("command", "file_path", "path", "pattern", "query", "url", "description", "prompt")
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+_TAG = re.compile(r"<(command-name|command-args|local-command-stdout|local-command-stderr)>(.*?)</\1>", re.DOTALL)
+
+
+# ---------------------------------------------------------------------- files
+
+
+@dataclass
+class Source:
+    """One raw file (a transcript or a subagent's ``.meta.json``), on disk or in the archive.
+    ``rel`` is relative to ``projects/``."""
+
+    rel: str
+    read: Callable[[], bytes]
+    size: int = 0
+    mtime_ns: int = 0
+    path: Path | None = None
+    agent_type: str = ""
+
+
+@dataclass
+class SessionFiles:
+    session_id: str
+    main: Source | None = None
+    subagents: list[Source] = field(default_factory=list)
+    sidecars: list[Source] = field(default_factory=list)
+
+    @property
+    def sources(self) -> list[Source]:
+        """Every file of the session: what is archived and watched for changes."""
+        return ([self.main] if self.main else []) + self.subagents + self.sidecars
+
+
+def claude_roots(cfg: Config, env: dict[str, str] | None = None) -> list[Path]:
+    """The ``projects/`` folders to read, deduplicated, existing ones only."""
+    env = dict(os.environ if env is None else env)
+    if cfg["collect.claude_roots"]:
+        bases = expand(cfg["collect.claude_roots"])
+    else:
+        bases = [Path.home() / ".claude"]
+        bases += [Path(p.strip()).expanduser() for p in env.get("CLAUDE_CONFIG_DIR", "").split(",") if p.strip()]
+        xdg = env.get("XDG_CONFIG_HOME", "")
+        bases.append((Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".config") / "claude")
+    out: list[Path] = []
+    seen: set[str] = set()
+    for base in bases:
+        projects = base if base.name == "projects" else base / "projects"
+        key = os.path.realpath(projects)
+        if key not in seen and projects.is_dir():
+            seen.add(key)
+            out.append(projects)
+    return out
+
+
+def _file_source(projects: Path, path: Path) -> Source:
+    st = path.stat()
+    return Source(path.relative_to(projects).as_posix(), path.read_bytes, st.st_size, st.st_mtime_ns, path)
+
+
+def list_sources(projects: Path) -> Iterator[Source]:
+    """Every transcript under one ``projects/`` folder (sessions, subagents, their sidecars)."""
+    for proj in sorted(p for p in projects.iterdir() if p.is_dir()):
+        for entry in sorted(proj.iterdir()):
+            if entry.is_file() and entry.name.endswith(".jsonl"):
+                yield _file_source(projects, entry)
+            elif entry.is_dir() and (entry / "subagents").is_dir():
+                for sub in sorted((entry / "subagents").rglob("agent-*")):
+                    if sub.is_file() and sub.name.endswith((".jsonl", ".meta.json")):
+                        yield _file_source(projects, sub)
+
+
+def _agent_type(sidecar: Source) -> str:
+    """``agentType`` from ``agent-<id>.meta.json`` (newer Claude Code versions)."""
+    try:
+        data = json.loads(sidecar.read())
+    except (OSError, ValueError):
+        return ""
+    return str(data.get("agentType", "")) if isinstance(data, dict) else ""
+
+
+def _first_session_id(data: bytes) -> str:
+    """The ``sessionId`` in a legacy ``agent-*.jsonl`` file: its parent session."""
+    for line in data.splitlines()[:50]:
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(obj, dict) and isinstance(obj.get("sessionId"), str):
+            return obj["sessionId"]
+    return ""
+
+
+def group_sessions(sources: Iterable[Source]) -> dict[str, SessionFiles]:
+    """Group transcript files by the session they belong to."""
+    sessions: dict[str, SessionFiles] = {}
+    sources = list(sources)
+    sidecars = {s.rel: s for s in sources if s.rel.endswith(".meta.json")}
+    for src in sources:
+        parts = src.rel.split("/")
+        name = parts[-1]
+        if not name.endswith(".jsonl"):
+            continue
+        if len(parts) == 2 and not name.startswith("agent-"):
+            sessions.setdefault(name[: -len(".jsonl")], SessionFiles(name[: -len(".jsonl")])).main = src
+        elif len(parts) == 2:
+            try:
+                parent = _first_session_id(src.read())
+            except (OSError, ValueError):
+                parent = ""
+            parent = parent or "orphan-" + name[len("agent-"): -len(".jsonl")]
+            sessions.setdefault(parent, SessionFiles(parent)).subagents.append(src)
+        elif len(parts) >= 4 and parts[2] == "subagents" and name.startswith("agent-"):
+            files = sessions.setdefault(parts[1], SessionFiles(parts[1]))
+            files.subagents.append(src)
+            sidecar = sidecars.get(src.rel[: -len(".jsonl")] + ".meta.json")
+            if sidecar is not None:
+                src.agent_type = _agent_type(sidecar)
+                files.sidecars.append(sidecar)
+    return sessions
+
+
+# ---------------------------------------------------------------------- parsing
+
+
+@dataclass
+class LineStats:
+    lines: int = 0
+    malformed: int = 0
+    truncated: int = 0
+    non_object: int = 0
+    crlf: int = 0
+    unknown_type: int = 0
+
+    def add(self, other: LineStats) -> None:
+        for k in vars(self):
+            setattr(self, k, getattr(self, k) + getattr(other, k))
+
+    def skipped(self) -> dict[str, int]:
+        return {k: v for k, v in vars(self).items() if k not in ("lines", "crlf") and v}
+
+
+def parse_jsonl(data: bytes, stats: LineStats) -> list[dict[str, Any]]:
+    """Decode the kept entries of a transcript. Never raises on bad lines.
+
+    A CRLF line is valid JSON and is kept (dropping it would lose a message); it is counted.
+    An unparseable last line without a newline is the tail still being written: ``truncated``.
+    """
+    out: list[dict[str, Any]] = []
+    lines = data.split(b"\n")
+    for n, raw in enumerate(lines):
+        if not raw.strip():
+            continue
+        stats.lines += 1
+        if raw.endswith(b"\r"):
+            stats.crlf += 1
+        try:
+            obj = json.loads(raw.decode("utf-8", "replace"))
+        except ValueError:
+            if n == len(lines) - 1:
+                stats.truncated += 1
+            else:
+                stats.malformed += 1
+            continue
+        if not isinstance(obj, dict):
+            stats.non_object += 1
+            continue
+        kind = obj.get("type")
+        if kind in KEPT_TYPES:
+            out.append(obj)
+        elif kind not in IGNORED_TYPES:
+            stats.unknown_type += 1
+    return out
+
+
+def _clip(text: str, limit: int) -> str:
+    text = text.strip()
+    if limit and len(text) > limit:
+        return text[:limit].rstrip() + f" [... {len(text) - limit} more chars]"
+    return text
+
+
+def _one_line(text: str, limit: int = 120) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _block_text(content: Any) -> str:
+    """Text of a tool_result ``content``: a string or a list of text/image blocks."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for b in content:
+            if isinstance(b, dict) and b.get("type") == "text":
+                parts.append(str(b.get("text", "")))
+            elif isinstance(b, dict) and b.get("type") == "image":
+                parts.append("[image]")
+        return "\n".join(parts)
+    return "" if content is None else str(content)
+
+
+@dataclass
+class Renderer:
+    """Turns entries into readable text: ``user:``/``assistant:`` turns, tool calls, results."""
+
+    include_thinking: bool = False
+    tool_result_chars: int = 2000
+    tool_input_chars: int = 500
+
+    def tool_call(self, name: str, inp: Any) -> str:
+        if not isinstance(inp, dict):
+            return f"tool {name}"
+        keys = KEY_INPUTS.get(name) or tuple(k for k in GENERIC_KEYS if k in inp)[:1]
+        shown = [(k, inp[k]) for k in keys if inp.get(k) not in (None, "")]
+        if name == "TodoWrite" and isinstance(inp.get("todos"), list):
+            todos = [str(t.get("content", "")) for t in inp["todos"] if isinstance(t, dict)]
+            return f"tool TodoWrite: {_clip('; '.join(todos), self.tool_input_chars)}"
+        if not shown:
+            text = json.dumps(inp, ensure_ascii=False, sort_keys=True)
+            return f"tool {name}: {_clip(text, self.tool_input_chars)}"
+        first, rest = shown[0][1], shown[1:]
+        text = str(first) + "".join(f" {k}={json.dumps(v, ensure_ascii=False)}" for k, v in rest)
+        return f"tool {name}: {_clip(text, self.tool_input_chars)}"
+
+    def user_text(self, text: str) -> str | None:
+        """A typed prompt, a slash-command echo or local command output; None for harness noise."""
+        if "<local-command-caveat>" in text or text.startswith("Caveat: The messages below were generated"):
+            return None
+        tags = {m.group(1): m.group(2).strip() for m in _TAG.finditer(text)}
+        if "command-name" in tags:
+            return f"user: {tags['command-name']} {tags.get('command-args', '')}".rstrip()
+        if "local-command-stdout" in tags or "local-command-stderr" in tags:
+            out = tags.get("local-command-stdout", "") or tags.get("local-command-stderr", "")
+            out = _ANSI.sub("", out)
+            return f"output: {_clip(out, self.tool_result_chars)}" if out else None
+        text = text.strip()
+        return f"user: {text}" if text else None
+
+    def render(self, entries: list[dict[str, Any]]) -> list[str]:
+        """Lines of one conversation (main session or one subagent), in file order."""
+        turns: list[list[str]] = []
+        by_message: dict[str, tuple[list[str], set[str]]] = {}
+        tool_names: dict[str, str] = {}
+        for e in entries:
+            kind = e.get("type")
+            msg = e.get("message") if isinstance(e.get("message"), dict) else {}
+            if kind == "assistant":
+                mid = msg.get("id") or e.get("uuid") or str(id(e))
+                if mid not in by_message:
+                    by_message[mid] = ([], set())
+                    turns.append(by_message[mid][0])
+                lines, seen = by_message[mid]
+                for block in msg.get("content") if isinstance(msg.get("content"), list) else []:
+                    key = json.dumps(block, sort_keys=True, default=str)
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                    line = self._assistant_block(block, tool_names)
+                    if line:
+                        lines.append(line)
+            elif kind == "user" and not e.get("isMeta"):
+                turns.append(self._user_lines(e, msg, tool_names))
+            elif kind == "system":
+                turns.append(self._system_lines(e))
+        return [line for t in turns for line in t]
+
+    def _assistant_block(self, block: Any, tool_names: dict[str, str]) -> str | None:
+        if not isinstance(block, dict):
+            return None
+        btype = block.get("type")
+        if btype == "text":
+            text = str(block.get("text", "")).strip()
+            return f"assistant: {text}" if text else None
+        if btype == "thinking":
+            text = str(block.get("thinking", "")).strip()
+            return f"assistant (thinking): {text}" if self.include_thinking and text else None
+        if btype == "tool_use":
+            name = str(block.get("name", "?"))
+            if block.get("id"):
+                tool_names[str(block["id"])] = name
+            return self.tool_call(name, block.get("input"))
+        return None  # redacted_thinking, server tool blocks, images: nothing readable
+
+    def _user_lines(self, e: dict[str, Any], msg: dict[str, Any], tool_names: dict[str, str]) -> list[str]:
+        content = msg.get("content")
+        if e.get("isCompactSummary") and isinstance(content, str):
+            return [f"[summary of the conversation so far] {_clip(content, 4 * self.tool_result_chars)}"]
+        if isinstance(content, str):
+            line = self.user_text(content)
+            return [line] if line else []
+        out = []
+        for block in content if isinstance(content, list) else []:
+            if not isinstance(block, dict):
+                continue
+            btype = block.get("type")
+            if btype == "text":
+                line = self.user_text(str(block.get("text", "")))
+                if line:
+                    out.append(line)
+            elif btype == "image":
+                out.append("user: [image]")
+            elif btype == "tool_result":
+                name = tool_names.get(str(block.get("tool_use_id")), "tool")
+                flag = ", error" if block.get("is_error") else ""
+                text = _ANSI.sub("", _block_text(block.get("content")))
+                out.append(f"result ({name}{flag}): {_clip(text, self.tool_result_chars)}")
+        return out
+
+    def _system_lines(self, e: dict[str, Any]) -> list[str]:
+        sub = e.get("subtype")
+        if sub == "local_command" and isinstance(e.get("content"), str):
+            line = self.user_text(e["content"])
+            return [line] if line else []
+        if sub == "compact_boundary":
+            return ["--- context compacted ---"]
+        if sub == "api_error" or e.get("level") == "error":
+            text = e.get("content") if isinstance(e.get("content"), str) else json.dumps(e.get("error", ""))
+            return [f"error: {_clip(str(text), 500)}"]
+        return []
+
+
+# ---------------------------------------------------------------------- sessions -> items
+
+
+def _ts(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return timeutil.parse(value)
+    except ValueError:
+        return None
+
+
+def _first_prompt(entries: list[dict[str, Any]], renderer: Renderer) -> str:
+    for e in entries:
+        if e.get("type") != "user" or e.get("isMeta") or e.get("isCompactSummary"):
+            continue
+        content = (e.get("message") or {}).get("content")
+        texts = [content] if isinstance(content, str) else [
+            b.get("text", "") for b in content or [] if isinstance(b, dict) and b.get("type") == "text"]
+        for text in texts:
+            line = renderer.user_text(str(text))
+            if line and line.startswith("user: ") and not line.startswith("user: [Request interrupted"):
+                return _one_line(line[len("user: "):])
+    return ""
+
+
+def _title(entries: list[dict[str, Any]], renderer: Renderer) -> str:
+    """custom-title > ai-title > summary line > first user prompt (last of each kind wins)."""
+    found: dict[str, str] = {}
+    for e in entries:
+        for kind, key in (("custom-title", "customTitle"), ("ai-title", "aiTitle"), ("summary", "summary")):
+            if e.get("type") == kind and isinstance(e.get(key), str) and e[key].strip():
+                found[kind] = e[key].strip()
+    for kind in ("custom-title", "ai-title", "summary"):
+        if kind in found:
+            return _one_line(found[kind], 200)
+    return _first_prompt(entries, renderer)
+
+
+def _first_timestamp(entries: list[dict[str, Any]]) -> str:
+    """For ordering subagents: ISO timestamps with ``Z`` sort as text; none sorts last."""
+    return min((e["timestamp"] for e in entries if isinstance(e.get("timestamp"), str)), default="~")
+
+
+@dataclass
+class SessionDoc:
+    """A parsed session, before redaction."""
+
+    item: dict[str, Any]
+    stats: LineStats
+    ended_at: datetime | None
+
+
+Agent = tuple[str, str, list[dict[str, Any]]]  # (agent id, agent type, entries)
+
+
+def _read_session(files: SessionFiles, stats: LineStats) -> tuple[list[dict[str, Any]], list[dict[str, Any]],
+                                                                   list[Agent]]:
+    """(all entries of the main file, its main-chain entries, subagents ordered by start time).
+
+    Subagents are the inline ``isSidechain`` lines of old versions (grouped by ``agentId``) and
+    the separate ``agent-*.jsonl`` files.
+    """
+    main_entries = parse_jsonl(files.main.read(), stats) if files.main else []
+    main = [e for e in main_entries if not e.get("isSidechain")]
+    inline: dict[str, list[dict[str, Any]]] = {}
+    for e in main_entries:
+        if e.get("isSidechain"):
+            inline.setdefault(str(e.get("agentId") or "sidechain"), []).append(e)
+    agents: list[Agent] = [(name, "", ents) for name, ents in inline.items()]
+    for src in files.subagents:
+        name = src.rel.rsplit("/", 1)[-1][len("agent-"): -len(".jsonl")]
+        agents.append((name, src.agent_type, parse_jsonl(src.read(), stats)))
+    agents.sort(key=lambda a: _first_timestamp(a[2]))
+    return main_entries, main, agents
+
+
+def _strings(entries: list[dict[str, Any]], key: str) -> list[str]:
+    return [e[key] for e in entries if isinstance(e.get(key), str) and e[key]]
+
+
+def _session_meta(files: SessionFiles, meta_src: list[dict[str, Any]], everything: list[dict[str, Any]],
+                  agents: list[Agent], lines: list[str], stats: LineStats) -> dict[str, Any]:
+    """Where the session ran and how to reopen it (``resume``), models, counts, skipped lines."""
+    sid = files.session_id
+    cwds, branches = _strings(meta_src, "cwd"), _strings(meta_src, "gitBranch")
+    versions, slugs = _strings(meta_src, "version"), _strings(meta_src, "slug")
+    models = Counter(m for m in ((e.get("message") or {}).get("model") for e in everything
+                                 if e.get("type") == "assistant") if isinstance(m, str) and m != "<synthetic>")
+    meta: dict[str, Any] = {
+        "resume": f"claude --resume {sid}", "session_id": sid, "cwd": cwds[0] if cwds else None,
+        "git_branch": branches[-1] if branches else None, "model": models.most_common(1)[0][0] if models else None,
+        "models": sorted(models), "claude_version": versions[-1] if versions else None,
+        "slug": slugs[-1] if slugs else None, "subagents": [a[0] for a in agents],
+        "user_messages": sum(1 for line in lines if line.startswith("user: ")),
+        "tool_calls": sum(1 for line in lines if line.startswith("tool ")),
+        "files": [s.rel for s in files.sources if s.rel.endswith(".jsonl")],
+        "cwds": sorted(set(cwds)) if len(set(cwds)) > 1 else None,
+        "parent_missing": True if files.main is None else None,
+        "skipped_lines": stats.skipped() or None,
+    }
+    return {k: v for k, v in meta.items() if v not in (None, [], {})}
+
+
+def build_session(files: SessionFiles, renderer: Renderer) -> SessionDoc | None:
+    """Parse all files of one session into an API item (None if nothing readable)."""
+    stats = LineStats()
+    main_entries, main, agents = _read_session(files, stats)
+    everything = main + [e for _, _, ents in agents for e in ents]
+    if not any(e.get("type") in ("user", "assistant") for e in everything):
+        return None
+    lines = renderer.render(main)
+    for name, agent_type, ents in agents:
+        lines.append(f"\n=== subagent {name} ({agent_type}) ===" if agent_type else f"\n=== subagent {name} ===")
+        lines.extend(renderer.render(ents))
+    times = sorted(t for t in (_ts(e.get("timestamp")) for e in everything) if t)
+    meta = _session_meta(files, main or everything, everything, agents, lines, stats)
+    sid = files.session_id
+    title = _title(main_entries, renderer) or _title(everything, renderer) or meta.get("slug") or sid
+    item = {
+        "id": f"claude:{sid}", "source": "claude", "title": title, "uri": f"claude://session/{sid}",
+        "project": meta.get("cwd"),
+        "created_at": timeutil.fmt(times[0]) if times else None,
+        "updated_at": timeutil.fmt(times[-1]) if times else None,
+        "content": "\n".join(lines).strip(), "meta": meta,
+    }
+    return SessionDoc(item, stats, times[-1] if times else None)
+
+
+# ---------------------------------------------------------------------- the collector
+
+
+def _renderer(cfg: Config) -> Renderer:
+    return Renderer(cfg["collect.include_thinking"], cfg["collect.tool_result_chars"], cfg["collect.tool_input_chars"])
+
+
+def _changed(state: State, files: SessionFiles) -> bool:
+    for src in files.sources:
+        row = state.conn.execute("SELECT size, mtime_ns FROM claude_files WHERE path = ?",
+                                 (str(src.path),)).fetchone()
+        if row is None or (row[0], row[1]) != (src.size, src.mtime_ns):
+            return True
+    return False
+
+
+def _remember(state: State, files: SessionFiles) -> None:
+    state.conn.executemany(
+        "INSERT INTO claude_files(path, session_id, size, mtime_ns) VALUES (?, ?, ?, ?) ON CONFLICT(path) DO UPDATE "
+        "SET session_id = excluded.session_id, size = excluded.size, mtime_ns = excluded.mtime_ns",
+        [(str(s.path), files.session_id, s.size, s.mtime_ns) for s in files.sources])
+
+
+def _emit(doc: SessionDoc, sink: Sink, stats: RunStats, redactor: Any, cfg: Config) -> None:
+    item, counts = prepare(doc.item, redactor, cfg["collect.max_item_bytes"], PLAIN_META)
+    if sink.upsert(Queued(item, counts)):
+        stats.queued += 1
+        stats.redacted.update(counts)
+    else:
+        stats.unchanged += 1
+
+
+def _process(sessions: dict[str, SessionFiles], sink: Sink, stats: RunStats, cfg: Config, redactor: Any,
+             since: datetime | None, on_built: Callable[[SessionFiles], None]) -> None:
+    renderer = _renderer(cfg)
+    for sid in sorted(sessions):
+        files = sessions[sid]
+        stats.scanned += 1
+        try:
+            doc = build_session(files, renderer)
+        except (OSError, ValueError) as exc:  # ValueError: an archived copy failed its checksum
+            stats.errors.append(f"claude session {sid}: cannot read: {exc}")
+            continue
+        if doc is None:
+            stats.skipped["empty"] += 1
+            on_built(files)
+            continue
+        for k, v in doc.stats.skipped().items():
+            stats.skipped[f"{k} lines"] += v
+        if since and doc.ended_at and doc.ended_at < since:
+            stats.skipped["before --since"] += 1
+            on_built(files)
+            continue
+        _emit(doc, sink, stats, redactor, cfg)
+        on_built(files)
+
+
+def collect(cfg: Config, state: State, sink: Sink, redactor: Any, archive: Archive | None,
+            since: datetime | None = None) -> RunStats:
+    """Read every live ``projects/`` root; archive changed raw files; queue changed sessions."""
+    stats = RunStats("claude")
+    roots = claude_roots(cfg)
+    if not roots:
+        stats.warnings.append("claude: no Claude Code projects folder found (~/.claude/projects, "
+                              "$CLAUDE_CONFIG_DIR, ~/.config/claude/projects)")
+    for projects in roots:
+        try:
+            sessions = group_sessions(list_sources(projects))
+        except OSError as exc:
+            stats.errors.append(f"claude: cannot list {projects}: {exc}")
+            continue
+        todo = {sid: f for sid, f in sessions.items() if _changed(state, f)}
+        stats.unchanged += len(sessions) - len(todo)
+
+        def built(files: SessionFiles, projects: Path = projects) -> None:
+            if archive is not None:
+                for src in files.sources:
+                    try:
+                        archive.add(projects, src.rel, src.read())
+                    except OSError as exc:
+                        stats.errors.append(f"claude archive: {src.rel}: {exc}")
+            _remember(state, files)
+            state.checkpoint()
+
+        _process(todo, sink, stats, cfg, redactor, since, built)
+    return stats
+
+
+def collect_from_archive(cfg: Config, state: State, sink: Sink, redactor: Any, archive: Archive,
+                         since: datetime | None = None) -> RunStats:
+    """Rebuild every session from the archived raw files alone (checksums verified)."""
+    stats = RunStats("claude (archive)")
+    by_root: dict[str, list[Source]] = {}
+    for root_key, rel in archive.files():
+        by_root.setdefault(root_key, []).append(
+            Source(rel, lambda k=root_key, r=rel: archive.read(k, r)))
+    for root_key in sorted(by_root):
+        _process(group_sessions(by_root[root_key]), sink, stats, cfg, redactor, since,
+                 lambda files: state.checkpoint())
+    return stats

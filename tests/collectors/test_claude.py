@@ -1,0 +1,235 @@
+"""Claude Code collector on real transcripts and on synthetic ones for the ugly cases."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from brain.collectors import claude
+from brain.collectors.archive import Archive, ArchiveCorrupt, root_key
+
+from .conftest import RecordingSink
+from .fakehome import (
+    LEGACY_SID,
+    MAIN_SID,
+    OLD_SID,
+    SYN_CWD,
+    SYN_DIR,
+    copy_real_claude,
+    jsonl,
+    user,
+    write_synthetic_claude,
+)
+
+SHORT = "claude:55604662-cf2a-4331-851a-ec234028f8ca"
+TOOLS = "claude:d6e0bada-1959-4eec-a9d2-0bfade768d8f"
+ORPHAN = "claude:ae4a77f8-aedd-4bc1-888f-c94edc91af04"
+
+
+@pytest.fixture
+def projects(home: Path) -> Path:
+    p = home / ".claude" / "projects"
+    copy_real_claude(p)
+    write_synthetic_claude(p)
+    return p
+
+
+def run(cfg, state, redactor, archive=None, since=None) -> tuple[RecordingSink, claude.RunStats]:
+    sink = RecordingSink(state)
+    stats = claude.collect(cfg, state, sink, redactor, archive, since)
+    return sink, stats
+
+
+def test_real_transcripts_become_one_item_per_session(projects, make_cfg, state, redactor) -> None:
+    sink, stats = run(make_cfg(), state, redactor)
+    assert {SHORT, TOOLS, ORPHAN} <= set(sink.items)
+    it = sink.items[SHORT]
+    assert it["source"] == "claude" and it["uri"] == "claude://session/55604662-cf2a-4331-851a-ec234028f8ca"
+    assert it["title"] == "mix phx.server doesnt seem to start"
+    assert it["project"] == "/home/marco/projects/spotter"
+    assert it["meta"]["resume"] == "claude --resume 55604662-cf2a-4331-851a-ec234028f8ca"
+    assert it["meta"]["cwd"] == "/home/marco/projects/spotter"
+    assert (it["meta"]["git_branch"], it["meta"]["model"]) == ("master", "claude-opus-4-6")
+    assert (it["created_at"], it["updated_at"]) == ("2026-02-10T21:11:56.846Z", "2026-02-10T21:16:12.381Z")
+    c = it["content"]
+    # five assistant lines of one API message are merged: each block once, in order
+    assert c.count("Let me check the project structure") == 1
+    assert c.index("tool Bash: mix phx.server 2>&1 | head -80") < c.index("tool Glob: mix.exs")
+    assert "result (Bash, error): The user doesn't want to proceed" in c
+    assert "The user is having trouble starting" not in c  # thinking is off by default
+    assert "user: /model" in c and "output: Kept model as Default (recommended)" in c  # ANSI stripped
+    assert "file-history-snapshot" not in c and "SessionStart" not in c
+    assert stats.errors == []
+
+
+def test_tool_heavy_session_shows_calls_and_results_in_order(projects, make_cfg, state, redactor) -> None:
+    sink, _ = run(make_cfg(), state, redactor)
+    c = sink.items[TOOLS]["content"]
+    assert sink.items[TOOLS]["title"] == "start phoenix in background"
+    assert "tool WebSearch: xterm.js scroll not working" in c
+    assert "user: /mcp" in c and "output: Reconnected to tidewave." in c
+    assert "Caveat:" not in c  # harness meta lines are dropped
+    assert c.index("user: start phoenix in background") < c.index("tool Bash: mix phx.server") < \
+        c.index("result (Bash): Command running in background")
+
+
+def test_orphan_subagent_still_becomes_its_parent_session(projects, make_cfg, state, redactor) -> None:
+    sink, _ = run(make_cfg(), state, redactor)
+    it = sink.items[ORPHAN]
+    assert it["meta"]["parent_missing"] is True
+    assert it["meta"]["subagents"] == ["aac57f5"]
+    assert it["project"] == "/home/USER/projects/spotter-worktrees/spotter-4te"  # from cwd, not the folder name
+    assert it["title"].startswith("Search hex.pm for the latest versions")
+    assert "=== subagent aac57f5 ===" in it["content"]
+
+
+def test_synthetic_session_covers_the_ugly_cases(projects, make_cfg, state, redactor) -> None:
+    sink, stats = run(make_cfg(tool_result_chars=100), state, redactor)
+    it = sink.items[f"claude:{MAIN_SID}"]
+    c = it["content"]
+    assert it["title"] == "Fix flaky upload test"  # ai-title wins over the first prompt
+    assert it["project"] == SYN_CWD  # never decoded from -home-dev-my-app-v2
+    assert "[REDACTED:openai]" in c and "sk-proj-AbCdEf" not in c
+    assert c.count("assistant: Looking at the test.") == 1  # same block written twice
+    assert "tool Task: search docs subagent_type=\"general-purpose\"" in c
+    assert "result (Bash, error): " + "E" * 100 + " [... 4900 more chars]" in c
+    assert "result (Task): Docs say: use backoff.\n[image]" in c
+    assert "--- context compacted ---" in c and "[summary of the conversation so far]" in c
+    assert "SECRET-THOUGHT" not in c
+    assert "user: crlf line here" in c  # a CRLF line is valid JSON: kept
+    # subagents attached, ordered by time; the .meta.json agent type shown; journal.jsonl ignored
+    assert c.index("=== subagent a1b2c3d (general-purpose) ===") < c.index("=== subagent w9 ===")
+    assert "workflow step one" in c and "started" not in c
+    assert it["meta"]["models"] == ["claude-haiku-4-5", "claude-opus-4-6"]
+    assert it["meta"]["skipped_lines"] == {"malformed": 1, "truncated": 1, "non_object": 2, "unknown_type": 1}
+    assert stats.skipped["truncated lines"] == 1 and stats.errors == []
+
+
+def test_thinking_can_be_included(projects, make_cfg, state, redactor) -> None:
+    sink, _ = run(make_cfg(include_thinking=True), state, redactor)
+    assert "assistant (thinking): SECRET-THOUGHT: consider retries" in sink.items[f"claude:{MAIN_SID}"]["content"]
+
+
+def test_legacy_agent_file_and_inline_sidechains_attach_to_their_parent(projects, make_cfg, state, redactor) -> None:
+    sink, _ = run(make_cfg(), state, redactor)
+    legacy = sink.items[f"claude:{LEGACY_SID}"]
+    assert "=== subagent a123456 ===" in legacy["content"] and "It lists 3 fixes." in legacy["content"]
+    assert not any(i.startswith("claude:orphan-") for i in sink.items)
+    old = sink.items[f"claude:{OLD_SID}"]
+    assert old["title"] == "Rust parser port"  # from the summary line
+    assert old["project"] == "e:\\Workspace\\src\\tool"
+    assert "git_branch" not in old["meta"]
+    assert "=== subagent sidechain ===" in old["content"] and "sidechain answer" in old["content"]
+    assert old["content"].index("assistant: Spawning a task.") < old["content"].index("=== subagent sidechain")
+
+
+def test_every_projects_root_is_read(home: Path, make_cfg, state, redactor, monkeypatch) -> None:
+    a, b = home / "cfg-a", home / "cfg-b"
+    for base, sid in ((a, "aaaaaaaa-0000-4000-8000-000000000001"), (b, "bbbbbbbb-0000-4000-8000-000000000002"),
+                      (home / ".config" / "claude", "cccccccc-0000-4000-8000-000000000003")):
+        jsonl(base / "projects" / "-p" / f"{sid}.jsonl", [user(sid, "2026-01-01T00:00:00Z", "/p", "u", "hi " + sid)])
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", f"{a}, {b},{a}")
+    roots = claude.claude_roots(make_cfg())
+    assert roots == [a / "projects", b / "projects", home / ".config" / "claude" / "projects"]
+    sink, _ = run(make_cfg(), state, redactor)
+    assert len(sink.items) == 3
+    # an explicit setting replaces the defaults
+    assert claude.claude_roots(make_cfg(collect__claude_roots=[str(b)])) == [b / "projects"]
+
+
+def test_incremental_growing_session_is_resent(projects, make_cfg, state, redactor) -> None:
+    cfg = make_cfg()
+    run(cfg, state, redactor)
+    sink, stats = run(cfg, state, redactor)
+    assert sink.items == {} and stats.unchanged >= 6
+    path = projects / "-home-marco-projects-spotter" / "55604662-cf2a-4331-851a-ec234028f8ca.jsonl"
+    with open(path, "ab") as fh:
+        line = user("55604662-cf2a-4331-851a-ec234028f8ca", "2026-02-11T08:00:00.000Z", "/home/marco/projects/spotter",
+                    "new", "one more question about the server")
+        fh.write(json.dumps(line).encode() + b"\n")
+    sink, _ = run(cfg, state, redactor)
+    assert list(sink.items) == [SHORT]
+    assert sink.items[SHORT]["content"].endswith("user: one more question about the server")
+    assert sink.items[SHORT]["updated_at"] == "2026-02-11T08:00:00.000Z"
+
+
+def test_since_skips_older_sessions(projects, make_cfg, state, redactor) -> None:
+    from brain import timeutil
+
+    sink, stats = run(make_cfg(), state, redactor, since=timeutil.parse("2026-02-11"))
+    assert set(sink.items) == {ORPHAN, f"claude:{MAIN_SID}"}
+    assert stats.skipped["before --since"] == 4
+
+
+# ---------------------------------------------------------------------- archive
+
+
+def test_archive_keeps_sessions_after_claude_deletes_them(projects, make_cfg, state, redactor, tmp_path) -> None:
+    archive = Archive(tmp_path / "archive")
+    cfg = make_cfg()
+    live, _ = run(cfg, state, redactor, archive)
+    assert archive.verify() == []
+    # Claude Code's cleanupPeriodDays removes the files
+    for f in list(projects.rglob("*.jsonl")):
+        f.unlink()
+    rebuilt = RecordingSink(state)
+    stats = claude.collect_from_archive(cfg, state, rebuilt, redactor, archive)
+    assert stats.errors == []
+    assert rebuilt.items == live.items
+    archive.close()
+
+
+def test_archive_appends_growth_as_gzip_members_and_versions_rewrites(tmp_path: Path) -> None:
+    arch = Archive(tmp_path / "a")
+    root = tmp_path / "projects"
+    assert arch.add(root, "-p/s.jsonl", b"line1\n") == "new"
+    assert arch.add(root, "-p/s.jsonl", b"line1\n") == "unchanged"
+    assert arch.add(root, "-p/s.jsonl", b"line1\nline2\n") == "appended"
+    blob = tmp_path / "a" / root_key(root) / "-p/s.jsonl.gz"
+    assert gzip.decompress(blob.read_bytes()) == b"line1\nline2\n"
+    assert arch.add(root, "-p/s.jsonl", b"rewritten\n") == "version"  # the start changed: keep both
+    assert arch.read(root_key(root), "-p/s.jsonl") == b"rewritten\n"
+    assert arch.read(root_key(root), "-p/s.jsonl", version=1) == b"line1\nline2\n"
+    assert list(arch.files()) == [(root_key(root), "-p/s.jsonl")]
+
+
+def test_archive_ignores_a_member_left_by_a_crash(tmp_path: Path) -> None:
+    arch = Archive(tmp_path / "a")
+    root = tmp_path / "projects"
+    arch.add(root, "-p/s.jsonl", b"one\n")
+    blob = tmp_path / "a" / root_key(root) / "-p/s.jsonl.gz"
+    with open(blob, "ab") as fh:  # written, then killed before the manifest was updated
+        fh.write(gzip.compress(b"two\n"))
+    assert arch.read(root_key(root), "-p/s.jsonl") == b"one\n"
+    assert arch.add(root, "-p/s.jsonl", b"one\ntwo\n") == "appended"
+    assert arch.read(root_key(root), "-p/s.jsonl") == b"one\ntwo\n"  # not "one two two"
+    assert gzip.decompress(blob.read_bytes()) == b"one\ntwo\n"
+
+
+def test_a_corrupt_archived_copy_is_reported_not_used(projects, make_cfg, state, redactor, tmp_path) -> None:
+    archive = Archive(tmp_path / "archive")
+    run(make_cfg(), state, redactor, archive)
+    blob = next((tmp_path / "archive").rglob("55604662-*.jsonl.gz"))
+    data = bytearray(gzip.decompress(blob.read_bytes()))
+    data[100:110] = b"XXXXXXXXXX"
+    blob.write_bytes(gzip.compress(bytes(data)))
+    with pytest.raises(ArchiveCorrupt):
+        archive.read(root_key(projects), "-home-marco-projects-spotter/55604662-cf2a-4331-851a-ec234028f8ca.jsonl")
+    assert len(archive.verify()) == 1
+    sink = RecordingSink(state)
+    stats = claude.collect_from_archive(make_cfg(), state, sink, redactor, archive)
+    assert SHORT not in sink.items and TOOLS in sink.items
+    assert any("does not match its checksum" in e for e in stats.errors)
+
+
+def test_unreadable_bytes_and_garbage_files_are_never_fatal(home: Path, make_cfg, state, redactor) -> None:
+    d = home / ".claude" / "projects" / SYN_DIR
+    d.mkdir(parents=True)
+    (d / "99999999-0000-4000-8000-000000000009.jsonl").write_bytes(b"\xff\xfe garbage\n\x00\x01\n{}\n[]\n")
+    (d / "88888888-0000-4000-8000-000000000008.jsonl").write_bytes(b"")
+    sink, stats = run(make_cfg(), state, redactor)
+    assert sink.items == {} and stats.errors == []
+    assert stats.skipped["empty"] == 2
