@@ -37,8 +37,8 @@ for _ in $(seq 1 100); do
   sleep 0.3
 done
 
-log "remembering this repository's docs and code (files collector; the first run embeds them, ~1-2 min)"
-BRAIN_COLLECT_FILES_ROOTS="$ROOT" brain collect files
+log "remembering this repository's docs/ and app/ (files collector; the first run embeds them: a few minutes on 2 cores)"
+BRAIN_COLLECT_FILES_ROOTS="$ROOT/docs,$ROOT/app" brain collect files
 
 cat <<EOF_HELP
 

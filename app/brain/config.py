@@ -189,7 +189,7 @@ SETTINGS: list[Setting] = [
     # client side: collectors, CLI and MCP talk to a brain-api
     Setting("client.api_url", _url, "http://127.0.0.1:8000", "brain-api base URL", env="BRAIN_API_URL"),
     Setting("client.token", _str, "", "bearer token for brain-api", env="BRAIN_TOKEN", secret=True),
-    Setting("client.timeout", _float(0.1), 60.0, "seconds per request to brain-api"),
+    Setting("client.timeout", _float(0.1), 300.0, "seconds per request to brain-api (an ingest batch waits for its embeddings)"),
     Setting("client.ca_bundle", _path, "", "CA bundle for a self-signed brain-api certificate"),
 ]
 

@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import math
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -155,6 +156,9 @@ class LocalEmbedder:
         self._tok.enable_truncation(self.max_tokens)
         self.batch_size = batch_size
         self.model_id = "local/" + (model if model in KNOWN_LOCAL else folder.name)
+        # one forward pass at a time per process: they are CPU-bound and already use every core,
+        # so concurrent requests would only thrash the caches and all finish later
+        self._lock = threading.Lock()
         # pre-transpose linear weights once so the forward pass is plain x @ W
         self._lin: dict[str, np.ndarray] = {}
         for key, value in self._w.items():
@@ -218,6 +222,10 @@ class LocalEmbedder:
         """Embed in length-sorted batches so padding (wasted work) stays small."""
         if not texts:
             return EmbedResult(np.zeros((0, self.dim), np.float32), 0)
+        with self._lock:
+            return self._embed(texts)
+
+    def _embed(self, texts: list[str]) -> EmbedResult:
         encodings = self._tok.encode_batch(texts, add_special_tokens=True)
         order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
         out = np.zeros((len(texts), self.dim), np.float32)

@@ -25,6 +25,9 @@ def gunicorn_options(host: str, port: int, workers: int) -> dict[str, Any]:
         "accesslog": "-",
         "errorlog": "-",
         "forwarded_allow_ips": "127.0.0.1,::1",
+        # no runtime-management socket in $HOME: nothing uses it, and under systemd's
+        # ProtectSystem=strict the home folder is read-only
+        "control_socket_disable": True,
     }
 
 

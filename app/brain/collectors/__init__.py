@@ -64,7 +64,8 @@ config_mod.register(
     Setting("collect.max_item_bytes", _int(1024), 2_000_000,
             "largest item content sent; longer content keeps its head and tail"),
     Setting("collect.batch_items", _int(1, 500), 100, "items per POST /api/v1/items"),
-    Setting("collect.batch_bytes", _int(10_000), 4_000_000, "bytes per POST /api/v1/items"),
+    Setting("collect.batch_bytes", _int(10_000), 500_000,
+            "bytes per POST /api/v1/items (kept small: the server embeds a batch before it answers)"),
 )
 
 
