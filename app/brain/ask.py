@@ -295,6 +295,15 @@ def error_payload(exc: LLMError, citations: list[dict[str, Any]], timings: dict[
             "citations": citations, "timings": timings}
 
 
+def retrieval_only(prep: Prepared, note: str, reason: str) -> dict[str, Any]:
+    """No LLM call because the GPU VM is stopped and may not be started (issue 7): the sources,
+    with ``note`` saying why as the answer, so every client shows it without knowing the flag."""
+    out = prep.result(note, None, prep.timings())
+    out["retrieval_only"] = True
+    out["reason"] = reason
+    return out
+
+
 def context_only(prep: Prepared) -> dict[str, Any]:
     """``--no-llm``: the retrieved, packed context exactly as the model would see it."""
     out = prep.result(None, None, prep.timings())

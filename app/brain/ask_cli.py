@@ -162,6 +162,8 @@ def _consume(events: Iterator[Event], show_thinking: bool) -> Event | None:
         if ev.event == "thinking" and show_thinking:
             thinking = True
             click.echo(click.style(ev.data["text"], dim=True), nl=False)
+        elif ev.event == "status":  # the GPU VM is starting: say so instead of sitting silent
+            click.echo(click.style(f"[{ev.data.get('message', ev.data.get('stage', ''))}]", dim=True), err=True)
         elif ev.event == "token":
             if thinking:
                 click.echo("\n")

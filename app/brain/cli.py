@@ -206,6 +206,10 @@ from .collectors.cli import collect_group, init_cmd  # noqa: E402 - issue 3: bra
 
 main.add_command(collect_group)
 main.add_command(init_cmd)
+from .gpu_cli import cost_cmd, gpu_group  # noqa: E402 - issue 7: brain gpu status|start|stop|idle-check, brain cost
+
+main.add_command(gpu_group)
+main.add_command(cost_cmd)
 
 
 def run() -> None:  # pragma: no cover - console entry for `python -m brain`

@@ -260,7 +260,7 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 # Modules that add their area's settings with register(). They are imported before validation so
 # every setting is known whichever entry point (CLI, WSGI app, tests) loads the configuration first.
 AREA_MODULES = ("brain.client", "brain.llm", "brain.ask", "brain.ask_cli", "brain.backup", "brain.collectors",
-                "brain.mcp")
+                "brain.mcp", "brain.gpu")
 
 
 def _register_areas() -> None:

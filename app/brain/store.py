@@ -86,6 +86,36 @@ CREATE TABLE embed_usage(
 CREATE INDEX embed_usage_at ON embed_usage(at);
 CREATE TABLE kv(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """),
+    # issue 7 (app/brain/gpu.py): the GPU VM's cost ledger, its last seen state, requests in flight
+    (2, "gpu ledger, state, requests in flight", """
+CREATE TABLE gpu_ledger(
+  id INTEGER PRIMARY KEY,
+  at TEXT NOT NULL,
+  instance_id TEXT NOT NULL,
+  event TEXT NOT NULL CHECK (event IN ('start', 'stop')),
+  rate_hourly REAL NOT NULL,
+  origin TEXT NOT NULL,
+  note TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX gpu_ledger_at ON gpu_ledger(at);
+CREATE INDEX gpu_ledger_instance ON gpu_ledger(instance_id, id);
+CREATE TABLE gpu_state(
+  instance_id TEXT PRIMARY KEY,
+  status TEXT NOT NULL DEFAULT '',
+  ip TEXT NOT NULL DEFAULT '',
+  rate_hourly REAL,
+  observed_at TEXT,
+  start_requested_at TEXT,
+  last_ask_at TEXT
+);
+CREATE TABLE gpu_inflight(
+  id INTEGER PRIMARY KEY,
+  started_at TEXT NOT NULL,
+  host TEXT NOT NULL,
+  pid INTEGER NOT NULL,
+  what TEXT NOT NULL
+);
+"""),
 ]
 
 

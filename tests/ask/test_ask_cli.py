@@ -102,3 +102,14 @@ def test_sse_parser_handles_split_bytes_and_multiline_data() -> None:
     chunks = [raw[i:i + 3] for i in range(0, len(raw), 3)]
     events = list(iter_sse(iter(chunks)))
     assert [(e.event, e.data) for e in events] == [("token", {"text": "hé"}), ("done", {"a": 1})]
+
+
+def test_status_events_are_shown_while_the_gpu_starts(capsys) -> None:
+    from brain.ask_cli import Event, _consume
+
+    events = [Event("status", {"stage": "starting", "message": "starting the GPU VM"}),
+              Event("token", {"text": "Hello"}), Event("done", {"answer": "Hello", "citations": []})]
+    final = _consume(iter(events), show_thinking=False)
+    out = capsys.readouterr()
+    assert final is not None and final.event == "done"
+    assert "[starting the GPU VM]" in out.err and out.out.startswith("Hello")

@@ -41,4 +41,6 @@ def create_app(test_config: dict[str, Any] | config_mod.Config | None = None) ->
     # --- blueprints of other areas register below (auth applies to them automatically) ---
     from . import ask as ask_api  # issue 4: POST /api/v1/ask (its blueprint requires the token itself)
     app.register_blueprint(ask_api.bp)
+    from . import gpu as gpu_api  # issue 7: /api/v1/gpu, /api/v1/gpu/start|stop, /api/v1/cost
+    app.register_blueprint(gpu_api.bp)
     return app

@@ -12,22 +12,35 @@ Body: ``{"question", "k"?, "source"?, "project"?, "since"?, "until"?, "stream"?,
   would read them (``brain ask --no-llm``).
 - LLM unreachable, timing out or failing before the answer starts → ``503 {"error": {"code":
   "llm_unavailable", "message" (names the endpoint), "reason"}, "citations", "timings"}``.
+
+With a GPU VM configured (``gpu.instance_id``, issue 7) an ask that needs the LLM first makes
+sure the VM is up (``brain.gpu``): it counts as in flight until its answer ends (the idle stop
+waits for it); if the VM is stopped it starts it (once for all concurrent asks) and waits for
+Ollama, streaming ``status {"stage", "message", "state", "elapsed_s"}`` events meanwhile; with
+``gpu.auto_start`` off, or past ``gpu.monthly_budget_usd``, it answers from retrieval only
+(``"retrieval_only": true``, ``"reason"``, the note as ``answer``, no LLM call). A failed start
+answers ``503 {"error": {"code": "gpu_unavailable", ...}, "citations", "timings"}`` (or an
+``error`` event once streaming). Without ``gpu.instance_id`` nothing of this runs.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
 from .. import ask as ask_core
+from .. import gpu
+from ..config import Config
 from ..embed import EmbedError
-from ..llm import get_llm
+from ..llm import LLMClient, get_llm
 from .auth import require_token
 from .deps import get_config, get_db, get_searcher
 from .errors import ApiError
+from .gpu import get_gpu
 from .params import filters, int_param, json_body
 
 bp = Blueprint("ask", __name__, url_prefix="/api/v1")
@@ -80,19 +93,127 @@ def ask():
     if not use_llm:
         return jsonify(ask_core.context_only(prep))
     llm = get_llm(cfg)
+    if prep.packed.sources:  # without sources there is no LLM call, so no GPU either
+        try:
+            control = get_gpu()  # None without gpu.instance_id: ask works as it always did
+        except gpu.GpuError as exc:
+            return _gpu_unavailable(exc, prep)
+        if control is not None:
+            return _ask_on_gpu(control, cfg, prep, llm, stream, show_thinking)
+    return _answer(prep, llm, stream, show_thinking)
+
+
+def _answer(prep: ask_core.Prepared, llm: LLMClient, stream: bool, show_thinking: bool,
+            ticket: gpu.Ticket | None = None, gpu_wait_ms: float | None = None):
+    """Answer with an LLM believed reachable; ``ticket`` (an ask in flight) ends with the answer."""
     if not stream:
         try:
-            return jsonify(ask_core.answer(prep, llm, show_thinking))
+            return jsonify(_with_wait(ask_core.answer(prep, llm, show_thinking), gpu_wait_ms))
         except ask_core.AskLLMError as exc:
             return _llm_unavailable(exc)
+        finally:
+            if ticket is not None:
+                ticket.end()
     try:
         events = ask_core.open_stream(prep, llm, show_thinking)
     except ask_core.AskLLMError as exc:
+        if ticket is not None:
+            ticket.end()
         return _llm_unavailable(exc)
-    return Response(_frames(events), mimetype="text/event-stream",
+    return _event_stream(events, ticket)
+
+
+def _event_stream(events: Iterator[tuple[str, Any]], ticket: gpu.Ticket | None = None) -> Response:
+    resp = Response(_frames(events, ticket), mimetype="text/event-stream",
                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    if ticket is not None:
+        resp.call_on_close(ticket.end)  # also when the client leaves before the first event
+    return resp
 
 
-def _frames(events: Iterator[tuple[str, Any]]) -> Iterator[str]:
+def _frames(events: Iterator[tuple[str, Any]], ticket: gpu.Ticket | None = None) -> Iterator[str]:
+    try:
+        for event, data in events:
+            yield _sse(event, data)
+    finally:
+        if ticket is not None:
+            ticket.end()
+
+
+# --- the GPU VM (issue 7) -------------------------------------------------------------------------
+
+
+def _with_wait(result: dict[str, Any], gpu_wait_ms: float | None) -> dict[str, Any]:
+    if gpu_wait_ms is not None:
+        result["timings"]["gpu_wait_ms"] = round(gpu_wait_ms, 1)
+    return result
+
+
+def _note(exc: gpu.CannotStart) -> str:
+    """The answer of a retrieval-only ask: why there is no LLM answer, and how to get one."""
+    if isinstance(exc, gpu.BudgetExceeded):
+        return (f"No LLM answer: the GPU VM is stopped and was not started because {exc.message}. "
+                "These are the sources the brain found.")
+    return ("No LLM answer: the GPU VM is stopped and gpu.auto_start is off. These are the sources the "
+            "brain found; start the GPU with `brain gpu start` (or POST /api/v1/gpu/start) for answers.")
+
+
+def _gpu_payload(exc: gpu.GpuError, prep: ask_core.Prepared) -> dict[str, Any]:
+    """The JSON of a failed GPU start: the error, plus the memory that was found."""
+    return {"error": {"code": "gpu_unavailable", "message": exc.message, "reason": exc.code},
+            "citations": prep.packed.citations, "timings": prep.timings()}
+
+
+def _gpu_unavailable(exc: gpu.GpuError, prep: ask_core.Prepared) -> tuple[Response, int]:
+    return jsonify(_gpu_payload(exc, prep)), 503
+
+
+def _ask_on_gpu(control: gpu.GpuControl, cfg: Config, prep: ask_core.Prepared, llm: LLMClient, stream: bool,
+                show_thinking: bool):
+    """Make sure the GPU VM is up (start it, or answer retrieval-only), then answer."""
+    ticket = control.begin_request("ask")  # before any check: the idle stop must see this ask
+    try:
+        ready = control.ready_now()
+        if ready:
+            return _answer(prep, llm, stream, show_thinking, ticket)
+        if stream:
+            return _event_stream(_start_then_stream(control, cfg, prep, llm, show_thinking), ticket)
+        started = time.monotonic()
+        control.ensure_ready(auto_start=cfg["gpu.auto_start"], origin="ask")
+        return _answer(prep, llm, False, show_thinking, ticket, (time.monotonic() - started) * 1000)
+    except gpu.CannotStart as exc:
+        ticket.end()
+        return jsonify(ask_core.retrieval_only(prep, _note(exc), exc.code))
+    except gpu.GpuError as exc:
+        ticket.end()
+        return _gpu_unavailable(exc, prep)
+    except BaseException:
+        ticket.end()
+        raise
+
+
+def _start_then_stream(control: gpu.GpuControl, cfg: Config, prep: ask_core.Prepared, llm: LLMClient,
+                       show_thinking: bool) -> Iterator[tuple[str, Any]]:
+    """SSE events: ``status`` while the GPU VM starts, then the answer (or retrieval only)."""
+    started = time.monotonic()
+    try:
+        for progress in control.start_events(auto_start=cfg["gpu.auto_start"], origin="ask"):
+            yield "status", progress.as_dict()
+    except gpu.CannotStart as exc:
+        out = ask_core.retrieval_only(prep, _note(exc), exc.code)
+        yield "status", {"stage": "retrieval_only", "message": exc.message, "state": "stopped",
+                         "elapsed_s": round(time.monotonic() - started, 1)}
+        yield "token", {"text": out["answer"]}
+        yield "done", out
+        return
+    except gpu.GpuError as exc:
+        yield "error", _gpu_payload(exc, prep)
+        return
+    wait_ms = (time.monotonic() - started) * 1000
+    try:
+        events = ask_core.open_stream(prep, llm, show_thinking)
+    except ask_core.AskLLMError as exc:
+        yield "error", ask_core.error_payload(exc.error, exc.citations, exc.timings)
+        return
     for event, data in events:
-        yield _sse(event, data)
+        yield event, (_with_wait(data, wait_ms) if event == "done" else data)

@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # brain.cli imports this module to register the command
 config_mod.register(
     Setting("mcp.max_chars", config_mod._int(1000, 60_000), 20_000,
             "characters of an item's content get_item returns per call when max_chars is not given"),
-    Setting("mcp.ask_timeout", config_mod._float(1.0), 300.0,
+    Setting("mcp.ask_timeout", config_mod._float(1.0), 900.0,
             "seconds ask_memory waits for brain-api's answer (the LLM may be loading a model)"),
     Setting("mcp.host", config_mod._str, "127.0.0.1", "address `brain mcp --http` binds"),
     Setting("mcp.port", config_mod._int(1, 65535), 8765, "port `brain mcp --http` binds"),

@@ -1,0 +1,136 @@
+"""Stand-in for Ollama on the GPU VM, for tests only.
+
+A stdlib HTTP server on 127.0.0.1 that implements the two calls the brain makes to Ollama:
+``GET /api/version`` (``{"version": ...}``, the readiness check) and ``POST /v1/chat/completions``
+(the OpenAI-compatible streamed chat: ``data: {chunk}`` events ending with ``data: [DONE]``).
+
+It answers only while ``is_up()`` says the VM runs, and only ``boot_delay`` seconds after it
+first saw it up (Ollama starting after the VM boots). Otherwise it drops the connection
+without an answer, as a VM that is off would; an answer being streamed when the VM goes down
+is cut off the same way. Tests link ``is_up`` to the TensorDock stand-in's
+instance status, so starting and stopping the VM there brings this server up and down.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+MODEL = "deepseek-standin"
+
+
+class OllamaStandIn:
+    """The server; ``pieces`` are the answer's content deltas, ``token_delay`` seconds apart."""
+
+    def __init__(self, is_up: Callable[[], bool] = lambda: True, *, boot_delay: float = 0.0,
+                 pieces: list[str] | None = None, token_delay: float = 0.0):
+        self.is_up = is_up
+        self.boot_delay = boot_delay
+        self.pieces = pieces or ["Enable WAL", " mode [1]."]
+        self.token_delay = token_delay
+        self.version_calls = 0
+        self.chat_requests: list[dict[str, Any]] = []
+        self.dropped = 0
+        self._up_since: float | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self.httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                        daemon=True)
+
+    @property
+    def url(self) -> str:
+        """Ollama's base URL (``gpu.ollama_url``); ``url + "/v1"`` is ``llm.base_url``."""
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def answering(self) -> bool:
+        with self._lock:
+            if not self.is_up():
+                self._up_since = None
+                return False
+            if self._up_since is None:
+                self._up_since = time.monotonic()
+            return time.monotonic() - self._up_since >= self.boot_delay
+
+    def start(self) -> OllamaStandIn:
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self._stop.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _chunk(content: str | None, finish: str | None = None) -> bytes:
+    delta = {} if content is None else {"content": content}
+    data = {"id": "chatcmpl-standin", "object": "chat.completion.chunk", "created": int(time.time()),
+            "model": MODEL, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+    return b"data: " + json.dumps(data).encode() + b"\n\n"
+
+
+def _handler(server: OllamaStandIn) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet test output
+            pass
+
+        def _drop(self) -> None:
+            server.dropped += 1
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server naming
+            if not server.answering():
+                return self._drop()
+            if self.path != "/api/version":
+                return self._json(404, {"error": "not found"})
+            server.version_calls += 1
+            self._json(200, {"version": "0.0.0-standin"})
+
+        def do_POST(self) -> None:  # noqa: N802
+            length = int(self.headers.get("Content-Length", "0"))
+            body = json.loads(self.rfile.read(length) or b"{}")
+            if not server.answering():
+                return self._drop()
+            if self.path != "/v1/chat/completions":
+                return self._json(404, {"error": {"message": f"no route {self.path}"}})
+            server.chat_requests.append(body)
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            for piece in server.pieces:
+                if server.token_delay:
+                    server._stop.wait(server.token_delay)
+                if not server.is_up():  # the VM went down under the answer: the stream dies with it
+                    return self._drop()
+                self._write(_chunk(piece))
+            self._write(_chunk(None, "stop"))
+            self._write(b"data: [DONE]\n\n")
+
+        def _write(self, data: bytes) -> None:
+            try:
+                self.wfile.write(data)
+                self.wfile.flush()
+            except OSError:
+                pass
+
+        def _json(self, status: int, payload: dict[str, Any]) -> None:
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self._write(data)
+
+    return Handler
