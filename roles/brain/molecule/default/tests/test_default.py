@@ -1,0 +1,97 @@
+"""Behaviour of the brain role in a booted container: brain-api runs sandboxed as its own user,
+Caddy serves it over HTTPS with the token enforced, the firewall exposes only HTTPS, and the
+backup timer's service produces a backup that `brain restore` brings back."""
+
+import json
+import os
+import shlex
+import socket
+from pathlib import Path
+
+TOKEN = "molecule-token-0123456789abcdef"
+CA = "/var/lib/caddy/.local/share/caddy/pki/authorities/local/root.crt"
+CURL = f"curl -s --cacert {CA} --resolve localhost:443:127.0.0.1"
+
+
+def _status(host, path: str, token: str | None = None, method: str = "GET", body: dict | None = None) -> str:
+    cmd = f"{CURL} -o /dev/null -w '%{{http_code}}' -X {method}"
+    if token:
+        cmd += f" -H 'Authorization: Bearer {token}'"
+    if body is not None:
+        cmd += f" -H 'Content-Type: application/json' -d {shlex.quote(json.dumps(body))}"
+    return host.run(f"{cmd} https://localhost{path}").stdout
+
+
+def _connects(ip: str, port: int) -> bool:
+    try:
+        with socket.create_connection((ip, port), timeout=3):
+            return True
+    except OSError:
+        return False
+
+
+def test_brain_api_runs_sandboxed_as_its_own_user_on_loopback(host):
+    service = host.service("brain")
+    assert service.is_running and service.is_enabled
+    props = host.run("systemctl show brain -p User -p NoNewPrivileges -p ProtectSystem -p ReadWritePaths").stdout
+    assert "User=brain" in props and "NoNewPrivileges=yes" in props
+    assert "ProtectSystem=strict" in props and "ReadWritePaths=/var/lib/brain" in props
+    main_pid = host.run("systemctl show brain -p MainPID --value").stdout.strip()
+    assert host.run(f"ps -o user= -p {main_pid}").stdout.strip() == "brain"
+    assert host.socket("tcp://127.0.0.1:8000").is_listening
+    assert not host.socket("tcp://0.0.0.0:8000").is_listening
+
+
+def test_secrets_are_root_only_and_config_points_llm_at_the_tunnel(host):
+    env = host.file("/etc/brain/brain.env")
+    assert env.user == "root" and env.mode == 0o600
+    assert host.run("runuser -u brain -- cat /etc/brain/brain.env").rc != 0
+    shown = host.run("brain config show").stdout
+    assert "llm.base_url = 'http://10.77.0.2:11434/v1'" in shown
+    assert "server.db_path = '/var/lib/brain/brain.db'" in shown
+
+
+def test_caddy_serves_https_and_the_api_enforces_the_token(host):
+    assert host.service("caddy").is_running
+    assert _status(host, "/healthz") == "200"
+    assert _status(host, "/api/v1/stats") == "401"
+    assert _status(host, "/api/v1/stats", token="wrong-token-0123456789") == "401"
+    assert _status(host, "/api/v1/stats", token=TOKEN) == "200"
+    redirect = host.run("curl -s -o /dev/null -w '%{http_code} %{redirect_url}' http://127.0.0.1/healthz "
+                        "-H 'Host: localhost'").stdout
+    assert redirect.startswith("308 https://localhost/")
+
+
+def test_internal_ca_root_was_copied_to_the_controller(host):
+    fetched = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "brain-ca.crt"
+    assert fetched.read_text().strip() == host.file(CA).content_string.strip()
+    assert "BEGIN CERTIFICATE" in fetched.read_text()
+
+
+def test_firewall_exposes_https_but_not_gunicorn(host):
+    ip = host.interface("eth0").addresses[0]
+    assert _connects(ip, 443)
+    # gunicorn binds loopback only; even with a listener on all addresses ufw would drop 8000
+    assert not _connects(ip, 8000)
+
+
+def test_backup_timer_makes_a_backup_that_restore_brings_back(host):
+    item = {"id": "note:molecule", "source": "note", "title": "restore me", "content": "kept by the backup"}
+    assert _status(host, "/api/v1/items", TOKEN, "POST", {"items": [item]}) == "200"
+    assert host.service("brain-backup.timer").is_enabled
+    assert host.run("systemctl is-active brain-backup.timer").stdout.strip() == "active"
+
+    run = host.run("systemctl start brain-backup.service")
+    assert run.rc == 0, host.run("journalctl -u brain-backup --no-pager -n 30").stdout
+    listing = host.run("ls /var/backups/brain").stdout.split()
+    backups = [name for name in listing if name.startswith("brain-") and name.endswith(".db")]
+    assert backups, listing
+    backup = host.file(f"/var/backups/brain/{backups[-1]}")
+    assert backup.user == "brain" and backup.mode == 0o600 and backup.size > 0
+
+    assert _status(host, "/api/v1/items/note:molecule", TOKEN, "DELETE") == "200"
+    restore = host.run(f"systemctl stop brain && brain restore {backup.path} --yes; rc=$?; "
+                       "systemctl start brain; exit $rc")
+    assert restore.rc == 0, restore.stderr
+    host.run("for i in $(seq 30); do curl -sf http://127.0.0.1:8000/healthz && break; sleep 1; done")
+    assert _status(host, "/api/v1/items/note:molecule", TOKEN) == "200"

@@ -1,0 +1,261 @@
+"""Fast checks of the Ansible code that run in CI without containers: syntax, lint, the
+inventory wiring, templates rendered with the roles' real defaults and read back by the real
+brain config loader, the cron runner's lock and log, the GPU check, and the wheel build the
+brain role's idempotence relies on. The molecule scenarios (tests/ansible/run-molecule.sh)
+cover the roles on booted systems."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from ansible_helpers import REPO, ansible_env, run_playbook
+
+import brain.cli  # noqa: F401 - registers every area's settings, as the `brain` command does
+from brain import config as config_mod
+
+HERE = Path(__file__).resolve().parent
+
+
+def _render(tmp_path: Path, role: str, templates: list[str], **extra) -> dict[str, str]:
+    out = tmp_path / f"out-{role}-{len(list(tmp_path.glob('out-*')))}"
+    out.mkdir()
+    run_playbook(tmp_path, HERE / "render.yml",
+                 {"repo": str(REPO), "role": role, "out": str(out), "templates": templates, **extra})
+    return {p.name: p.read_text() for p in out.iterdir()}
+
+
+# --- syntax, lint, inventory -------------------------------------------------------------------
+
+def test_site_yml_passes_the_syntax_check(tmp_path: Path, tool) -> None:
+    # the static inventory only: the Pulumi script would call the pulumi CLI, which may wait on a backend
+    proc = subprocess.run([tool("ansible-playbook"), "--syntax-check", "-i", "inventory/hosts.yml", "site.yml"], cwd=REPO,
+                          env=ansible_env(tmp_path), capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_ansible_lint_production_profile_is_clean(tmp_path: Path, tool) -> None:
+    env = {**ansible_env(tmp_path), "NO_COLOR": "1"}
+    proc = subprocess.run([tool("ansible-lint"), "--offline", "--profile", "production"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
+
+
+def test_inventory_wires_the_tunnel_addresses_and_secrets_from_the_environment(tmp_path: Path, tool) -> None:
+    inv = tmp_path / "inventory"
+    shutil.copytree(REPO / "inventory", inv, ignore=shutil.ignore_patterns("pulumi_inventory.py"))
+    (inv / "test-hosts.yml").write_text(
+        "brain:\n  hosts:\n    brain-vm: {ansible_host: 192.0.2.10}\n"
+        "gpu:\n  hosts:\n    gpu-vm: {ansible_host: 192.0.2.20}\n")
+    env = {**ansible_env(tmp_path), "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
+           "BRAIN_API_TOKENS": "new-token-0123456789abcdef,old-token-0123456789abcdef"}
+    env.pop("BRAIN_API_URL", None)
+    proc = subprocess.run([tool("ansible-playbook"), "-i", str(inv), "-c", "local", str(HERE / "show-vars.yml")],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    hosts = json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"]
+    brain, gpu, local = hosts["brain-vm"]["msg"], hosts["gpu-vm"]["msg"], hosts["localhost"]["msg"]
+    assert brain["wireguard_address"] == "10.77.0.1" and gpu["wireguard_address"] == "10.77.0.2"
+    assert brain["brain_llm_base_url"] == "http://10.77.0.2:11434/v1"
+    assert brain["brain_api_tokens"] == ["new-token-0123456789abcdef", "old-token-0123456789abcdef"]
+    assert gpu["ollama_listen_address"] == "10.77.0.2" and gpu["ollama_allowed_clients"] == ["10.77.0.1"]
+    assert local["collectors_api_url"].strip() == "https://192.0.2.10"
+
+
+# --- brain role templates ----------------------------------------------------------------------
+
+BRAIN_VARS = {"brain_api_tokens": ["tok-a-0123456789abcdef", "tok-b-0123456789abcdef"],
+              "brain_llm_base_url": "http://10.77.0.2:11434/v1"}
+
+
+def test_brain_config_is_read_by_the_real_config_loader(tmp_path: Path) -> None:
+    files = _render(tmp_path, "brain", ["config.toml.j2"], **BRAIN_VARS,
+                    brain_data_dir='/srv/brain "data"',
+                    brain_extra_config={"server": {"max_batch_items": 100}, "llm": {"read_timeout": 120.5}})
+    path = tmp_path / "config.toml"
+    path.write_text(files["config.toml"])
+    cfg = config_mod.load(path, env={})
+    assert cfg["server.db_path"] == '/srv/brain "data"/brain.db'
+    assert cfg["server.port"] == 8000 and cfg["server.host"] == "127.0.0.1"
+    assert cfg["server.max_batch_items"] == 100 and cfg["llm.read_timeout"] == 120.5
+    assert cfg["llm.base_url"] == "http://10.77.0.2:11434/v1"
+    assert cfg["backup.dir"] == "/var/backups/brain" and cfg["backup.keep"] == 7
+    assert cfg["server.api_tokens"] == []  # secrets never in the config file
+
+
+def test_brain_unknown_extra_setting_is_caught_by_the_loader(tmp_path: Path) -> None:
+    files = _render(tmp_path, "brain", ["config.toml.j2"], **BRAIN_VARS,
+                    brain_extra_config={"server": {"db_pth": "/typo"}})
+    path = tmp_path / "config.toml"
+    path.write_text(files["config.toml"])
+    with pytest.raises(config_mod.ConfigError, match="server.db_pth"):
+        config_mod.load(path, env={})
+
+
+def test_brain_secrets_file_and_hardened_unit(tmp_path: Path) -> None:
+    files = _render(tmp_path, "brain", ["brain.env.j2", "brain.service.j2"], **BRAIN_VARS)
+    env_lines = [line for line in files["brain.env"].splitlines() if not line.startswith("#")]
+    assert env_lines == ["BRAIN_API_TOKENS=tok-a-0123456789abcdef,tok-b-0123456789abcdef"]
+    with_key = _render(tmp_path, "brain", ["brain.env.j2"], **BRAIN_VARS, brain_openai_api_key="sk-test_123")
+    assert "OPENAI_API_KEY=sk-test_123" in with_key["brain.env"]
+    unit = files["brain.service"]
+    for line in ("User=brain", "NoNewPrivileges=yes", "ProtectSystem=strict", "ReadWritePaths=/var/lib/brain",
+                 "EnvironmentFile=/etc/brain/brain.env", "Environment=BRAIN_CONFIG=/etc/brain/config.toml",
+                 "ExecStart=/opt/brain/venv/bin/brain serve"):
+        assert line in unit.splitlines(), line
+
+
+def test_caddyfile_uses_the_internal_ca_only_without_a_domain(tmp_path: Path) -> None:
+    internal = _render(tmp_path, "brain", ["Caddyfile.j2"], brain_public_address="192.0.2.10")["Caddyfile"]
+    assert "192.0.2.10, localhost {" in internal and "tls internal" in internal
+    assert "reverse_proxy 127.0.0.1:8000" in internal and "flush_interval -1" in internal
+    public = _render(tmp_path, "brain", ["Caddyfile.j2"], brain_domain="brain.example.org",
+                     brain_acme_email="ops@example.org")["Caddyfile"]
+    assert "brain.example.org {" in public and "tls internal" not in public
+    assert "email ops@example.org" in public
+
+
+def test_backup_timer_runs_a_command_the_real_cli_accepts(tmp_path: Path, runner, monkeypatch) -> None:
+    """Render the timer's service unit, then run its ExecStart through the brain CLI."""
+    import sqlite3
+
+    from brain.backup import backup_files
+    from brain.cli import main
+
+    dest = tmp_path / "backups"
+    timer = {"name": "brain-backup", "description": "backup", "command": "", "on_calendar": "daily",
+             "read_write_paths": ["/var/lib/brain", str(dest)]}
+    files = _render(tmp_path, "brain", ["brain-timer.service.j2", "brain-timer.timer.j2"],
+                    brain_backup_dir=str(dest), brain_backup_keep=2,
+                    item={**timer, "command": "{{ _brain_timers[0].command }}"})
+    exec_start = next(line for line in files["brain-timer.service"].splitlines() if line.startswith("ExecStart="))
+    argv = shlex.split(exec_start.removeprefix("ExecStart="))
+    assert argv[0] == "/opt/brain/venv/bin/brain" and argv[1] == "backup"
+    assert "Persistent=true" in files["brain-timer.timer"] and "OnCalendar=daily" in files["brain-timer.timer"]
+
+    db = tmp_path / "brain.db"
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE t (x)")
+    conn.commit()
+    conn.close()
+    monkeypatch.setenv("BRAIN_DB", str(db))
+    for _ in range(3):
+        result = runner.invoke(main, argv[1:])
+        assert result.exit_code == 0, result.output
+    assert len(backup_files(dest)) == 2
+
+
+# --- ollama role -------------------------------------------------------------------------------
+
+def test_ollama_drop_in_binds_the_tunnel_address_after_the_tunnel(tmp_path: Path) -> None:
+    files = _render(tmp_path, "ollama", ["override.conf.j2", "ollama.service.j2"],
+                    ollama_listen_address="10.77.0.2", ollama_extra_env={"OLLAMA_CONTEXT_LENGTH": "16384"})
+    drop_in = files["override.conf"].splitlines()
+    assert 'Environment="OLLAMA_HOST=10.77.0.2:11434"' in drop_in
+    assert 'Environment="OLLAMA_KEEP_ALIVE=15m"' in drop_in
+    assert 'Environment="OLLAMA_MODELS=/usr/share/ollama/.ollama/models"' in drop_in
+    assert 'Environment="OLLAMA_CONTEXT_LENGTH=16384"' in drop_in
+    assert "After=wg-quick@wg0.service" in drop_in
+    assert "ExecStart=/opt/ollama/0.8.0/bin/ollama serve" in files["ollama.service"]
+    local = _render(tmp_path, "ollama", ["override.conf.j2"])["override.conf"]
+    assert "wg-quick" not in local and 'OLLAMA_HOST=127.0.0.1:11434' in local
+
+
+def test_gpu_check_fails_clearly_without_nvidia_smi_and_passes_with_it(tmp_path: Path) -> None:
+    bare = tmp_path / "bin-bare"
+    bare.mkdir()
+    path_without = f"{bare}:/usr/bin:/bin"
+    assert shutil.which("nvidia-smi", path=path_without) is None
+    failed = run_playbook(tmp_path, HERE / "gpu-check.yml", env={"PATH": f"{Path(sys.executable).parent}:{path_without}"},
+                          check=False)
+    assert failed.returncode != 0
+    assert "No working NVIDIA driver" in failed.stdout and "ollama_require_gpu: false" in failed.stdout
+
+    fake = tmp_path / "bin-gpu"
+    fake.mkdir()
+    smi = fake / "nvidia-smi"
+    smi.write_text("#!/bin/sh\necho 'NVIDIA GeForce RTX 4090, 550.54.14, 24564 MiB'\n")
+    smi.chmod(0o755)
+    ok = run_playbook(tmp_path, HERE / "gpu-check.yml",
+                      env={"PATH": f"{fake}:{Path(sys.executable).parent}:{path_without}"})
+    assert "GPU: NVIDIA GeForce RTX 4090" in ok.stdout
+
+
+# --- collectors role ---------------------------------------------------------------------------
+
+def _collectors_vars(tmp_path: Path) -> dict:
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    fake_brain = venv / "bin" / "brain"
+    # stand-in for the installed `brain`: records its arguments, and can be told to run long
+    fake_brain.write_text("#!/bin/sh\necho \"args: $*\"\n[ -n \"$SLOW\" ] && sleep \"$SLOW\"\nexit 0\n")
+    fake_brain.chmod(0o755)
+    return {"collectors_home": str(tmp_path / "home"), "collectors_venv": str(venv),
+            "collectors_api_url": "https://192.0.2.10", "collectors_api_token": "tok-0123456789abcdef",
+            "collectors_ca_bundle": "/home/dev/brain-ca.crt", "collectors_log_max_kb": 1,
+            "collectors_config": {"collect": {"files_roots": ["~/projects"]}, "client": {"timeout": 30}}}
+
+
+def test_collectors_config_is_read_by_the_real_config_loader(tmp_path: Path) -> None:
+    import brain.collectors  # noqa: F401 - registers the collect.* settings
+
+    files = _render(tmp_path, "collectors", ["config.toml.j2"], **_collectors_vars(tmp_path))
+    path = tmp_path / "config.toml"
+    path.write_text(files["config.toml"])
+    cfg = config_mod.load(path, env={})
+    assert cfg["client.api_url"] == "https://192.0.2.10" and cfg["client.token"] == "tok-0123456789abcdef"
+    assert cfg["client.ca_bundle"] == "/home/dev/brain-ca.crt" and cfg["client.timeout"] == 30
+    assert cfg["collect.files_roots"] == ["~/projects"]
+
+
+def test_cron_runner_locks_logs_and_rotates(tmp_path: Path) -> None:
+    if shutil.which("flock") is None:
+        pytest.fail("flock (util-linux) is required")
+    extra = _collectors_vars(tmp_path)
+    runner_script = tmp_path / "cron-run.sh"
+    runner_script.write_text(_render(tmp_path, "collectors", ["cron-run.sh.j2"], **extra)["cron-run.sh"])
+    runner_script.chmod(0o755)
+    log = Path(extra["collectors_home"]) / ".local/state/brain/collect.log"
+    log.parent.mkdir(parents=True)
+    log.write_bytes(b"x" * 4096)  # past the 1 KB limit
+
+    done = subprocess.run([str(runner_script), "collect", "all"], capture_output=True, text=True, timeout=30,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    assert log.with_name("collect.log.1").stat().st_size == 4096
+    text = log.read_text()
+    assert "brain collect all" in text and "args: collect all" in text and "=== exit 0" in text
+
+    slow = subprocess.Popen([str(runner_script), "collect", "all"], env={**os.environ, "SLOW": "5"})
+    try:
+        deadline = time.monotonic() + 5
+        while "args: collect all" not in log.read_text().split("=== exit 0")[-1] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        second = subprocess.run([str(runner_script), "collect", "all"], capture_output=True, timeout=30, check=False)
+        assert second.returncode == 75
+        assert "skipped: the previous run still holds the lock" in log.read_text()
+    finally:
+        slow.wait(timeout=30)
+
+
+# --- packaging ---------------------------------------------------------------------------------
+
+def test_wheel_build_is_byte_for_byte_reproducible(tmp_path: Path) -> None:
+    """The brain role reinstalls (and restarts) only when the copied wheel changes."""
+    script = REPO / "roles/brain/files/build_wheel.py"
+    digests = []
+    for n in range(2):
+        out = subprocess.run([sys.executable, str(script), str(REPO), str(tmp_path / f"w{n}")],
+                             capture_output=True, text=True, timeout=600, check=False)
+        assert out.returncode == 0, out.stdout + out.stderr
+        digests.append(hashlib.sha256(Path(out.stdout.strip()).read_bytes()).hexdigest())
+        time.sleep(1.1)  # a timestamp leaking into the wheel would now differ
+    assert digests[0] == digests[1]
