@@ -7,6 +7,8 @@ How it measures, honestly:
   filled with *synthetic* unit vectors (same dimension, 384) from a fast stand-in embedder. The real
   model's throughput is measured separately on a sample and printed as its own line, so the
   embedding share of ingest time is visible rather than hidden.
+- Text and queries are drawn from a Zipfian vocabulary of 20,000 words, as natural text is; queries
+  made only of very common words are slower for BM25 (docs/PERFORMANCE.md has that worst case too).
 - Search latency is end to end through ``Searcher.search``: query embedding with the REAL local model,
   FTS5 BM25, the NumPy vector scan, RRF fusion and fetching item metadata.
 """
@@ -69,8 +71,26 @@ class QueryEmbedder:
         return self.real.embed(texts)
 
 
+def make_vocabulary(size: int = 20_000) -> tuple[list[str], list[float]]:
+    """Natural text is Zipfian: a few very common words, a long tail of rare ones. The project's own
+    words lead the ranking; synthetic ones fill the tail."""
+    rnd = random.Random(11)
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    tail = ["".join(rnd.choice(letters) for _ in range(rnd.randint(4, 10))) for _ in range(size - len(WORDS))]
+    vocab = WORDS + tail
+    weights = [1 / (rank + 1) for rank in range(len(vocab))]
+    return vocab, weights
+
+
+VOCAB, WEIGHTS = make_vocabulary()
+
+
+def words(rnd: random.Random, n: int) -> str:
+    return " ".join(rnd.choices(VOCAB, WEIGHTS, k=n))
+
+
 def make_item(i: int, rnd: random.Random, chunks_per_item: int) -> dict:
-    paras = [" ".join(rnd.choice(WORDS) for _ in range(rnd.randint(30, 45))) for _ in range(chunks_per_item)]
+    paras = [words(rnd, rnd.randint(30, 45)) for _ in range(chunks_per_item)]
     return {"id": f"note:{i}", "source": "note",
             "title": f"bench item {i}", "project": f"/proj/{i % 20}", "content": "\n\n".join(paras),
             "created_at": f"2026-{1 + i % 12:02d}-{1 + i % 28:02d}T00:00:00Z"}
@@ -83,7 +103,7 @@ def percentile(values: list[float], p: float) -> float:
 
 def measure_model(real: LocalEmbedder, n: int = 128) -> float:
     rnd = random.Random(7)
-    texts = [" ".join(rnd.choice(WORDS) for _ in range(120)) for _ in range(n)]
+    texts = [words(rnd, 120) for _ in range(n)]
     start = time.perf_counter()
     real.embed(texts)
     return n / (time.perf_counter() - start)
@@ -108,7 +128,7 @@ def bench_size(target_chunks: int, queries: int, real: LocalEmbedder) -> None:
     searcher.search(conn, "warm up", mode="vector")  # first call loads the matrix
     load_s = time.perf_counter() - t
     qrnd = random.Random(3)
-    qs = [" ".join(qrnd.choice(WORDS) for _ in range(qrnd.randint(2, 6))) for _ in range(queries)]
+    qs = [words(qrnd, qrnd.randint(2, 6)) for _ in range(queries)]
     results = {}
     for mode in ("vector", "hybrid", "bm25"):
         lat = []

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # The project's test command (README and .ci/run call exactly this). On a fresh Debian/Ubuntu
-# machine it installs what it needs, then runs ruff and every test suite except the slow
-# molecule scenarios and benchmarks (their own commands are in README.md).
+# machine it installs what it needs, then runs ruff, every test suite except the benchmarks and
+# the slow molecule scenarios, and one molecule smoke scenario (the brain role in a systemd
+# container under podman; needs root). The other scenarios: tests/ansible/run-molecule.sh.
 #   ./scripts/test.sh            # everything CI runs
 #   ./scripts/test.sh -k search  # extra arguments go to pytest
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
-ensure_system_packages
+# podman, runc and debootstrap: the molecule smoke scenario's local systemd container
+ensure_system_packages podman runc debootstrap
 ensure_venv dev
 
 log "installing the test LLM (llama.cpp server + SmolLM2-135M; first build 5-6 min, then cached)"
@@ -23,3 +25,8 @@ ruff check .
 
 log "pytest"
 python -m pytest -m "not molecule and not bench" "$@"
+
+if [ $# -eq 0 ]; then
+  log "molecule smoke scenario: the brain role (converge, idempotence, verify) in a systemd container"
+  python -m pytest -m molecule tests/ansible -k brain
+fi
