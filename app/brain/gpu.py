@@ -227,19 +227,13 @@ def record(conn: sqlite3.Connection, instance_id: str, event: str, at: datetime,
     Check and insert are one write transaction, so two processes observing the same change
     book it once.
     """
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with store.write_transaction(conn):
         last = last_event(conn, instance_id)
         booked_up = last is not None and last["event"] == "start"
         if (event == "start") == booked_up:
-            conn.execute("ROLLBACK")
-            return False
+            return False  # nothing written: the transaction just ends
         conn.execute("INSERT INTO gpu_ledger(at, instance_id, event, rate_hourly, origin, note) "
                      "VALUES (?, ?, ?, ?, ?, ?)", (timeutil.fmt(at), instance_id, event, rate, origin, note))
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     log.info("GPU %s %s booked at %s ($%.4f/h, %s%s)", instance_id, event, timeutil.fmt(at), rate, origin,
              f": {note}" if note else "")
     return True
@@ -394,16 +388,10 @@ class GpuControl:
     def begin_request(self, what: str = "ask") -> Ticket:
         """Mark a request that may use the LLM as in flight and as the latest ask."""
         now = timeutil.fmt(self.now())
-        with self._db() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                cur = conn.execute("INSERT INTO gpu_inflight(started_at, host, pid, what) VALUES (?, ?, ?, ?)",
-                                   (now, self._host, os.getpid(), what))
-                self._touch(conn, now)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        with self._db() as conn, store.write_transaction(conn):
+            cur = conn.execute("INSERT INTO gpu_inflight(started_at, host, pid, what) VALUES (?, ?, ?, ?)",
+                               (now, self._host, os.getpid(), what))
+            self._touch(conn, now)
         return Ticket(self, int(cur.lastrowid or 0))
 
     def _touch(self, conn: sqlite3.Connection, at: str) -> None:
@@ -412,15 +400,9 @@ class GpuControl:
                      (self.instance_id, at))
 
     def _end_request(self, row_id: int) -> None:
-        with self._db() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.execute("DELETE FROM gpu_inflight WHERE id = ?", (row_id,))
-                self._touch(conn, timeutil.fmt(self.now()))  # the idle window starts when the answer ends
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        with self._db() as conn, store.write_transaction(conn):
+            conn.execute("DELETE FROM gpu_inflight WHERE id = ?", (row_id,))
+            self._touch(conn, timeutil.fmt(self.now()))  # the idle window starts when the answer ends
 
     # -- state
 

@@ -11,7 +11,8 @@ import hashlib
 import json
 import logging
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,6 +145,21 @@ def connect(db_path: str | Path, *, readonly: bool = False) -> sqlite3.Connectio
     return conn
 
 
+@contextmanager
+def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One ``BEGIN IMMEDIATE`` transaction: committed when the block ends, rolled back if it raises.
+
+    IMMEDIATE takes the write lock up front, so a read-then-write inside the block cannot be
+    interleaved with another writer (and waits up to busy_timeout instead of failing midway)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
 def migrate(conn: sqlite3.Connection) -> list[int]:
     """Apply pending numbered migrations, each recorded in ``schema_migrations``; return those applied."""
     conn.execute("PRAGMA journal_mode = WAL")
@@ -154,19 +170,13 @@ def migrate(conn: sqlite3.Connection) -> list[int]:
     for version, name, sql in MIGRATIONS:
         if version in done:
             continue
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with write_transaction(conn):
             if conn.execute("SELECT 1 FROM schema_migrations WHERE version = ?", (version,)).fetchone():
-                conn.execute("ROLLBACK")  # another process applied it meanwhile
-                continue
+                continue  # another process applied it meanwhile
             for statement in _statements(sql):
                 conn.execute(statement)
             conn.execute("INSERT INTO schema_migrations(version, name, applied_at) VALUES (?, ?, ?)",
                          (version, name, timeutil.now()))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         applied.append(version)
     return applied
 
@@ -363,8 +373,7 @@ class Store:
                result: IngestResult) -> None:
         now = timeutil.now()
         conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with write_transaction(conn):
             for h, vec in vectors.items():
                 conn.execute("INSERT OR IGNORE INTO embeddings(model, text_hash, dim, vector) VALUES (?, ?, ?, ?)",
                              (embedder.model_id, h, int(vec.shape[0]), np.asarray(vec, np.float32).tobytes()))
@@ -383,10 +392,6 @@ class Store:
                 conn.execute("DELETE FROM chunk_deletions WHERE seq < (SELECT max(seq) FROM chunk_deletions) - 500000")
                 conn.execute("INSERT INTO kv(key, value) VALUES ('last_ingest_at', ?) "
                              "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (now,))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
 
     def _write_item(self, p: _Prepared, now: str) -> None:
         it = p.item
@@ -436,13 +441,8 @@ class Store:
         return [row_to_item(r) for r in rows]
 
     def delete(self, item_id: str) -> int:
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
+        with write_transaction(self.conn):
             n = self.conn.execute("DELETE FROM items WHERE id = ?", (item_id,)).rowcount
-            self.conn.execute("COMMIT")
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
         return n
 
     def forget(self, *, source: str | None = None, project: str | None = None, id_prefix: str | None = None,
@@ -454,13 +454,8 @@ class Store:
         if id_prefix:
             where += " AND substr(items.id, 1, ?) = ?"
             args += [len(id_prefix), id_prefix]
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
+        with write_transaction(self.conn):
             n = self.conn.execute(f"DELETE FROM items WHERE {where}", args).rowcount
-            self.conn.execute("COMMIT")
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
         return n
 
     def stats(self, model: str) -> dict[str, Any]:
@@ -495,8 +490,7 @@ class Store:
                 return done
             texts = [embed_input(r[1], r[2]) for r in rows]
             res = embedder.embed(texts)
-            self.conn.execute("BEGIN IMMEDIATE")
-            try:
+            with write_transaction(self.conn):
                 for r, vec in zip(rows, res.vectors):
                     self.conn.execute(
                         "INSERT OR IGNORE INTO embeddings(model, text_hash, dim, vector) VALUES (?, ?, ?, ?)",
@@ -506,10 +500,6 @@ class Store:
                                    res.tokens * embedder.price_per_mtok / 1_000_000))
                 self.conn.execute("INSERT INTO kv(key, value) VALUES ('vectors_added', ?) ON CONFLICT(key) DO "
                                   "UPDATE SET value = CAST(value AS INTEGER) + excluded.value", (str(len(rows)),))
-                self.conn.execute("COMMIT")
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
             done += len(rows)
             if progress:
                 progress(done)

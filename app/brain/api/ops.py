@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 from flask import Blueprint, jsonify
 
 from ..embed import EmbedError
+from ..store import write_transaction
 from .deps import get_db, get_embedder_for_app, get_store
 from .errors import ApiError
 
@@ -23,13 +26,10 @@ def readyz():
     """Readiness: the database takes a write and the embedder produces a vector."""
     db = get_db()
     try:
-        db.execute("BEGIN IMMEDIATE")
-        db.execute("INSERT INTO kv(key, value) VALUES ('ready_probe', datetime('now')) "
-                   "ON CONFLICT(key) DO UPDATE SET value = excluded.value")
-        db.execute("COMMIT")
-    except Exception as exc:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
+        with write_transaction(db):
+            db.execute("INSERT INTO kv(key, value) VALUES ('ready_probe', datetime('now')) "
+                       "ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+    except sqlite3.Error as exc:
         raise ApiError(503, "not_ready", f"database is not writable: {exc}") from None
     try:
         embedder = get_embedder_for_app()
