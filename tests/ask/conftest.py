@@ -13,7 +13,6 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -113,22 +112,3 @@ def ask_app(db_path: Path, auth: dict[str, str], standin: StandinLLM):
 @pytest.fixture
 def ask_client(ask_app):
     return ask_app.test_client()
-
-
-@pytest.fixture
-def serve_app():
-    """Serve a Flask app over real HTTP on a loopback port (threaded werkzeug); yields a starter."""
-    from werkzeug.serving import make_server
-
-    servers = []
-
-    def start(app) -> str:
-        server = make_server("127.0.0.1", 0, app, threaded=True)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return f"http://127.0.0.1:{server.server_port}"
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()

@@ -8,14 +8,13 @@ behaviours, one per request. The code under test uses its real ``openai`` client
 
 from __future__ import annotations
 
-import json
 import threading
-import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from tests.conftest import closed_port_url as _held_closed_port_url
+from tests.standins.http import JsonHandler, LoopbackHTTPServer, chat_chunk
 
 
 @dataclass
@@ -46,13 +45,11 @@ class StandinLLM:
         self.requests: list[dict[str, Any]] = []
         self.stop = threading.Event()
         self._lock = threading.Lock()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self._http = LoopbackHTTPServer(_handler(self))
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        return self._http.base_url + "/v1"
 
     def play(self, *behaviours: Behaviour) -> None:
         with self._lock:
@@ -65,46 +62,27 @@ class StandinLLM:
             return self.script.pop(0) if len(self.script) > 1 else self.script[0]
 
     def start(self) -> StandinLLM:
-        self.thread.start()
+        self._http.start()
         return self
 
     def close(self) -> None:
         self.stop.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-def _chunk(model: str, content: str | None = None, reasoning: str | None = None,
-           finish: str | None = None) -> bytes:
-    delta: dict[str, Any] = {}
-    if content is not None:
-        delta["content"] = content
-    if reasoning is not None:
-        delta["reasoning_content"] = reasoning
-    data = {"id": "chatcmpl-standin", "object": "chat.completion.chunk", "created": int(time.time()),
-            "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
-    return b"data: " + json.dumps(data).encode() + b"\n\n"
+        self._http.stop()
 
 
 def _handler(server: StandinLLM) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet test output
-            pass
-
+    class Handler(JsonHandler):
         def do_POST(self) -> None:  # noqa: N802 - http.server naming
-            length = int(self.headers.get("Content-Length", "0"))
-            body = json.loads(self.rfile.read(length) or b"{}")
+            body = self.read_json() or {}
             if self.path != "/v1/chat/completions":
-                self._json(404, {"error": {"message": f"no route {self.path}"}})
+                self.send_json(404, {"error": {"message": f"no route {self.path}"}})
                 return
             b = server.next_behaviour(body)
             if b.kind == "hang":
                 server.stop.wait(b.delay)
                 return
             if b.kind == "status":
-                self._json(b.status, b.body)
+                self.send_json(b.status, b.body)
                 return
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
@@ -114,37 +92,22 @@ def _handler(server: StandinLLM) -> type[BaseHTTPRequestHandler]:
 
         def _events(self, b: Behaviour) -> None:
             for r in b.reasoning:
-                self._write(_chunk(b.model, reasoning=r))
+                self.write_quietly(chat_chunk(b.model, reasoning=r))
             for p in b.pieces:
-                self._write(_chunk(b.model, content=p))
+                self.write_quietly(chat_chunk(b.model, content=p))
             if b.kind == "stall":
                 server.stop.wait(b.delay)
                 return
             if b.kind == "malformed":
-                self._write(b"data: {this is not json\n\n")
+                self.write_quietly(b"data: {this is not json\n\n")
                 return
             if b.kind == "truncated":
                 return
             if b.kind == "stream_error":
-                self._write(b'data: {"error": {"message": "generation failed in the stand-in"}}\n\n')
+                self.write_quietly(b'data: {"error": {"message": "generation failed in the stand-in"}}\n\n')
                 return
-            self._write(_chunk(b.model, finish="stop"))
-            self._write(b"data: [DONE]\n\n")
-
-        def _write(self, data: bytes) -> None:
-            try:
-                self.wfile.write(data)
-                self.wfile.flush()
-            except OSError:
-                pass  # the client gave up (timeout test): nothing to report
-
-        def _json(self, status: int, payload: dict[str, Any]) -> None:
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self._write(data)
+            self.write_quietly(chat_chunk(b.model, finish="stop"))
+            self.write_quietly(b"data: [DONE]\n\n")
 
     return Handler
 

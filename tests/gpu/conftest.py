@@ -3,7 +3,6 @@ only while that VM runs, and brain-api apps wired to both (in process, or over r
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -110,19 +109,6 @@ def stops(td: TensorDockStandIn) -> int:
 
 
 @pytest.fixture
-def serve() -> Iterator[Callable[[Any], str]]:
-    """Serve a Flask app over real HTTP on a loopback port (threaded werkzeug); yields a starter."""
-    from werkzeug.serving import make_server
-
-    servers = []
-
-    def start(app: Any) -> str:
-        server = make_server("127.0.0.1", 0, app, threaded=True)
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        servers.append(server)
-        return f"http://127.0.0.1:{server.server_port}"
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+def serve(serve_app: Callable[[Any], str]) -> Callable[[Any], str]:
+    """The shared ``serve_app`` starter (tests/conftest.py) under this suite's name."""
+    return serve_app

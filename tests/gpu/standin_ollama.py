@@ -14,13 +14,14 @@ instance status, so starting and stopping the VM there brings this server up and
 from __future__ import annotations
 
 import contextlib
-import json
 import socket
 import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.standins.http import JsonHandler, LoopbackHTTPServer, chat_chunk
 
 MODEL = "deepseek-standin"
 
@@ -40,15 +41,12 @@ class OllamaStandIn:
         self._up_since: float | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self.httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
+        self._http = LoopbackHTTPServer(_handler(self))
 
     @property
     def url(self) -> str:
         """Ollama's base URL (``gpu.ollama_url``); ``url + "/v1"`` is ``llm.base_url``."""
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        return self._http.base_url
 
     def answering(self) -> bool:
         with self._lock:
@@ -60,29 +58,16 @@ class OllamaStandIn:
             return time.monotonic() - self._up_since >= self.boot_delay
 
     def start(self) -> OllamaStandIn:
-        self._thread.start()
+        self._http.start()
         return self
 
     def close(self) -> None:
         self._stop.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-def _chunk(content: str | None, finish: str | None = None) -> bytes:
-    delta = {} if content is None else {"content": content}
-    data = {"id": "chatcmpl-standin", "object": "chat.completion.chunk", "created": int(time.time()),
-            "model": MODEL, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
-    return b"data: " + json.dumps(data).encode() + b"\n\n"
+        self._http.stop()
 
 
 def _handler(server: OllamaStandIn) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet test output
-            pass
-
+    class Handler(JsonHandler):
         def _drop(self) -> None:
             server.dropped += 1
             self.close_connection = True
@@ -93,17 +78,16 @@ def _handler(server: OllamaStandIn) -> type[BaseHTTPRequestHandler]:
             if not server.answering():
                 return self._drop()
             if self.path != "/api/version":
-                return self._json(404, {"error": "not found"})
+                return self.send_json(404, {"error": "not found"})
             server.version_calls += 1
-            self._json(200, {"version": "0.0.0-standin"})
+            self.send_json(200, {"version": "0.0.0-standin"})
 
         def do_POST(self) -> None:  # noqa: N802
-            length = int(self.headers.get("Content-Length", "0"))
-            body = json.loads(self.rfile.read(length) or b"{}")
+            body = self.read_json() or {}
             if not server.answering():
                 return self._drop()
             if self.path != "/v1/chat/completions":
-                return self._json(404, {"error": {"message": f"no route {self.path}"}})
+                return self.send_json(404, {"error": {"message": f"no route {self.path}"}})
             server.chat_requests.append(body)
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
@@ -114,23 +98,8 @@ def _handler(server: OllamaStandIn) -> type[BaseHTTPRequestHandler]:
                     server._stop.wait(server.token_delay)
                 if not server.is_up():  # the VM went down under the answer: the stream dies with it
                     return self._drop()
-                self._write(_chunk(piece))
-            self._write(_chunk(None, "stop"))
-            self._write(b"data: [DONE]\n\n")
-
-        def _write(self, data: bytes) -> None:
-            try:
-                self.wfile.write(data)
-                self.wfile.flush()
-            except OSError:
-                pass
-
-        def _json(self, status: int, payload: dict[str, Any]) -> None:
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self._write(data)
+                self.write_quietly(chat_chunk(MODEL, piece))
+            self.write_quietly(chat_chunk(MODEL, finish="stop"))
+            self.write_quietly(b"data: [DONE]\n\n")
 
     return Handler
