@@ -37,14 +37,12 @@ from .. import gpu
 from ..config import Config
 from ..embed import EmbedError
 from ..llm import LLMClient, get_llm
-from .auth import require_token
 from .deps import get_config, get_db, get_searcher
 from .errors import ApiError
 from .gpu import get_gpu
 from .params import filters, int_param, json_body
 
 bp = Blueprint("ask", __name__, url_prefix="/api/v1")
-bp.before_request(require_token)  # once, here: create_app runs many times in tests
 
 KNOWN_FIELDS = {"question", "k", "source", "project", "since", "until", "stream", "show_thinking", "llm"}
 
