@@ -152,13 +152,18 @@ def start_api_server(tmp: Path, extra_env: dict[str, str] | None = None, workers
     raise RuntimeError(f"brain serve did not answer within 30 s:\n{log_path.read_text()}")
 
 
-def stop_api_server(server: ApiServer) -> None:
-    server.process.terminate()
+def stop_process(proc: subprocess.Popen, timeout: float = 15) -> None:
+    """SIGTERM, and SIGKILL if the process has not exited within ``timeout`` seconds."""
+    proc.terminate()
     try:
-        server.process.wait(timeout=15)
+        proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
-        server.process.kill()
-        server.process.wait()
+        proc.kill()
+        proc.wait(timeout=timeout)
+
+
+def stop_api_server(server: ApiServer) -> None:
+    stop_process(server.process)
 
 
 @pytest.fixture

@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.conftest import stop_process
+
 from .helpers import make_ask_app
 from .standin_llm import Behaviour, StandinLLM
 
@@ -82,12 +84,7 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         _wait_ready(proc, base, log_path)
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop_process(proc, timeout=10)
 
 
 def _wait_ready(proc: subprocess.Popen, base: str, log_path: Path) -> None:

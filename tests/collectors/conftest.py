@@ -14,6 +14,7 @@ from brain import config as config_mod
 from brain.collectors.outbox import Queued, Sink, State
 from brain.redact import default_redactor
 
+from .fakehome import copy_real_claude, write_synthetic_claude
 from .standin_api import BrainApiStandIn
 
 
@@ -39,6 +40,15 @@ class RecordingSink(Sink):
 @pytest.fixture
 def home() -> Path:
     return Path(os.environ["HOME"])
+
+
+@pytest.fixture
+def projects(home: Path) -> Path:
+    """A fake ~/.claude/projects: the real transcripts plus the synthetic ugly cases."""
+    p = home / ".claude" / "projects"
+    copy_real_claude(p)
+    write_synthetic_claude(p)
+    return p
 
 
 @pytest.fixture

@@ -18,23 +18,13 @@ from .fakehome import (
     OLD_SID,
     SYN_CWD,
     SYN_DIR,
-    copy_real_claude,
     jsonl,
     user,
-    write_synthetic_claude,
 )
 
 SHORT = "claude:55604662-cf2a-4331-851a-ec234028f8ca"
 TOOLS = "claude:d6e0bada-1959-4eec-a9d2-0bfade768d8f"
 ORPHAN = "claude:ae4a77f8-aedd-4bc1-888f-c94edc91af04"
-
-
-@pytest.fixture
-def projects(home: Path) -> Path:
-    p = home / ".claude" / "projects"
-    copy_real_claude(p)
-    write_synthetic_claude(p)
-    return p
 
 
 def run(cfg, state, redactor, archive=None, since=None) -> tuple[RecordingSink, claude.RunStats]:

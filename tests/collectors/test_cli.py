@@ -4,25 +4,14 @@ from __future__ import annotations
 
 import os
 import stat
-from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
 from brain import config as config_mod
 from brain.cli import main
 from brain.collectors.outbox import RunLock, State
 
-from .fakehome import copy_real_claude, write_synthetic_claude
 from .standin_api import TOKEN, BrainApiStandIn
-
-
-@pytest.fixture
-def projects(home: Path) -> Path:
-    p = home / ".claude" / "projects"
-    copy_real_claude(p)
-    write_synthetic_claude(p)
-    return p
 
 
 def env(standin: BrainApiStandIn | None = None, url: str = "", token: str = TOKEN) -> dict[str, str]:

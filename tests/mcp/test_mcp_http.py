@@ -20,7 +20,7 @@ from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
 from brain.cli import main
-from tests.conftest import ApiServer, free_port
+from tests.conftest import ApiServer, free_port, stop_process
 
 from .conftest import CLAUDE_ID, ok
 
@@ -47,12 +47,7 @@ def http_server(brain: ApiServer, tmp_path: Path) -> Iterator[str]:
             time.sleep(0.1)
         yield f"http://127.0.0.1:{port}/mcp"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, timeout=10)
         sys.stderr.write(log.read_text())
 
 
