@@ -52,6 +52,39 @@ def client(app):
     return app.test_client()
 
 
+def drain_embeddings(app_or_cfg: Any) -> int:
+    """Run the embedding worker over an app's (or a Config's) database until its queue is empty.
+
+    Ingest only queues texts for embedding; in-process tests call this where the real system has
+    ``brain embed-worker`` running, before they look at vectors."""
+    from brain import config as config_mod
+    from brain.embed import get_embedder, get_text_model
+    from brain.embed_worker import EmbedWorker
+
+    cfg = app_or_cfg if isinstance(app_or_cfg, config_mod.Config) else app_or_cfg.config["BRAIN"]
+    worker = EmbedWorker(cfg["server.db_path"], get_text_model(cfg).model_id, lambda: get_embedder(cfg))
+    try:
+        return worker.drain()
+    finally:
+        worker.close()
+
+
+def embed_queued(db: Path | str, embedder: Any) -> int:
+    """Drain the embedding queue of ``embedder``'s model in ``db`` with that embedder (no backoff waits)."""
+    from brain.embed_worker import EmbedWorker
+
+    worker = EmbedWorker(db, embedder.model_id, lambda: embedder, wait=lambda s: False)
+    try:
+        return worker.drain()
+    finally:
+        worker.close()
+
+
+@pytest.fixture
+def drain() -> Callable[[Any], int]:
+    return drain_embeddings
+
+
 @pytest.fixture
 def auth() -> dict[str, str]:
     return {"Authorization": f"Bearer {TOKEN}"}
@@ -150,6 +183,19 @@ def start_api_server(tmp: Path, extra_env: dict[str, str] | None = None, workers
             time.sleep(0.1)
     proc.kill()
     raise RuntimeError(f"brain serve did not answer within 30 s:\n{log_path.read_text()}")
+
+
+def wait_for_vectors(server: ApiServer, timeout: float = 120) -> dict[str, Any]:
+    """Poll a real server's stats until its embedding worker has drained the queue; return the stats."""
+    deadline = time.monotonic() + timeout
+    while True:
+        stats = requests.get(server.url + "/api/v1/stats", headers=server.headers, timeout=30).json()
+        if stats["missing_vectors"] == 0 and stats["embedding"][stats["embedding_model"]]["queued"] == 0:
+            return stats
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the embedding worker did not drain the queue within {timeout} s: {stats}\n"
+                                 f"{server.log()[-3000:]}")
+        time.sleep(0.2)
 
 
 def stop_process(proc: subprocess.Popen, timeout: float = 15) -> None:

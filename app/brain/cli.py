@@ -148,27 +148,67 @@ def search(obj: Ctx, query: str, k: int, source: str | None, project: str | None
 
 @main.command()
 @click.option("--local", is_flag=True, help="Read the database file directly instead of asking brain-api.")
+@click.option("--follow", is_flag=True, help="Show the embedding backlog until it is drained (Ctrl-C stops).")
+@click.option("--json", "as_json", is_flag=True, help="Print the raw JSON answer.")
 @pass_ctx
-def stats(obj: Ctx, local: bool) -> None:
-    """Items and chunks per source, database size, embedding model, last ingest.
+def stats(obj: Ctx, local: bool, follow: bool, as_json: bool) -> None:
+    """Items and chunks per source, the embedding backlog per model, database size, last ingest.
 
     \b
     Example:
       brain stats --local
+      brain stats --follow          # a progress line until every text has its vector
     """
-    from .local import stats_local, stats_remote
+    from .local import follow_backlog, print_stats, stats_local, stats_remote
 
-    data = stats_local(obj.cfg) if local else stats_remote(obj.cfg)
-    click.echo(json.dumps(data, indent=2))
+    fetch = (lambda: stats_local(obj.cfg)) if local else (lambda: stats_remote(obj.cfg))
+    if follow:
+        follow_backlog(fetch)
+        return
+    data = fetch()
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+    else:
+        print_stats(data)
+
+
+@main.command("embed-worker")
+@click.option("--once", is_flag=True, help="Drain the queue, then exit (default: keep polling for new work).")
+@click.option("--exit-with-parent", is_flag=True, hidden=True, help="Exit when the starting process is gone.")
+@pass_ctx
+def embed_worker(obj: Ctx, once: bool, exit_with_parent: bool) -> None:
+    """Embed the chunk texts that ingest queued (one worker per database; `brain serve` starts one).
+
+    Ingest stores and returns at once; this process adds the vectors in the background, resumes
+    where it stopped after a crash, and backs off while the embedding API fails.
+
+    \b
+    Example:
+      brain embed-worker --once     # catch up, then exit
+    """
+    import logging
+
+    from .embed import EmbedError
+    from .embed_worker import run_worker
+
+    logging.basicConfig(level=logging.INFO, format="brain embed-worker: %(levelname)s %(message)s")
+    try:
+        n = run_worker(obj.cfg, once=once, exit_with_parent=exit_with_parent)
+    except EmbedError as exc:
+        raise click.ClickException(str(exc)) from None
+    if once:
+        click.echo(f"embed worker: {n} queued texts done")
 
 
 @main.command()
-@click.option("--batch", default=256, show_default=True, help="Chunks embedded per transaction.")
+@click.option("--no-wait", is_flag=True, help="Only queue; the running embed worker does the rest.")
 @pass_ctx
-def reindex(obj: Ctx, batch: int) -> None:
-    """Embed every chunk the configured model has no vector for (resumable: rerun after a stop).
+def reindex(obj: Ctx, no_wait: bool) -> None:
+    """Queue every chunk text the configured model has no vector for, and follow the backlog.
 
-    Run it on the brain-api host after changing embed.provider or the model.
+    Run it on the brain-api host after changing embed.provider or the model. The embedding worker
+    does the work (resumable: a stopped worker picks up where it was); without a running worker
+    this command embeds the queue itself.
 
     \b
     Example:
@@ -176,8 +216,8 @@ def reindex(obj: Ctx, batch: int) -> None:
     """
     from .local import reindex_local
 
-    total = reindex_local(obj.cfg, batch, lambda n: click.echo(f"embedded {n} chunks", err=True))
-    click.echo(f"reindex done: {total} chunk texts embedded")
+    queued, done = reindex_local(obj.cfg, wait=not no_wait)
+    click.echo(f"reindex: {queued} chunk texts queued" + ("" if no_wait else f", {done} embedded"))
 
 
 @config_group.command("reference")

@@ -157,7 +157,7 @@ class ApiClient:
         return self.request("GET", "/healthz")
 
     def post_items(self, items: list[dict[str, Any]]) -> dict[str, Any]:
-        """Upsert a batch: ``{"inserted", "updated", "unchanged", "embedded"}``."""
+        """Upsert a batch: ``{"inserted", "updated", "unchanged", "queued"}`` (queued: texts waiting for vectors)."""
         return self.request("POST", "/api/v1/items", json={"items": items})
 
     def get_item(self, id: str, offset: int = 0, limit: int | None = None) -> dict[str, Any]:

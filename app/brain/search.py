@@ -15,12 +15,13 @@ import re
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from .embed import Embedder
+from .embed import Embedder, EmbedError
 from .store import filter_sql
 
 RRF_K = 60
@@ -45,6 +46,7 @@ class Hit:
     end_line: int | None
     score: float
     scores: dict[str, float] = field(default_factory=dict)
+    vectors_pending: bool = False  # some of the item's chunk texts still wait for a vector
 
     def as_result(self) -> dict[str, Any]:
         """The API's JSON shape of a result (one per item)."""
@@ -52,68 +54,101 @@ class Hit:
                 "project": self.project, "created_at": self.created_at, "updated_at": self.updated_at,
                 "meta": self.meta, "chunk": {"seq": self.seq, "start_line": self.start_line,
                                              "end_line": self.end_line},
-                "snippet": self.snippet, "score": round(self.score, 6), "scores": self.scores}
+                "snippet": self.snippet, "score": round(self.score, 6), "scores": self.scores,
+                "vectors_pending": self.vectors_pending}
+
+
+@dataclass
+class SearchOutcome:
+    hits: list[Hit]
+    degraded: str | None = None  # why a signal was left out (hybrid without vectors)
 
 
 class VectorIndex:
-    """All vectors of one model for one database, as a normalised float32 matrix."""
+    """All vectors of one model for one database, as a normalised float32 matrix.
+
+    Kept in step incrementally: chunks are added by chunk id, vectors the embedding worker stores
+    later by embedding id (both only grow), deletions come from the ``chunk_deletions`` log."""
 
     def __init__(self, model: str):
         self.model = model
         self.ids = np.zeros(0, np.int64)
         self.mat = np.zeros((0, 0), np.float32)
         self.alive = np.zeros(0, bool)
-        self.max_id = 0
+        self.max_id = 0  # chunks up to this id were considered
+        self.emb_id = 0  # vectors up to this embedding id were considered
         self.del_seq = 0
-        self.added_marker = ""
         self._lock = threading.Lock()
 
-    def _load(self, conn: sqlite3.Connection, after_id: int, upto_id: int) -> tuple[np.ndarray, np.ndarray]:
-        rows = conn.execute(
-            "SELECT c.id, e.vector FROM chunks c JOIN embeddings e ON e.model = ? AND e.text_hash = c.embed_hash "
-            "WHERE c.id > ? AND c.id <= ? ORDER BY c.id", (self.model, after_id, upto_id)).fetchall()
+    def _load(self, conn: sqlite3.Connection, sql: str, args: tuple[Any, ...]) -> tuple[np.ndarray, np.ndarray]:
+        rows = conn.execute(sql, args).fetchall()
         if not rows:
-            return np.zeros(0, np.int64), np.zeros((0, self.mat.shape[1] if self.mat.size else 0), np.float32)
+            return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
         ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
         mat = np.frombuffer(b"".join(r[1] for r in rows), np.float32).reshape(len(rows), -1)
         return ids, mat
 
+    def _append(self, ids: np.ndarray, mat: np.ndarray) -> None:
+        if not ids.size:
+            return
+        self.mat = mat.copy() if not self.mat.size else np.vstack([self.mat, mat])
+        self.ids = np.concatenate([self.ids, ids])
+        self.alive = np.concatenate([self.alive, np.ones(ids.size, bool)])
+
     def sync(self, conn: sqlite3.Connection) -> None:
-        """Bring the matrix up to date with the database (cheap when nothing changed)."""
+        """Bring the matrix up to date with the database (cheap when nothing changed).
+
+        One read transaction gives one snapshot: new chunks (id above ``max_id``) with the vectors
+        that existed, and new vectors (id above ``emb_id``) of the chunks seen before, cover every
+        (chunk, vector) pair not loaded yet, each once."""
         with self._lock:
-            state = conn.execute(
-                "SELECT (SELECT coalesce(max(id), 0) FROM chunks), (SELECT coalesce(max(seq), 0) FROM chunk_deletions),"
-                " (SELECT coalesce(min(seq), 0) FROM chunk_deletions),"
-                " (SELECT coalesce(value, '') FROM kv WHERE key = 'vectors_added')").fetchone()
-            max_id, del_seq, min_del, added = state[0], state[1], state[2], state[3] or ""
-            pruned_past_us = del_seq > self.del_seq and min_del > self.del_seq + 1
-            if added != self.added_marker or (self.max_id and pruned_past_us):
-                self._reset()
-                self.added_marker = added
-            if self.max_id == 0:
-                self.del_seq = del_seq  # a fresh load reflects every deletion so far
-            elif del_seq > self.del_seq:
-                gone = np.fromiter((r[0] for r in conn.execute(
-                    "SELECT chunk_id FROM chunk_deletions WHERE seq > ? AND seq <= ?", (self.del_seq, del_seq))),
-                    np.int64)
-                if gone.size and self.ids.size:
-                    self.alive &= ~np.isin(self.ids, gone)
-                self.del_seq = del_seq
-            if max_id > self.max_id:
-                ids, mat = self._load(conn, self.max_id, max_id)
-                if ids.size:
-                    self.mat = mat.copy() if not self.mat.size else np.vstack([self.mat, mat])
-                    self.ids = np.concatenate([self.ids, ids])
-                    self.alive = np.concatenate([self.alive, np.ones(ids.size, bool)])
-                self.max_id = max_id
-            if self.ids.size and (~self.alive).sum() > 0.25 * self.ids.size:
-                self.ids, self.mat, self.alive = self.ids[self.alive], self.mat[self.alive], self.alive[self.alive]
+            began = not conn.in_transaction
+            if began:
+                conn.execute("BEGIN")
+            try:
+                self._sync(conn)
+            finally:
+                if began:
+                    conn.execute("COMMIT")
+
+    def _sync(self, conn: sqlite3.Connection) -> None:
+        state = conn.execute(
+            "SELECT (SELECT coalesce(max(id), 0) FROM chunks), (SELECT coalesce(max(id), 0) FROM embeddings),"
+            " (SELECT coalesce(max(seq), 0) FROM chunk_deletions),"
+            " (SELECT coalesce(min(seq), 0) FROM chunk_deletions)").fetchone()
+        max_id, emb_id, del_seq, min_del = state
+        pruned_past_us = del_seq > self.del_seq and min_del > self.del_seq + 1
+        if max_id < self.max_id or emb_id < self.emb_id or (self.max_id and pruned_past_us):
+            self._reset()  # another database file (restored), or a deletion log we can no longer follow
+        if self.max_id == 0 and self.emb_id == 0:
+            self.del_seq = del_seq  # a fresh load reflects every deletion so far
+        elif del_seq > self.del_seq:
+            gone = np.fromiter((r[0] for r in conn.execute(
+                "SELECT chunk_id FROM chunk_deletions WHERE seq > ? AND seq <= ?", (self.del_seq, del_seq))),
+                np.int64)
+            if gone.size and self.ids.size:
+                self.alive &= ~np.isin(self.ids, gone)
+            self.del_seq = del_seq
+        if emb_id > self.emb_id and self.max_id:
+            self._append(*self._load(
+                conn, "SELECT c.id, e.vector FROM embeddings e JOIN chunks c ON c.embed_hash = e.text_hash "
+                "WHERE e.model = ? AND e.id > ? AND e.id <= ? AND c.id <= ? ORDER BY c.id",
+                (self.model, self.emb_id, emb_id, self.max_id)))
+        if max_id > self.max_id:
+            self._append(*self._load(
+                conn, "SELECT c.id, e.vector FROM chunks c JOIN embeddings e ON e.model = ? AND "
+                "e.text_hash = c.embed_hash WHERE c.id > ? AND c.id <= ? AND e.id <= ? ORDER BY c.id",
+                (self.model, self.max_id, max_id, emb_id)))
+        self.max_id, self.emb_id = max_id, emb_id
+        if self.ids.size and (~self.alive).sum() > 0.25 * self.ids.size:
+            self.ids, self.mat, self.alive = self.ids[self.alive], self.mat[self.alive], self.alive[self.alive]
 
     def _reset(self) -> None:
         self.ids = np.zeros(0, np.int64)
         self.mat = np.zeros((0, 0), np.float32)
         self.alive = np.zeros(0, bool)
         self.max_id = 0
+        self.emb_id = 0
 
     def top(self, query: np.ndarray, n: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         """The n best (chunk id, cosine) pairs, optionally among allowed chunk ids only."""
@@ -143,32 +178,64 @@ def fts_query(q: str) -> str:
 class Searcher:
     """One per process: holds the embedder and the vector index of each database it searched."""
 
-    def __init__(self, embedder: Embedder):
-        self.embedder = embedder
+    def __init__(self, embedder: Embedder | None = None, *, model_id: str = "",
+                 make_embedder: Callable[[], Embedder] | None = None):
+        """Give the embedder, or its ``model_id`` and a factory: the model is then loaded on the first
+        query that needs a vector, so BM25 search works while it cannot load."""
+        if embedder is None and (make_embedder is None or not model_id):
+            raise ValueError("Searcher needs an embedder, or a model_id and make_embedder")
+        self._embedder = embedder
+        self._make = make_embedder
+        self.model_id = model_id or (embedder.model_id if embedder else "")
         self._indexes: dict[str, VectorIndex] = {}
         self._lock = threading.Lock()
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            assert self._make is not None
+            with self._lock:
+                if self._embedder is None:
+                    self._embedder = self._make()
+        return self._embedder
 
     def index_for(self, conn: sqlite3.Connection) -> VectorIndex:
         db = conn.execute("PRAGMA database_list").fetchone()[2]
         with self._lock:
             if db not in self._indexes:
-                self._indexes[db] = VectorIndex(self.embedder.model_id)
+                self._indexes[db] = VectorIndex(self.model_id)
             return self._indexes[db]
 
     def search(self, conn: sqlite3.Connection, q: str, k: int = 10, source: str | None = None,
                project: str | None = None, since: str | None = None, until: str | None = None,
                mode: str = "hybrid", per_item: bool = True) -> list[Hit]:
         """Best k results; ``per_item`` keeps only each item's best chunk."""
+        return self.run(conn, q, k, source, project, since, until, mode, per_item).hits
+
+    def run(self, conn: sqlite3.Connection, q: str, k: int = 10, source: str | None = None,
+            project: str | None = None, since: str | None = None, until: str | None = None,
+            mode: str = "hybrid", per_item: bool = True) -> SearchOutcome:
+        """Like ``search``, and says when hybrid search fell back to BM25 alone.
+
+        Hybrid search uses vectors where they exist and BM25 everywhere; when the query itself
+        cannot be embedded (the embedder is down) it answers from BM25 and says why. Vector mode
+        has nothing to fall back on and raises the EmbedError."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}")
         pool = max(k * (8 if per_item else 4), 50)
         filters = dict(source=source, project=project, since=since, until=until)
         ranked: dict[str, list[tuple[int, float]]] = {}
         snippets: dict[int, str] = {}
+        degraded = None
         if mode in ("hybrid", "bm25"):
             ranked["bm25"] = self._bm25(conn, q, pool, filters, snippets)
         if mode in ("hybrid", "vector"):
-            ranked["vector"] = self._vector(conn, q, pool, filters)
+            try:
+                ranked["vector"] = self._vector(conn, q, pool, filters)
+            except EmbedError as exc:
+                if mode == "vector":
+                    raise
+                degraded = f"vector search skipped, the query could not be embedded: {exc}"
         fused: dict[int, float] = {}
         detail: dict[int, dict[str, float]] = {}
         for signal, hits in ranked.items():
@@ -177,8 +244,7 @@ class Searcher:
                 detail.setdefault(cid, {})[signal] = round(score, 6)
                 detail[cid][f"{signal}_rank"] = rank
         order = sorted(fused, key=lambda c: -fused[c])
-        hits = self._materialise(conn, order, fused, detail, snippets, q, k, per_item)
-        return hits
+        return SearchOutcome(self._materialise(conn, order, fused, detail, snippets, q, k, per_item), degraded)
 
     def _bm25(self, conn: sqlite3.Connection, q: str, n: int, filters: dict[str, Any],
               snippets: dict[int, str]) -> list[tuple[int, float]]:
@@ -216,8 +282,10 @@ class Searcher:
             marks = ",".join("?" * len(part))
             rows = {r["cid"]: r for r in conn.execute(
                 "SELECT c.id AS cid, c.seq, c.text, c.start_line, c.end_line, i.id, i.source, i.title, i.uri, "
-                f"i.project, i.created_at, i.updated_at, i.meta FROM chunks c JOIN items i ON i.id = c.item_id "
-                f"WHERE c.id IN ({marks})", part)}
+                "i.project, i.created_at, i.updated_at, i.meta, EXISTS (SELECT 1 FROM chunks c2 JOIN embed_queue q "
+                "ON q.model = ? AND q.text_hash = c2.embed_hash WHERE c2.item_id = i.id) AS pending "
+                f"FROM chunks c JOIN items i ON i.id = c.item_id WHERE c.id IN ({marks})",
+                [self.model_id, *part])}
             for cid in part:
                 r = rows.get(cid)
                 if r is None or (per_item and r["id"] in seen):
@@ -228,7 +296,7 @@ class Searcher:
                     project=r["project"], created_at=r["created_at"], updated_at=r["updated_at"],
                     meta=json.loads(r["meta"] or "{}"), seq=r["seq"], text=r["text"],
                     snippet=snippets.get(cid) or make_snippet(r["text"], q), start_line=r["start_line"],
-                    end_line=r["end_line"], score=fused[cid], scores=detail[cid]))
+                    end_line=r["end_line"], score=fused[cid], scores=detail[cid], vectors_pending=bool(r["pending"])))
                 if len(hits) >= k:
                     return hits
         return hits

@@ -2,15 +2,46 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from .config import Config
 
 
+@contextmanager
+def embed_worker_process(cfg: Config) -> Iterator[subprocess.Popen[bytes] | None]:
+    """Run ``brain embed-worker`` beside the server (unless ``server.embed_worker`` is false).
+
+    Why a child process and not a thread of a gunicorn worker: one worker per database, whatever
+    the number of gunicorn processes, and its CPU-bound batches never hold up request threads.
+    It exits with the server: stopped here, and by itself if this process dies (--exit-with-parent)."""
+    if not cfg["server.embed_worker"]:
+        yield None
+        return
+    cmd = [sys.executable, "-m", "brain"]
+    if cfg.path:
+        cmd += ["--config", str(cfg.path)]
+    proc = subprocess.Popen([*cmd, "embed-worker", "--exit-with-parent"])
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def run_dev(cfg: Config, host: str, port: int) -> None:
     from .api import create_app
 
-    create_app(cfg).run(host=host, port=port, debug=False, threaded=True)
+    app = create_app(cfg)
+    with embed_worker_process(cfg):
+        app.run(host=host, port=port, debug=False, threaded=True)
 
 
 def gunicorn_options(host: str, port: int, workers: int) -> dict[str, Any]:
@@ -44,4 +75,5 @@ def run_gunicorn(cfg: Config, host: str, port: int, workers: int) -> None:
         def load(self):
             return create_app(cfg)
 
-    BrainApplication().run()
+    with embed_worker_process(cfg):
+        BrainApplication().run()

@@ -14,6 +14,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ import numpy as np
 
 from . import timeutil
 from .chunking import CODE_LANGUAGES, Chunk, chunk_text
-from .embed import Embedder, text_hash
+from .embed import TextModel, text_hash
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +118,38 @@ CREATE TABLE gpu_inflight(
   what TEXT NOT NULL
 );
 """),
+    # issue 11: ingest stores, embedding follows. Vectors get a rowid, so each process's vector index
+    # can load the vectors added since it last looked (and a 1.5 kB vector shares a page instead of
+    # taking an overflow page of its own as it did in the WITHOUT ROWID table); the queue holds the
+    # chunk texts still waiting for a vector of a model, oldest first.
+    (3, "embedding queue, vectors by rowid", """
+CREATE TABLE embeddings_v3(
+  id INTEGER PRIMARY KEY,
+  model TEXT NOT NULL,
+  text_hash TEXT NOT NULL,
+  dim INTEGER NOT NULL,
+  vector BLOB NOT NULL,
+  UNIQUE(model, text_hash)
+);
+INSERT INTO embeddings_v3(model, text_hash, dim, vector) SELECT model, text_hash, dim, vector FROM embeddings;
+DROP TABLE embeddings;
+ALTER TABLE embeddings_v3 RENAME TO embeddings;
+CREATE TABLE embed_queue(
+  id INTEGER PRIMARY KEY,
+  model TEXT NOT NULL,
+  text_hash TEXT NOT NULL,
+  queued_at TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  last_error TEXT NOT NULL DEFAULT '',
+  UNIQUE(model, text_hash)
+);
+CREATE INDEX embed_queue_model_attempts ON embed_queue(model, attempts, id);
+"""),
 ]
+
+# a queued text the embedder refused this many times (a permanent error, e.g. input too long) is
+# parked: it stays in the queue, counted as failed in the stats, and no longer blocks the rest
+MAX_EMBED_ATTEMPTS = 5
 
 
 class ValidationError(ValueError):
@@ -277,12 +309,11 @@ class IngestResult:
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
-    embedded: int = 0
-    tokens: int = 0
+    queued: int = 0  # chunk texts of this batch that wait for a vector of the configured model
 
     def as_dict(self) -> dict[str, int]:
         return {"inserted": self.inserted, "updated": self.updated, "unchanged": self.unchanged,
-                "embedded": self.embedded}
+                "queued": self.queued}
 
 
 @dataclass
@@ -292,6 +323,16 @@ class _Prepared:
     exists: bool
     chunks: list[Chunk] = field(default_factory=list)
     embed_texts: list[str] = field(default_factory=list)
+
+
+@dataclass
+class QueuedText:
+    """A chunk text the embedding worker is to embed (``text`` is None when no chunk holds it any more)."""
+
+    queue_id: int
+    text_hash: str
+    text: str | None
+    attempts: int
 
 
 def _is_code(item: dict[str, Any]) -> bool:
@@ -313,8 +354,12 @@ class Store:
 
     # -- ingest ----------------------------------------------------------------
 
-    def upsert(self, items: Sequence[Any], embedder: Embedder, max_content_bytes: int = 2 * 1024 * 1024) -> IngestResult:
-        """Validate, chunk, embed what is new, then write the whole batch in one transaction."""
+    def upsert(self, items: Sequence[Any], model: TextModel, max_content_bytes: int = 2 * 1024 * 1024) -> IngestResult:
+        """Validate, chunk and write the whole batch in one transaction; queue new texts for embedding.
+
+        Why no embedding here: the embedder (a CPU model or a remote API) may be slow, busy or down,
+        and a collector must not hold a request open for it. The text is searchable by BM25 as soon
+        as this returns; the embedding worker adds the vectors (``brain embed-worker``)."""
         clean = [validate_item(it, i, max_content_bytes) for i, it in enumerate(items)]
         seen: dict[str, int] = {}
         for i, it in enumerate(clean):
@@ -330,14 +375,12 @@ class Store:
                 result.unchanged += 1
                 continue
             todo.append(_Prepared(it, h, it["id"] in existing))
-        max_tokens = max(16, min(self.chunk_tokens, embedder.max_tokens - 8))
+        max_tokens = max(16, min(self.chunk_tokens, model.max_tokens - 8))
         for p in todo:
             p.chunks = chunk_text(p.item["content"], code=_is_code(p.item), max_tokens=max_tokens,
-                                  overlap=min(self.chunk_overlap, max_tokens // 2), count=embedder.count_tokens)
+                                  overlap=min(self.chunk_overlap, max_tokens // 2), count=model.count_tokens)
             p.embed_texts = [embed_input(p.item["title"], c.text) for c in p.chunks]
-        vectors, tokens = self._embed_missing(embedder, [t for p in todo for t in p.embed_texts])
-        result.embedded, result.tokens = len(vectors), tokens
-        self._write(todo, vectors, embedder, tokens, result)
+        self._write(todo, model.model_id, result)
         return result
 
     def _existing_hashes(self, ids: list[str]) -> dict[str, str]:
@@ -359,39 +402,34 @@ class Store:
                 f"SELECT text_hash FROM embeddings WHERE model = ? AND text_hash IN ({marks})", [model, *part]))
         return set(wanted) - have
 
-    def _embed_missing(self, embedder: Embedder, texts: list[str]) -> tuple[dict[str, np.ndarray], int]:
-        """Embed only texts this model has never embedded (the cache is keyed by model + sha256)."""
-        by_hash = {text_hash(t): t for t in texts}
-        missing = self.missing_hashes(embedder.model_id, by_hash)
-        if not missing:
-            return {}, 0
-        order = sorted(missing)
-        res = embedder.embed([by_hash[h] for h in order])
-        return dict(zip(order, res.vectors)), res.tokens
-
-    def _write(self, todo: list[_Prepared], vectors: dict[str, np.ndarray], embedder: Embedder, tokens: int,
-               result: IngestResult) -> None:
+    def _write(self, todo: list[_Prepared], model: str, result: IngestResult) -> None:
         now = timeutil.now()
         conn = self.conn
         with write_transaction(conn):
-            for h, vec in vectors.items():
-                conn.execute("INSERT OR IGNORE INTO embeddings(model, text_hash, dim, vector) VALUES (?, ?, ?, ?)",
-                             (embedder.model_id, h, int(vec.shape[0]), np.asarray(vec, np.float32).tobytes()))
             for p in todo:
                 self._write_item(p, now)
                 if p.exists:
                     result.updated += 1
                 else:
                     result.inserted += 1
-            if vectors:
-                conn.execute("INSERT INTO embed_usage(at, model, texts, tokens, cost_usd) VALUES (?, ?, ?, ?, ?)",
-                             (now, embedder.model_id, len(vectors), tokens,
-                              tokens * embedder.price_per_mtok / 1_000_000))
             if todo:
+                hashes = list(dict.fromkeys(text_hash(t) for p in todo for t in p.embed_texts))
+                result.queued = self._queue(model, hashes, now)
                 # the deletion log only needs to outlive the slowest process's last sync
                 conn.execute("DELETE FROM chunk_deletions WHERE seq < (SELECT max(seq) FROM chunk_deletions) - 500000")
                 conn.execute("INSERT INTO kv(key, value) VALUES ('last_ingest_at', ?) "
                              "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (now,))
+
+    def _queue(self, model: str, hashes: list[str], now: str) -> int:
+        """Queue the hashes that have no vector of ``model``; return how many of them now wait (new or not)."""
+        waiting = 0
+        for h in hashes:
+            if self.conn.execute("SELECT 1 FROM embeddings WHERE model = ? AND text_hash = ?", (model, h)).fetchone():
+                continue
+            self.conn.execute("INSERT OR IGNORE INTO embed_queue(model, text_hash, queued_at) VALUES (?, ?, ?)",
+                              (model, h, now))
+            waiting += 1
+        return waiting
 
     def _write_item(self, p: _Prepared, now: str) -> None:
         it = p.item
@@ -471,38 +509,81 @@ class Store:
         last = self.conn.execute("SELECT value FROM kv WHERE key = 'last_ingest_at'").fetchone()
         return {"items": items, "chunks": chunks, "total_items": sum(items.values()), "total_chunks": total_chunks,
                 "vectors": vectors, "missing_vectors": total_chunks - vectors, "db_bytes": page * pages,
-                "embedding_model": model, "last_ingest_at": last[0] if last else None}
+                "embedding_model": model, "last_ingest_at": last[0] if last else None,
+                "embedding": self.backlog(model)}
 
-    # -- reindex -----------------------------------------------------------------
+    # -- the embedding queue ---------------------------------------------------------
 
-    def reindex(self, embedder: Embedder, batch: int = 256, progress: Any = None) -> int:
-        """Embed every chunk text the current model lacks, a batch per transaction.
+    def queue_all(self, model: str) -> int:
+        """Queue every chunk text that has no vector of ``model`` (a new model: ``brain reindex``)."""
+        with write_transaction(self.conn):
+            return self.conn.execute(
+                "INSERT OR IGNORE INTO embed_queue(model, text_hash, queued_at) "
+                "SELECT DISTINCT ?, c.embed_hash, ? FROM chunks c WHERE NOT EXISTS "
+                "(SELECT 1 FROM embeddings e WHERE e.model = ? AND e.text_hash = c.embed_hash)",
+                (model, timeutil.now(), model)).rowcount
 
-        Resumable by construction: a batch that committed is in the cache and is skipped next time.
-        """
-        done = 0
-        while True:
-            rows = self.conn.execute(
-                "SELECT c.embed_hash, i.title, c.text FROM chunks c JOIN items i ON i.id = c.item_id "
-                "WHERE NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.model = ? AND e.text_hash = c.embed_hash) "
-                "GROUP BY c.embed_hash LIMIT ?", (embedder.model_id, batch)).fetchall()
-            if not rows:
-                return done
-            texts = [embed_input(r[1], r[2]) for r in rows]
-            res = embedder.embed(texts)
-            with write_transaction(self.conn):
-                for r, vec in zip(rows, res.vectors):
-                    self.conn.execute(
-                        "INSERT OR IGNORE INTO embeddings(model, text_hash, dim, vector) VALUES (?, ?, ?, ?)",
-                        (embedder.model_id, r[0], int(vec.shape[0]), vec.astype(np.float32).tobytes()))
-                self.conn.execute("INSERT INTO embed_usage(at, model, texts, tokens, cost_usd) VALUES (?,?,?,?,?)",
-                                  (timeutil.now(), embedder.model_id, len(rows), res.tokens,
-                                   res.tokens * embedder.price_per_mtok / 1_000_000))
-                self.conn.execute("INSERT INTO kv(key, value) VALUES ('vectors_added', ?) ON CONFLICT(key) DO "
-                                  "UPDATE SET value = CAST(value AS INTEGER) + excluded.value", (str(len(rows)),))
-            done += len(rows)
-            if progress:
-                progress(done)
+    def claim(self, model: str, limit: int) -> list[QueuedText]:
+        """The oldest queued texts of ``model`` not yet parked, with the text each hash stands for.
+
+        Nothing is locked or marked: only the embedding worker (one per database, by its lock file)
+        takes from the queue, and a batch leaves it in the same transaction that stores its vectors,
+        so a worker killed mid-batch simply finds the same batch again."""
+        rows = self.conn.execute(
+            "SELECT id, text_hash, attempts FROM embed_queue WHERE model = ? AND attempts < ? ORDER BY attempts, id "
+            "LIMIT ?", (model, MAX_EMBED_ATTEMPTS, limit)).fetchall()
+        out = []
+        for r in rows:
+            src = self.conn.execute("SELECT i.title, c.text FROM chunks c JOIN items i ON i.id = c.item_id "
+                                    "WHERE c.embed_hash = ? LIMIT 1", (r[1],)).fetchone()
+            out.append(QueuedText(r[0], r[1], embed_input(src[0], src[1]) if src else None, r[2]))
+        return out
+
+    def store_vectors(self, model: str, done: Sequence[tuple[QueuedText, np.ndarray]], dropped: Sequence[QueuedText],
+                      tokens: int, price_per_mtok: float) -> None:
+        """Store a batch's vectors and take it (and texts no chunk holds any more) off the queue, atomically."""
+        now = timeutil.now()
+        with write_transaction(self.conn):
+            for q, vec in done:
+                self.conn.execute("INSERT OR IGNORE INTO embeddings(model, text_hash, dim, vector) VALUES (?, ?, ?, ?)",
+                                  (model, q.text_hash, int(vec.shape[0]), np.asarray(vec, np.float32).tobytes()))
+            ids = [q.queue_id for q, _ in done] + [q.queue_id for q in dropped]
+            for start in range(0, len(ids), 500):
+                part = ids[start:start + 500]
+                self.conn.execute(f"DELETE FROM embed_queue WHERE id IN ({','.join('?' * len(part))})", part)
+            if done:
+                self.conn.execute("INSERT INTO embed_usage(at, model, texts, tokens, cost_usd) VALUES (?, ?, ?, ?, ?)",
+                                  (now, model, len(done), tokens, tokens * price_per_mtok / 1_000_000))
+
+    def mark_failed(self, model: str, texts: Sequence[QueuedText], error: str) -> None:
+        """Count a refusal against each text; after MAX_EMBED_ATTEMPTS it is parked (see ``claim``)."""
+        with write_transaction(self.conn):
+            self.conn.executemany("UPDATE embed_queue SET attempts = attempts + 1, last_error = ? WHERE id = ?",
+                                  [(error[:500], q.queue_id) for q in texts])
+
+    def backlog(self, model: str | None = None, now: str | None = None) -> dict[str, dict[str, Any]]:
+        """Per model: texts queued, parked after repeated failures, vectors held, the last minute's rate, time left."""
+        now = now or timeutil.now()
+        minute_ago = timeutil.fmt(timeutil.parse(now) - timedelta(seconds=60))
+        out: dict[str, dict[str, Any]] = {}
+        for r in self.conn.execute("SELECT model, count(*), coalesce(sum(attempts >= ?), 0) FROM embed_queue "
+                                   "GROUP BY model", (MAX_EMBED_ATTEMPTS,)):
+            out[r[0]] = {"queued": r[1] - r[2], "failed": r[2]}
+        for r in self.conn.execute("SELECT model, count(*) FROM embeddings GROUP BY model"):
+            out.setdefault(r[0], {"queued": 0, "failed": 0})["embedded"] = r[1]
+        if model:
+            out.setdefault(model, {"queued": 0, "failed": 0})
+        for name, entry in out.items():
+            entry.setdefault("embedded", 0)
+            done = self.conn.execute("SELECT coalesce(sum(texts), 0) FROM embed_usage WHERE model = ? AND at >= ? "
+                                     "AND at <= ?", (name, minute_ago, now)).fetchone()[0]
+            entry["rate_per_min"] = done
+            entry["eta_seconds"] = round(entry["queued"] * 60 / done) if done and entry["queued"] else (
+                0 if not entry["queued"] else None)
+            err = self.conn.execute("SELECT last_error FROM embed_queue WHERE model = ? AND last_error != '' "
+                                    "ORDER BY id DESC LIMIT 1", (name,)).fetchone()
+            entry["last_error"] = err[0] if err else None
+        return out
 
     def embed_usage(self, since: str, until: str) -> dict[str, Any]:
         row = self.conn.execute("SELECT coalesce(sum(texts),0), coalesce(sum(tokens),0), coalesce(sum(cost_usd),0) "

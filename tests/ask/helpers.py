@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from tests.conftest import drain_embeddings
+
 CORPUS = [
     {"id": "note:sqlite-wal", "source": "note", "title": "SQLite WAL mode for concurrent readers",
      "content": "Enable write-ahead logging with PRAGMA journal_mode=WAL so readers never block the writer. "
@@ -34,6 +36,7 @@ def make_ask_app(db_path: Path, token: str, llm_base_url: str, **overrides):
     resp = app.test_client().post("/api/v1/items", json={"items": CORPUS},
                                   headers={"Authorization": f"Bearer {token}"})
     assert resp.status_code == 200, resp.get_json()
+    drain_embeddings(app)  # what the embedding worker does beside the real server
     return app
 
 

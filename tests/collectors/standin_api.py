@@ -2,7 +2,7 @@
 
 A stdlib ``http.server`` on ``127.0.0.1`` and a free port implementing the parts of the contract
 the collectors use: ``POST /api/v1/items`` (idempotent upsert keyed by id, answering
-``inserted/updated/unchanged/embedded``), ``GET``/``DELETE /api/v1/items/<id>``, bearer auth and
+``inserted/updated/unchanged/queued``), ``GET``/``DELETE /api/v1/items/<id>``, bearer auth and
 JSON errors. Tests script failures per request: an HTTP status (``500``, ``429``...), a 400 naming
 the index of a bad item, ``"timeout"`` (answer after the client gave up), ``"drop"`` (close the
 connection without answering) or ``"html"`` (a 502 page from a proxy, not JSON). The real ``ApiClient`` talks to it over real HTTP.
@@ -132,7 +132,7 @@ class BrainApiStandIn:
                                 "claude", "browser", "file", "note"):
                         self._error(400, "invalid_item", f"items[{i}] is invalid", index=i)
                         return
-                counts = {"inserted": 0, "updated": 0, "unchanged": 0, "embedded": 0}
+                counts = {"inserted": 0, "updated": 0, "unchanged": 0, "queued": 0}
                 with standin.lock:
                     for it in items:
                         old = standin.items.get(it["id"])

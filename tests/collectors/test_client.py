@@ -20,7 +20,7 @@ def make(standin: BrainApiStandIn, sleeps: list[float] | None = None, **kw) -> A
 
 def test_post_get_list_delete_round_trip(standin: BrainApiStandIn) -> None:
     c = make(standin)
-    assert c.post_items([ITEM]) == {"inserted": 1, "updated": 0, "unchanged": 0, "embedded": 0}
+    assert c.post_items([ITEM]) == {"inserted": 1, "updated": 0, "unchanged": 0, "queued": 0}
     assert c.get_item("note:1")["content"] == "hello"
     assert c.delete_item("note:1") == {"deleted": 1}
     with pytest.raises(ApiError) as exc:

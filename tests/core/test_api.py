@@ -69,9 +69,9 @@ def test_ingest_counts_inserted_updated_unchanged(client, auth):
     r = post(client, auth, ITEMS)
     assert r.status_code == 200
     assert r.json["inserted"] == 3 and r.json["updated"] == 0 and r.json["unchanged"] == 0
-    assert r.json["embedded"] > 0
+    assert r.json["queued"] >= 3  # every chunk text waits for its vector
     r = post(client, auth, ITEMS)
-    assert r.json == {"inserted": 0, "updated": 0, "unchanged": 3, "embedded": 0}
+    assert r.json == {"inserted": 0, "updated": 0, "unchanged": 3, "queued": 0}
     changed = dict(ITEMS[1], content="Pasta needs plenty of salted boiling water. Stir often.")
     r = post(client, auth, [changed, ITEMS[0]])
     assert r.json["updated"] == 1 and r.json["unchanged"] == 1 and r.json["inserted"] == 0
@@ -138,11 +138,20 @@ def test_forget_by_project_prefix_and_time(client, auth):
     assert remaining == {"note:git", "file:host:/src/brain/db.py"}
 
 
-def test_stats_counts_per_source(client, auth):
-    post(client, auth, ITEMS)
+def test_stats_counts_per_source_and_the_backlog(app, client, auth, drain):
+    queued = post(client, auth, ITEMS).json["queued"]
     s = client.get("/api/v1/stats", headers=auth).json
     assert s["items"] == {"note": 2, "file": 1}
+    backlog = s["embedding"]["local/all-MiniLM-L6-v2"]
+    assert backlog["queued"] == queued == s["missing_vectors"] and s["vectors"] == 0
+    assert backlog["rate_per_min"] == 0 and backlog["eta_seconds"] is None  # nothing done yet: no estimate
+    assert client.get("/readyz", headers=auth).json["queued"] == queued  # ready while a backlog exists
+    assert drain(app) == queued
+    s = client.get("/api/v1/stats", headers=auth).json
+    backlog = s["embedding"]["local/all-MiniLM-L6-v2"]
     assert s["total_chunks"] == s["vectors"] >= 3 and s["missing_vectors"] == 0
+    assert backlog == {"queued": 0, "failed": 0, "embedded": queued, "rate_per_min": queued, "eta_seconds": 0,
+                       "last_error": None}
     assert s["embedding_model"] == "local/all-MiniLM-L6-v2"
     assert s["db_bytes"] > 0 and s["last_ingest_at"].endswith("Z")
 
@@ -150,14 +159,14 @@ def test_stats_counts_per_source(client, auth):
 def test_readyz_reports_db_and_embedder(client, auth):
     r = client.get("/readyz", headers=auth)
     assert r.status_code == 200
-    assert r.json == {"status": "ready", "db": "ok", "embedder": "local/all-MiniLM-L6-v2"}
+    assert r.json == {"status": "ready", "db": "ok", "embedder": "local/all-MiniLM-L6-v2", "queued": 0}
 
 
 def test_readyz_is_503_when_embedder_unusable(db_path, auth, tmp_path):
     app = create_app({"server.db_path": str(db_path), "server.api_tokens": [auth["Authorization"][7:]],
                       "embed.provider": "local", "embed.local_model": str(tmp_path / "missing-model")})
     r = app.test_client().get("/readyz", headers=auth)
-    assert r.status_code == 503 and "embedder" in r.json["error"]["message"]
+    assert r.status_code == 503 and "embedding model" in r.json["error"]["message"]
 
 
 # ---------------------------------------------------------------- bad input: 4xx JSON, store untouched

@@ -9,6 +9,7 @@ import pytest
 from brain import store
 from brain.cli import main
 from brain.embed import get_embedder
+from tests.conftest import drain_embeddings
 
 
 @pytest.fixture
@@ -24,6 +25,7 @@ def filled_db(db_path, monkeypatch):
         {"id": "note:pasta", "source": "note", "title": "Pasta", "content": "Boil spaghetti in salted water"},
     ], get_embedder(cfg))
     conn.close()
+    drain_embeddings(cfg)
     return db_path
 
 
@@ -63,10 +65,29 @@ def test_search_local_rejects_bad_dates(runner, filled_db):
 
 
 def test_stats_and_reindex_local(runner, filled_db, monkeypatch):
-    r = runner.invoke(main, ["stats", "--local"])
+    r = runner.invoke(main, ["stats", "--local", "--json"])
     assert json.loads(r.output)["items"] == {"note": 2}
+    r = runner.invoke(main, ["stats", "--local"])
+    assert r.exit_code == 0 and "items: 2 (note 2)" in r.output
+    assert "* local/all-MiniLM-L6-v2: " in r.output and " 0 queued" in r.output
     r = runner.invoke(main, ["reindex"])
-    assert r.exit_code == 0 and "0 chunk texts embedded" in r.output
+    assert r.exit_code == 0 and "reindex: 0 chunk texts queued" in r.output, r.output
+
+
+def test_reindex_for_a_new_model_queues_and_embeds(runner, filled_db, monkeypatch):
+    import shutil
+
+    from brain.embed import resolve_local_model
+
+    copy = filled_db.parent / "minilm-copy"
+    shutil.copytree(resolve_local_model("all-MiniLM-L6-v2"), copy)
+    monkeypatch.setenv("BRAIN_EMBED_LOCAL_MODEL", str(copy))
+    r = runner.invoke(main, ["reindex"])
+    assert r.exit_code == 0 and "reindex: 2 chunk texts queued, 2 embedded" in r.output, r.output
+    r = runner.invoke(main, ["stats", "--local", "--json"])
+    backlog = json.loads(r.output)["embedding"]
+    assert backlog["local/minilm-copy"]["embedded"] == 2 and backlog["local/minilm-copy"]["queued"] == 0
+    assert backlog["local/all-MiniLM-L6-v2"]["embedded"] == 2
 
 
 def test_search_and_stats_through_brain_api(runner, api_server, monkeypatch):
@@ -78,7 +99,7 @@ def test_search_and_stats_through_brain_api(runner, api_server, monkeypatch):
     monkeypatch.setenv("BRAIN_TOKEN", api_server.token)
     r = runner.invoke(main, ["search", "tls termination", "--mode", "bm25"])
     assert r.exit_code == 0 and r.output.startswith("[1] Remote note"), r.output
-    assert json.loads(runner.invoke(main, ["stats"]).output)["items"] == {"note": 1}
+    assert json.loads(runner.invoke(main, ["stats", "--json"]).output)["items"] == {"note": 1}
     monkeypatch.setenv("BRAIN_TOKEN", "wrong")
     r = runner.invoke(main, ["search", "tls"])
     assert r.exit_code != 0 and "invalid bearer token" in r.output

@@ -12,6 +12,7 @@ import pytest
 from brain import config
 from brain.api import create_app
 from brain.embed import EmbedError, LocalEmbedder, OpenAIEmbedder, get_embedder, resolve_local_model
+from tests.conftest import drain_embeddings
 from tests.standins.openai_embeddings import EmbeddingsStandIn
 
 DATA = Path(__file__).parent / "data"
@@ -111,19 +112,28 @@ def test_key_selects_openai_and_api_ingests_through_it(standin, tmp_path):
     c = create_app(cfg).test_client()
     h = {"Authorization": "Bearer tok"}
     r = c.post("/api/v1/items", json={"items": [{"id": "note:1", "source": "note", "content": "alpha beta"}]}, headers=h)
-    assert r.status_code == 200 and r.json["embedded"] == 1
+    assert r.status_code == 200 and r.json["queued"] == 1 and not standin.requests  # ingest never embeds
+    assert drain_embeddings(cfg) == 1 and len(standin.requests) == 1
     assert c.get("/api/v1/stats", headers=h).json["embedding_model"] == "openai/text-embedding-3-small"
     hits = c.get("/api/v1/search?q=alpha beta&mode=vector", headers=h).json["results"]
     assert hits[0]["id"] == "note:1"
 
 
-def test_api_answers_503_and_stores_nothing_when_embeddings_fail(standin, tmp_path):
+def test_ingest_stores_while_the_embeddings_api_fails_and_vectors_follow(standin, tmp_path):
     standin.fail_500 = 100
     cfg = config.load(env={"OPENAI_API_KEY": "sk-test", "BRAIN_EMBED_BASE_URL": standin.url,
                            "BRAIN_EMBED_MAX_RETRIES": "0", "BRAIN_DB": str(tmp_path / "b.db"),
                            "BRAIN_API_TOKENS": "tok"})
     c = create_app(cfg).test_client()
     h = {"Authorization": "Bearer tok"}
-    r = c.post("/api/v1/items", json={"items": [{"id": "note:1", "source": "note", "content": "x"}]}, headers=h)
-    assert r.status_code == 503 and r.json["error"]["code"] == "embedder_unavailable"
-    assert c.get("/api/v1/stats", headers=h).json["total_items"] == 0
+    r = c.post("/api/v1/items", json={"items": [{"id": "note:1", "source": "note", "content": "gamma delta"}]},
+               headers=h)
+    assert r.status_code == 200 and r.json["inserted"] == 1 and r.json["queued"] == 1
+    body = c.get("/api/v1/search?q=gamma", headers=h).json  # the query cannot be embedded: BM25 answers
+    assert [x["id"] for x in body["results"]] == ["note:1"] and "could not be embedded" in body["degraded"]
+    assert body["results"][0]["vectors_pending"] is True
+    assert c.get("/api/v1/search?q=gamma&mode=vector", headers=h).json["error"]["code"] == "embedder_unavailable"
+    standin.fail_500 = 0
+    assert drain_embeddings(cfg) == 1
+    body = c.get("/api/v1/search?q=gamma&mode=vector", headers=h).json
+    assert body["results"][0]["id"] == "note:1" and body["results"][0]["vectors_pending"] is False

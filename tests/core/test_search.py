@@ -8,6 +8,7 @@ import pytest
 from brain import store
 from brain.embed import LocalEmbedder
 from brain.search import Searcher, VectorIndex, fts_query, make_snippet
+from tests.conftest import embed_queued
 
 CORPUS = [
     ("note:wal", "note", "/p/db", "2026-11-01T00:00:00Z", "SQLite durability",
@@ -35,6 +36,7 @@ def conn(db_path, embedder):
     items = [{"id": i, "source": s, "project": p, "created_at": t, "title": title, "content": body}
              for i, s, p, t, title, body in CORPUS]
     store.Store(c).upsert(items, embedder)
+    embed_queued(db_path, embedder)
     yield c
     c.close()
 
@@ -102,6 +104,9 @@ def test_index_follows_inserts_and_deletes_from_other_connections(conn, searcher
     st = store.Store(other)
     st.upsert([{"id": "note:new", "source": "note", "content": "Kubernetes evicts pods when the node runs "
                 "out of memory."}], embedder)
+    assert "note:new" not in ids(searcher.search(conn, "kubernetes pod eviction", mode="vector"))  # no vector yet
+    assert ids(searcher.search(conn, "kubernetes pod eviction", mode="bm25")) == ["note:new"]
+    embed_queued(db_path, embedder)  # the vector arrives after the index saw the chunk
     assert ids(searcher.search(conn, "kubernetes pod eviction", mode="vector"))[0] == "note:new"
     st.delete("note:new")
     st.delete("note:git")
@@ -121,7 +126,8 @@ def test_search_never_mixes_models(conn, db_path, embedder):
 
     s = Searcher(Other())
     assert s.search(conn, "pasta", mode="vector") == []  # no vectors of that model yet
-    store.Store(conn).reindex(Other())
+    store.Store(conn).queue_all(Other.model_id)
+    embed_queued(db_path, Other())
     assert ids(s.search(conn, "pasta dinner", mode="vector"))[0] == "note:pasta"
 
 
@@ -141,6 +147,7 @@ def test_per_item_false_returns_several_chunks_of_one_item(db_path, embedder):
     long = "\n\n".join(f"Section {i}: the deploy script restarts gunicorn workers gracefully." for i in range(40))
     store.Store(c, chunk_tokens=40, chunk_overlap=0).upsert(
         [{"id": "note:long", "source": "note", "content": long}], embedder)
+    embed_queued(db_path, embedder)
     s = Searcher(embedder)
     assert len(s.search(c, "gunicorn restart", k=5)) == 1
     assert len(s.search(c, "gunicorn restart", k=5, per_item=False)) == 5
@@ -151,3 +158,45 @@ def test_make_snippet_centres_on_query_word():
     text = "x " * 300 + "the needle is here" + " y" * 300
     snip = make_snippet(text, "needle")
     assert "needle" in snip and snip.startswith("…") and len(snip) < 300
+
+
+def test_search_during_catch_up_uses_bm25_everywhere_and_says_what_waits(conn, searcher, db_path, embedder):
+    st = store.Store(conn)
+    st.upsert([{"id": "note:late", "source": "note", "title": "Eviction",
+                "content": "Kubernetes evicts pods when the node runs out of memory."}], embedder)
+    hits = searcher.search(conn, "kubernetes evicts pods", k=3)
+    assert ids(hits)[0] == "note:late" and hits[0].vectors_pending and "vector" not in hits[0].scores
+    assert not any(h.vectors_pending for h in hits[1:])
+    assert hits[0].as_result()["vectors_pending"] is True
+    embed_queued(db_path, embedder)
+    hit = searcher.search(conn, "kubernetes evicts pods", k=1)[0]
+    assert hit.item_id == "note:late" and not hit.vectors_pending and "vector" in hit.scores
+
+
+def test_hybrid_falls_back_to_bm25_when_the_query_cannot_be_embedded(conn, embedder):
+    from brain.embed import EmbedError
+
+    def broken():
+        raise EmbedError("stand-in: model cannot load")
+
+    s = Searcher(model_id=embedder.model_id, make_embedder=broken)
+    out = s.run(conn, "busy_timeout writers", k=3)
+    assert ids(out.hits)[0] == "claude:s1" and "could not be embedded" in (out.degraded or "")
+    assert s.run(conn, "busy_timeout", mode="bm25").degraded is None
+    with pytest.raises(EmbedError):
+        s.run(conn, "busy_timeout", mode="vector")
+
+
+def test_index_reloads_when_the_database_is_replaced(conn, searcher, db_path, embedder, tmp_path):
+    assert ids(searcher.search(conn, "pasta dinner", mode="vector"))[0] == "note:pasta"
+    index = searcher.index_for(conn)
+    before = index.ids.size
+    st = store.Store(conn)
+    st.forget(source="note")
+    conn.execute("DELETE FROM embeddings")
+    conn.execute("DELETE FROM chunks")
+    conn.execute("DELETE FROM sqlite_sequence")  # ids start again, as in a restored older file
+    st.upsert([{"id": "note:only", "source": "note", "content": "Boil pasta in salted water."}], embedder)
+    embed_queued(db_path, embedder)
+    assert ids(searcher.search(conn, "pasta dinner", mode="vector")) == ["note:only"]
+    assert index.ids.size < before

@@ -6,6 +6,8 @@ import concurrent.futures as cf
 
 import requests
 
+from tests.conftest import wait_for_vectors
+
 
 def _items(prefix: str, n: int) -> list[dict]:
     return [{"id": f"note:{prefix}{i}", "source": "note", "title": f"{prefix} {i}",
@@ -35,7 +37,7 @@ def test_concurrent_batches_and_cross_worker_visibility(api_server):
         futures = [pool.submit(requests.post, url + "/api/v1/items", json={"items": _items(p, 10)}, headers=h,
                                timeout=120) for p in "wxyz"]
         assert all(f.result().status_code == 200 for f in futures)
-    stats = requests.get(url + "/api/v1/stats", headers=h, timeout=30).json()
+    stats = wait_for_vectors(api_server)  # the embedding worker `brain serve` started catches up
     assert stats["items"] == {"note": 40} and stats["missing_vectors"] == 0
     assert requests.delete(url + "/api/v1/items/note:x7", headers=h, timeout=30).json() == {"deleted": 1}
     for _ in range(6):  # requests spread over both workers; each must see the delete

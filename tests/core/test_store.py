@@ -1,4 +1,4 @@
-"""The store: migrations, pragmas, idempotent upsert with the embedding cache, atomic batches, reindex."""
+"""The store: migrations, pragmas, idempotent upsert that queues new texts, atomic batches, reindex."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import pytest
 
 from brain import store
 from brain.embed import EmbedError, EmbedResult, LocalEmbedder
+from brain.embed_worker import EmbedWorker
+from tests.conftest import embed_queued
 
 
 @dataclass
@@ -77,25 +79,45 @@ def test_migrations_are_recorded_once_and_pragmas_set(db_path):
     conn.close()
 
 
-def test_unchanged_item_costs_no_embedding_call(st, emb):
-    r1 = st.upsert([doc(1), doc(2)], emb)
-    assert (r1.inserted, r1.updated, r1.unchanged) == (2, 0, 0)
+def embed_all(st: store.Store, emb) -> int:
+    """What the embedding worker does in production: drain the queue of ``emb``'s model."""
+    return embed_queued(st.conn.execute("PRAGMA database_list").fetchone()[2], emb)
+
+
+def queued_texts(st: store.Store, model: str) -> list[str]:
+    return [q.text or "" for q in st.claim(model, 10_000)]
+
+
+def test_ingest_never_calls_the_embedder(st, emb):
+    emb.fail_after = 0  # the embedder is down
+    r = st.upsert([doc(1), doc(2)], emb)
+    assert (r.inserted, r.updated, r.unchanged) == (2, 0, 0) and emb.calls == []
+    chunks = st.conn.execute("SELECT count(DISTINCT embed_hash) FROM chunks").fetchone()[0]
+    assert r.queued == chunks == len(queued_texts(st, emb.model_id)) > 0
+    # stored and searchable by BM25 at once
+    assert st.conn.execute("SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH 'checkpoints'").fetchone()[0] > 0
+
+
+def test_unchanged_item_queues_nothing(st, emb):
+    st.upsert([doc(1), doc(2)], emb)
+    embed_all(st, emb)
     calls = len(emb.calls)
     r2 = st.upsert([doc(1), doc(2)], emb)
-    assert (r2.inserted, r2.updated, r2.unchanged, r2.embedded) == (0, 0, 2, 0)
-    assert len(emb.calls) == calls
+    assert (r2.inserted, r2.updated, r2.unchanged, r2.queued) == (0, 0, 2, 0)
+    assert embed_all(st, emb) == 0 and len(emb.calls) == calls
 
 
-def test_changed_item_embeds_only_new_chunk_texts(st, emb):
+def test_changed_item_queues_only_new_chunk_texts(st, emb):
     st.upsert([doc(1, paragraphs=6)], emb)
+    embed_all(st, emb)
     before = {r[0]: r[1] for r in st.conn.execute("SELECT seq, id FROM chunks WHERE item_id = 'note:1'")}
-    emb.calls.clear()
     grown = doc(1, paragraphs=6)
     grown["content"] += "\n\nA new closing paragraph about vacuum and incremental backups."
     r = st.upsert([grown], emb)
     assert r.updated == 1
-    embedded = [t for c in emb.calls for t in c]
-    assert embedded and all("vacuum" in t or "Paragraph 5" in t for t in embedded), embedded
+    waiting = queued_texts(st, emb.model_id)
+    assert waiting and r.queued == len(waiting)
+    assert all("vacuum" in t or "Paragraph 5" in t for t in waiting), waiting
     after = {r[0]: r[1] for r in st.conn.execute("SELECT seq, id FROM chunks WHERE item_id = 'note:1'")}
     # leading chunks that did not change keep their rows (and so their place in the vector index)
     assert before[0] == after[0]
@@ -103,10 +125,20 @@ def test_changed_item_embeds_only_new_chunk_texts(st, emb):
 
 def test_same_text_in_another_item_hits_the_cache(st, emb):
     st.upsert([doc(1)], emb)
+    embed_all(st, emb)
     n = emb.texts_embedded
     twin = dict(doc(1), id="note:twin")
-    st.upsert([twin], emb)
-    assert emb.texts_embedded == n
+    assert st.upsert([twin], emb).queued == 0
+    assert embed_all(st, emb) == 0 and emb.texts_embedded == n
+
+
+def test_same_text_queued_twice_is_embedded_once(st, emb):
+    st.upsert([doc(1)], emb)
+    r = st.upsert([dict(doc(1), id="note:twin")], emb)
+    assert r.queued > 0  # still waiting, counted for this batch too ...
+    assert st.conn.execute("SELECT count(*) FROM embed_queue").fetchone()[0] == r.queued  # ... queued once
+    embed_all(st, emb)
+    assert emb.texts_embedded == r.queued
 
 
 def test_batch_is_all_or_nothing_on_validation_error(st, emb):
@@ -115,15 +147,6 @@ def test_batch_is_all_or_nothing_on_validation_error(st, emb):
     assert err.value.index == 2 and err.value.field == "content"
     assert st.conn.execute("SELECT count(*) FROM items").fetchone()[0] == 0
     assert emb.calls == []
-
-
-def test_batch_is_all_or_nothing_when_embedding_fails(st, emb):
-    st.upsert([doc(1)], emb)
-    emb.fail_after = len(emb.calls)
-    with pytest.raises(EmbedError):
-        st.upsert([dict(doc(1), content="changed text entirely"), doc(2)], emb)
-    assert [r[0] for r in st.conn.execute("SELECT id FROM items")] == ["note:1"]
-    assert "Paragraph" in st.get("note:1")["content"]
 
 
 def test_write_failure_midway_rolls_back(st, emb, monkeypatch):
@@ -157,23 +180,28 @@ def test_delete_cascades_to_chunks_fts_and_logs_deletions(st, emb):
 
 def test_embedding_usage_is_recorded_with_cost(st, emb):
     st.upsert([doc(1)], emb)
+    embed_all(st, emb)
     usage = st.embed_usage("2000-01-01", "2999-01-01")
     assert usage["texts"] == emb.texts_embedded and usage["tokens"] > 0
     assert usage["cost_usd"] == pytest.approx(usage["tokens"] * 0.5 / 1e6)
 
 
-def test_reindex_for_new_model_is_resumable(st, emb, local):
+def test_reindex_queues_every_text_for_a_new_model_and_resumes(st, emb, local):
     st.upsert([doc(i) for i in range(6)], emb)
+    embed_all(st, emb)
     total = st.conn.execute("SELECT count(DISTINCT embed_hash) FROM chunks").fetchone()[0]
-    other = CountingEmbedder(local, model_id="local/other-model", fail_after=1)
-    with pytest.raises(EmbedError):
-        st.reindex(other, batch=4)
-    done_first = st.conn.execute("SELECT count(*) FROM embeddings WHERE model = 'local/other-model'").fetchone()[0]
-    assert done_first == 4
-    other.fail_after = None
-    assert st.reindex(other, batch=4) == total - 4
+    other = CountingEmbedder(local, model_id="local/other-model")
+    assert st.queue_all(other.model_id) == total
+    assert st.queue_all(other.model_id) == 0  # queued once
+    db = st.conn.execute("PRAGMA database_list").fetchone()[2]
+    worker = EmbedWorker(db, other.model_id, lambda: other, batch=4, wait=lambda s: False)
+    assert worker.run_once() == 4  # one batch, then the worker "stops"
+    worker.close()
+    assert st.backlog(other.model_id)[other.model_id]["queued"] == total - 4
+    assert embed_all(st, other) == total - 4
     assert st.stats("local/other-model")["missing_vectors"] == 0
-    assert st.reindex(other, batch=4) == 0  # nothing left
+    assert other.texts_embedded == total  # nothing embedded twice
+    assert embed_all(st, other) == 0  # nothing left
 
 
 def test_code_items_are_chunked_at_definitions(st, emb):
@@ -191,6 +219,7 @@ def test_code_items_are_chunked_at_definitions(st, emb):
 
 def test_stored_vectors_are_normalised_float32(st, emb):
     st.upsert([doc(1)], emb)
+    embed_all(st, emb)
     dim, blob = st.conn.execute("SELECT dim, vector FROM embeddings LIMIT 1").fetchone()
     vec = np.frombuffer(blob, np.float32)
     assert dim == 384 and vec.shape == (384,) and abs(float(np.linalg.norm(vec)) - 1) < 1e-5

@@ -17,7 +17,7 @@ from brain import store
 from brain.api import create_app
 from brain.gpu import GpuControl
 from tests.ask.helpers import CORPUS
-from tests.conftest import TOKEN
+from tests.conftest import TOKEN, drain_embeddings
 from tests.standins.tensordock_server import TensorDockStandIn
 
 from .standin_ollama import OllamaStandIn
@@ -70,6 +70,7 @@ def make_app(settings: dict[str, Any], corpus: bool = False, **overrides: Any):
         resp = app.test_client().post("/api/v1/items", json={"items": CORPUS},
                                       headers={"Authorization": f"Bearer {TOKEN}"})
         assert resp.status_code == 200, resp.get_json()
+        drain_embeddings(app)  # what the embedding worker does beside the real server
     return app
 
 

@@ -14,7 +14,7 @@ from brain.api import create_app
 from brain.cli import main
 from brain.gpu import BudgetExceeded
 from tests.ask.helpers import CORPUS
-from tests.conftest import TOKEN
+from tests.conftest import TOKEN, drain_embeddings
 from tests.standins.openai_embeddings import EmbeddingsStandIn
 from tests.standins.tensordock_server import TensorDockStandIn
 
@@ -151,10 +151,12 @@ def test_embedding_spend_comes_from_the_embedding_calls_made(db_path) -> None:
                           "embed.provider": "openai", "embed.openai_api_key": embed.expected_key,
                           "embed.openai_base_url": embed.url, "embed.openai_price_per_mtok": 2.0})
         client = app.test_client()
-        assert client.post("/api/v1/items", json={"items": CORPUS}, headers=AUTH).get_json()["embedded"] > 0
+        assert client.post("/api/v1/items", json={"items": CORPUS}, headers=AUTH).get_json()["queued"] > 0
+        assert drain_embeddings(app) > 0  # the embedding worker makes the calls, and books them
         first = client.get("/api/v1/cost", headers=AUTH).get_json()
         # the same items again: unchanged, no embedding call, no new spend
         assert client.post("/api/v1/items", json={"items": CORPUS}, headers=AUTH).get_json()["unchanged"] == 3
+        assert drain_embeddings(app) == 0
         second = client.get("/api/v1/cost", headers=AUTH).get_json()
     finally:
         embed.stop()

@@ -23,7 +23,7 @@ import requests
 from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.types import CallToolResult, TextContent
 
-from tests.conftest import ApiServer, start_api_server, stop_api_server
+from tests.conftest import ApiServer, start_api_server, stop_api_server, wait_for_vectors
 from tests.conftest import closed_port_url as held_closed_port_url
 
 T = TypeVar("T")
@@ -97,6 +97,7 @@ def running_brain(tmp_path_factory: pytest.TempPathFactory, llm_url: str) -> Ite
                              headers=server.headers, timeout=120)
         assert resp.status_code == 200, resp.text
         assert resp.json()["inserted"] == 5
+        wait_for_vectors(server)
         yield server
     finally:
         stop_api_server(server)

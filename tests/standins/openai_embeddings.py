@@ -24,6 +24,8 @@ class EmbeddingsStandIn:
         self.requests: list[dict[str, Any]] = []
         self.fail_429 = 0  # answer this many requests with 429 first
         self.fail_500 = 0
+        self.fail_503 = 0  # "overloaded": what a busy API answers for a while
+        self.refuse_marker = ""  # answer 400 (a permanent refusal) to any batch holding a text with this marker
         self.delay = 0.0
         self.expected_key = "sk-test"
         self._server = LoopbackHTTPServer(self._handler())
@@ -67,7 +69,14 @@ class EmbeddingsStandIn:
                 if outer.fail_500 > 0:
                     outer.fail_500 -= 1
                     return self._send(500, {"error": {"message": "The server had an error", "type": "server_error"}})
+                if outer.fail_503 > 0:
+                    outer.fail_503 -= 1
+                    return self._send(503, {"error": {"message": "The engine is currently overloaded",
+                                                      "type": "server_error"}})
                 inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+                if outer.refuse_marker and any(outer.refuse_marker in t for t in inputs):
+                    return self._send(400, {"error": {"message": "This model's maximum context length is 8192 "
+                                                      "tokens", "type": "invalid_request_error"}})
                 vectors = [outer.vector(t) for t in inputs]
                 if body.get("encoding_format") == "base64":
                     vectors = [base64.b64encode(np.asarray(v, "<f4").tobytes()).decode() for v in vectors]

@@ -12,7 +12,7 @@ from flask import current_app, g
 
 from .. import store
 from ..config import Config
-from ..embed import Embedder, get_embedder
+from ..embed import Embedder, TextModel, get_embedder, get_text_model
 from ..search import Searcher
 
 
@@ -38,10 +38,19 @@ def get_embedder_for_app() -> Embedder:
     return ext["brain_embedder"]
 
 
+def get_text_model_for_app() -> TextModel:
+    ext = current_app.extensions
+    if "brain_text_model" not in ext:
+        ext["brain_text_model"] = get_text_model(get_config())
+    return ext["brain_text_model"]
+
+
 def get_searcher() -> Searcher:
     ext = current_app.extensions
     if "brain_searcher" not in ext:
-        ext["brain_searcher"] = Searcher(get_embedder_for_app())
+        cfg = get_config()
+        ext["brain_searcher"] = Searcher(model_id=get_text_model_for_app().model_id,
+                                         make_embedder=lambda: get_embedder(cfg))
     return ext["brain_searcher"]
 
 

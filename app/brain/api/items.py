@@ -8,7 +8,7 @@ from flask import Blueprint, jsonify, request
 
 from ..embed import EmbedError
 from ..store import ValidationError
-from .deps import get_config, get_embedder_for_app, get_store
+from .deps import get_config, get_store, get_text_model_for_app
 from .errors import ApiError
 from .params import filters, int_param, json_body, str_param
 
@@ -28,13 +28,15 @@ def upsert_items():
         raise ApiError(413, "too_many_items", f"a batch may carry at most {limit} items, got {len(items)}",
                        field="items")
     try:
-        embedder = get_embedder_for_app()
-        result = get_store().upsert(items, embedder, get_config()["server.max_item_bytes"])
+        model = get_text_model_for_app()
+    except EmbedError as exc:
+        log.error("cannot cut chunks for the configured model: %s", exc)
+        raise ApiError(503, "embedder_unavailable", f"the embedding model's tokenizer is not usable, nothing was "
+                       f"stored: {exc}") from None
+    try:
+        result = get_store().upsert(items, model, get_config()["server.max_item_bytes"])
     except ValidationError as exc:
         raise ApiError(400, "invalid_item", exc.message, field=exc.field, index=exc.index) from None
-    except EmbedError as exc:
-        log.error("embedding failed: %s", exc)
-        raise ApiError(503, "embedder_unavailable", f"embedding failed, nothing was stored: {exc}") from None
     return jsonify(result.as_dict())
 
 

@@ -8,7 +8,7 @@ from flask import Blueprint, jsonify
 
 from ..embed import EmbedError
 from ..store import write_transaction
-from .deps import get_db, get_embedder_for_app, get_store
+from .deps import get_db, get_store, get_text_model_for_app
 from .errors import ApiError
 
 health_bp = Blueprint("health", __name__)
@@ -23,7 +23,10 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
-    """Readiness: the database takes a write and the embedder produces a vector."""
+    """Readiness: the database takes a write and ingest can cut chunks for the configured model.
+
+    A backlog of texts waiting for vectors does not make the API unready (ingest and BM25 search
+    work, vectors follow); it is reported, with the embedder's own state, for a person to read."""
     db = get_db()
     try:
         with write_transaction(db):
@@ -32,17 +35,17 @@ def readyz():
     except sqlite3.Error as exc:
         raise ApiError(503, "not_ready", f"database is not writable: {exc}") from None
     try:
-        embedder = get_embedder_for_app()
-        embedder.embed(["readiness probe"])
+        model = get_text_model_for_app().model_id
     except EmbedError as exc:
-        raise ApiError(503, "not_ready", f"embedder is not usable: {exc}") from None
-    return jsonify({"status": "ready", "db": "ok", "embedder": embedder.model_id})
+        raise ApiError(503, "not_ready", f"the embedding model is not usable: {exc}") from None
+    backlog = get_store().backlog(model).get(model, {})
+    return jsonify({"status": "ready", "db": "ok", "embedder": model, "queued": backlog.get("queued", 0)})
 
 
 @bp.get("/api/v1/stats")
 def stats():
     try:
-        model = get_embedder_for_app().model_id
+        model = get_text_model_for_app().model_id
     except EmbedError as exc:
         model = f"unavailable: {exc}"
     return jsonify(get_store().stats(model))

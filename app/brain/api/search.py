@@ -31,9 +31,12 @@ def search():
     searcher = get_searcher()
     start = time.perf_counter()
     try:
-        hits = searcher.search(get_db(), q, k=k, mode=mode, **f)
+        outcome = searcher.run(get_db(), q, k=k, mode=mode, **f)
     except EmbedError as exc:
         raise ApiError(503, "embedder_unavailable", f"cannot embed the query: {exc}") from None
-    return jsonify({"query": q, "mode": mode, "model": searcher.embedder.model_id,
-                    "took_ms": round((time.perf_counter() - start) * 1000, 2),
-                    "results": [h.as_result() for h in hits]})
+    body = {"query": q, "mode": mode, "model": searcher.model_id,
+            "took_ms": round((time.perf_counter() - start) * 1000, 2),
+            "results": [h.as_result() for h in outcome.hits]}
+    if outcome.degraded:
+        body["degraded"] = outcome.degraded
+    return jsonify(body)

@@ -21,6 +21,7 @@ import click
 from .. import config as config_mod
 from .. import timeutil
 from ..client import ApiClient
+from ..progress import Progress, progress
 from ..redact import default_redactor
 from . import RunStats
 from .archive import Archive
@@ -71,14 +72,17 @@ def _run_one(name: str, cfg: config_mod.Config, state: State, sink: Sink, since:
     return files.collect(cfg, state, sink, redactor, since)
 
 
-def _flush(cfg: config_mod.Config, state: State, err: Callable[[str], None]) -> tuple[str, str]:
+def _flush(cfg: config_mod.Config, state: State, err: Callable[[str], None], prog: Progress) -> tuple[str, str]:
     """Send the outbox. Returns (summary line, failure message or "")."""
     if not cfg["client.token"]:
         left = sum(state.pending().values())
         return "", f"client.token is not set (BRAIN_TOKEN or [client] token in the config); {left} items kept in the outbox"
     try:
         client = ApiClient.from_config(cfg)
-        result = state.flush(client, cfg["collect.batch_items"], cfg["collect.batch_bytes"])
+        bar = prog.bar("send", total=state.pending()["upsert"], detail="")
+        result = state.flush(client, cfg["collect.batch_items"], cfg["collect.batch_bytes"],
+                             progress=lambda r: bar.update(completed=r.sent + r.failed,
+                                                           detail=f"{r.batches} batches"))
     except AuthFailed as exc:
         return "", f"{exc}: check client.token (BRAIN_TOKEN); every item is kept in the outbox"
     for line in result.failures[:20]:
@@ -104,11 +108,14 @@ def run_collect(obj: Any, which: tuple[str, ...], dry_run: bool, since: str | No
     err: Callable[[str], None] = lambda s: click.echo(s, err=True)  # noqa: E731
     failures: list[str] = []
     try:
-        with RunLock(config_mod.state_dir() / "collect.lock"):
+        with RunLock(config_mod.state_dir() / "collect.lock"), progress(quiet or dry_run) as prog:
             state = State(state_path(), dry_run=dry_run)
             try:
                 sink: Sink = DryRunSink(state, click.echo) if dry_run else OutboxSink(state)
                 for name in which:
+                    bar = prog.bar(f"collect {name}", detail="")
+                    sink.on_item = lambda s, bar=bar, q0=sink.queued, u0=sink.unchanged: bar.update(
+                        completed=s.queued - q0 + s.unchanged - u0, detail=f"{s.queued - q0} queued")
                     try:
                         stats = _run_one(name, cfg, state, sink, since_dt, from_archive, dry_run)
                     except Exception as exc:  # one clear line for cron, and the other collectors still run
@@ -124,7 +131,7 @@ def run_collect(obj: Any, which: tuple[str, ...], dry_run: bool, since: str | No
                 if dry_run:
                     out("dry run: nothing was sent and no state was changed")
                 else:
-                    summary, problem = _flush(cfg, state, err)
+                    summary, problem = _flush(cfg, state, err, prog)
                     if summary:
                         out(summary)
                     if problem:

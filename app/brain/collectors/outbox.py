@@ -315,6 +315,11 @@ class Sink:
         self.unchanged = 0
         self.deletes = 0
         self.redacted: Counter[str] = Counter()
+        self.on_item: Callable[[Sink], None] | None = None  # called after each item (a progress bar)
+
+    def seen(self) -> None:
+        if self.on_item is not None:
+            self.on_item(self)
 
     def upsert(self, q: Queued) -> bool:
         raise NotImplementedError
@@ -325,12 +330,15 @@ class Sink:
 
 class OutboxSink(Sink):
     def upsert(self, q: Queued) -> bool:
-        if self.state.enqueue_upsert(q.item):
-            self.queued += 1
-            self.redacted.update(q.redacted)
-            return True
-        self.unchanged += 1
-        return False
+        try:
+            if self.state.enqueue_upsert(q.item):
+                self.queued += 1
+                self.redacted.update(q.redacted)
+                return True
+            self.unchanged += 1
+            return False
+        finally:
+            self.seen()
 
     def delete(self, item_id: str) -> None:
         self.state.enqueue_delete(item_id)
@@ -345,6 +353,7 @@ class DryRunSink(Sink):
         self.echo = echo
 
     def upsert(self, q: Queued) -> bool:
+        self.seen()
         if self.state.is_unchanged(q.item):
             self.unchanged += 1
             return False
