@@ -27,17 +27,19 @@ export BRAIN_DB="$LOCAL/brain.db" BRAIN_API_TOKENS="$TOKEN" BRAIN_SERVER_PORT="$
 export BRAIN_API_URL="$URL" BRAIN_TOKEN="$TOKEN"
 export XDG_CONFIG_HOME="$LOCAL/config" XDG_STATE_HOME="$LOCAL/state" XDG_DATA_HOME="$LOCAL/data"
 
-log "starting brain-api on $URL (log: $LOCAL/server.log)"
+log "starting brain-api and its embedding worker on $URL (log: $LOCAL/server.log)"
 brain serve > "$LOCAL/server.log" 2>&1 &
 SERVER=$!
-trap 'kill $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true' EXIT INT TERM
+stop_server() { kill $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true; }
+trap stop_server EXIT
+trap 'exit 130' INT TERM
 for _ in $(seq 1 100); do
   curl -fsS "$URL/healthz" >/dev/null 2>&1 && break
   kill -0 $SERVER 2>/dev/null || { cat "$LOCAL/server.log" >&2; die "brain-api did not start"; }
   sleep 0.3
 done
 
-log "remembering this repository's docs/ and app/ (files collector; the first run embeds them: a few minutes on 2 cores)"
+log "remembering this repository's docs/ and app/ (files collector; stored at once, vectors follow)"
 BRAIN_COLLECT_FILES_ROOTS="$ROOT/docs,$ROOT/app" brain collect files
 
 cat <<EOF_HELP
@@ -52,6 +54,14 @@ brain-api is running at $URL with the local embedding model. Try:
        '$URL/api/v1/items'
 
 or the CLI:  . .venv/bin/activate && BRAIN_API_URL=$URL BRAIN_TOKEN=\$TOKEN brain search "vector index"
-(ask needs an LLM: see README, "Ask".)  Ctrl-C stops the server.
+(ask needs an LLM: see README, "Ask".)
+
+Search works now (BM25 at once; meaning-based results join as the vectors arrive).
+Following the embedding backlog below: Ctrl-C stops following and leaves the server running;
+a second Ctrl-C stops the server.
 EOF_HELP
+trap 'true' INT  # the first Ctrl-C ends only the follow below
+brain stats --follow || true
+trap 'exit 130' INT
+log "brain-api keeps running at $URL; Ctrl-C stops it"
 wait $SERVER

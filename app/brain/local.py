@@ -130,6 +130,7 @@ def follow_backlog(fetch: Callable[[], dict[str, Any]], poll: float = 1.0,
     the rate over the last minute and the estimated time left, as the server reports them."""
     data = fetch()
     on_tty = on_terminal()
+    printed = -1e9
     with progress() as prog:
         model, done, total = _backlog_line(data)
         bar = prog.bar("embedding", total=total, detail=model)
@@ -142,8 +143,9 @@ def follow_backlog(fetch: Callable[[], dict[str, Any]], poll: float = 1.0,
                 bar.update(completed=done, total=total, detail=detail)
                 if not entry.get("queued"):
                     break
-                if not on_tty:
+                if not on_tty and time.monotonic() - printed >= 10:  # a log line, not a flood
                     click.echo(f"embedding: {done}/{total} chunk vectors, {detail}", err=True)
+                    printed = time.monotonic()
                 wait(poll)
                 data = fetch()
         except KeyboardInterrupt:

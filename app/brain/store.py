@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -575,10 +576,11 @@ class Store:
             out.setdefault(model, {"queued": 0, "failed": 0})
         for name, entry in out.items():
             entry.setdefault("embedded", 0)
-            done = self.conn.execute("SELECT coalesce(sum(texts), 0) FROM embed_usage WHERE model = ? AND at >= ? "
-                                     "AND at <= ?", (name, minute_ago, now)).fetchone()[0]
+            done = _rate_per_min(self.conn.execute(
+                "SELECT at, texts FROM embed_usage WHERE model = ? AND at >= ? AND at <= ? ORDER BY at",
+                (name, minute_ago, now)).fetchall())
             entry["rate_per_min"] = done
-            entry["eta_seconds"] = round(entry["queued"] * 60 / done) if done and entry["queued"] else (
+            entry["eta_seconds"] = math.ceil(entry["queued"] * 60 / done) if done and entry["queued"] else (
                 0 if not entry["queued"] else None)
             err = self.conn.execute("SELECT last_error FROM embed_queue WHERE model = ? AND last_error != '' "
                                     "ORDER BY id DESC LIMIT 1", (name,)).fetchone()
@@ -589,6 +591,19 @@ class Store:
         row = self.conn.execute("SELECT coalesce(sum(texts),0), coalesce(sum(tokens),0), coalesce(sum(cost_usd),0) "
                                 "FROM embed_usage WHERE at >= ? AND at < ?", (since, until)).fetchone()
         return {"texts": row[0], "tokens": row[1], "cost_usd": row[2]}
+
+
+def _rate_per_min(batches: list[sqlite3.Row]) -> int:
+    """Texts a minute over the last minute's batches (``at`` is when each batch was stored).
+
+    With two or more batches the rate is measured between the first and the last (the first one's
+    own duration is unknown, so its texts are left out); one batch alone counts as its texts a
+    minute, which is a floor, not a guess."""
+    if len(batches) < 2:
+        return sum(b[1] for b in batches)
+    span = (timeutil.parse(batches[-1][0]) - timeutil.parse(batches[0][0])).total_seconds()
+    later = sum(b[1] for b in batches[1:])
+    return round(later * 60 / span) if span > 0 else sum(b[1] for b in batches)
 
 
 def filter_sql(alias: str, *, source: str | None = None, project: str | None = None, since: str | None = None,

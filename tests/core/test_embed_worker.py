@@ -184,3 +184,13 @@ def test_worker_settings_validate():
         config.load(env={"BRAIN_EMBED_WORKER_BATCH": "0"})
     with pytest.raises(config.ConfigError, match="server.embed_worker"):
         config.load(env={"BRAIN_SERVER_EMBED_WORKER": "maybe"})
+
+
+def test_the_rate_is_measured_between_batches(st):
+    rows = [("2026-12-01T10:00:00.000Z", 64), ("2026-12-01T10:00:10.000Z", 64), ("2026-12-01T10:00:20.000Z", 64),
+            ("2026-12-01T09:58:00.000Z", 999)]  # the last one is older than a minute: not counted
+    st.conn.executemany("INSERT INTO embed_usage(at, model, texts, tokens, cost_usd) VALUES (?, 'm', ?, 0, 0)", rows)
+    st.conn.execute("INSERT INTO embed_queue(model, text_hash, queued_at) VALUES ('m', 'h', '2026-12-01')")
+    b = st.backlog("m", now="2026-12-01T10:00:30.000Z")["m"]
+    assert b["rate_per_min"] == 384  # 128 texts in the 20 s after the first batch
+    assert b["eta_seconds"] == 1  # one text left: a second, never "0 s" while something waits

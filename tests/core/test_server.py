@@ -45,3 +45,29 @@ def test_concurrent_batches_and_cross_worker_visibility(api_server):
                                                                               "k": 40}, headers=h,
                                              timeout=30).json()["results"]]
         assert "note:x7" not in ids and len(ids) == 39
+
+
+def test_ingest_and_search_at_once_never_answer_5xx(api_server):
+    """gthread workers share one embedder per process: concurrent ingest (chunking, token counts),
+    query embedding and the background worker's batches must not trip over each other."""
+    url, h = api_server.url, api_server.headers
+    statuses: list[int] = []
+
+    def ingest(batch: int) -> None:
+        items = [{"id": f"note:c{batch}-{i}", "source": "note", "title": f"Concurrent {batch}",
+                  "content": ("A long paragraph about retries and exponential backoff in HTTP clients. " * 40)
+                  + f" Batch {batch} item {i}."} for i in range(10)]
+        statuses.append(requests.post(url + "/api/v1/items", json={"items": items}, headers=h, timeout=120).status_code)
+
+    def search(n: int) -> None:
+        mode = ("hybrid", "vector", "bm25")[n % 3]
+        q = "exponential backoff retries " + "very long query words " * (n % 7) * 10
+        statuses.append(requests.get(url + "/api/v1/search", params={"q": q[:1900], "mode": mode, "k": 5},
+                                     headers=h, timeout=120).status_code)
+
+    with cf.ThreadPoolExecutor(8) as pool:
+        jobs = [pool.submit(ingest, b) for b in range(8)] + [pool.submit(search, n) for n in range(48)]
+        for job in jobs:
+            job.result(timeout=300)
+    assert len(statuses) == 56 and set(statuses) == {200}, sorted(set(statuses))
+    assert "Traceback" not in api_server.log()

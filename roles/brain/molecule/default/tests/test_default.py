@@ -42,6 +42,24 @@ def test_brain_api_runs_sandboxed_as_its_own_user_on_loopback(host):
     assert not host.socket("tcp://0.0.0.0:8000").is_listening
 
 
+def test_the_embedding_worker_runs_sandboxed_and_vectors_follow_ingest(host):
+    service = host.service("brain-embed-worker")
+    assert service.is_running and service.is_enabled
+    props = host.run("systemctl show brain-embed-worker -p User -p ProtectSystem -p Nice").stdout
+    assert "User=brain" in props and "ProtectSystem=strict" in props and "Nice=10" in props
+    item = {"id": "note:molecule-embed", "source": "note", "title": "Embedding worker",
+            "content": "The worker adds a vector to this note after brain-api stored it."}
+    out = host.run(f"{CURL} -H 'Authorization: Bearer {TOKEN}' -H 'Content-Type: application/json' "
+                   f"-d {shlex.quote(json.dumps({'items': [item]}))} https://localhost/api/v1/items").stdout
+    assert "inserted" in json.loads(out)
+    for _ in range(120):  # the worker polls its queue once a second
+        stats = json.loads(host.run(f"{CURL} -H 'Authorization: Bearer {TOKEN}' https://localhost/api/v1/stats").stdout)
+        if stats["vectors"] >= 1 and stats["missing_vectors"] == 0:
+            break
+        host.run("sleep 1")
+    assert stats["vectors"] >= 1 and stats["missing_vectors"] == 0, stats
+
+
 def test_secrets_are_root_only_and_config_points_llm_at_the_tunnel(host):
     env = host.file("/etc/brain/brain.env")
     assert env.user == "root" and env.mode == 0o600
