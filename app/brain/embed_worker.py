@@ -32,6 +32,7 @@ from .embed import Embedder, EmbedError
 
 log = logging.getLogger(__name__)
 
+WORKER_NICE = 10
 Wait = Callable[[float], bool]  # sleeps up to n seconds; True when asked to stop
 
 
@@ -223,6 +224,9 @@ def run_worker(cfg: Config, *, once: bool = False, exit_with_parent: bool = Fals
     SIGTERM/SIGINT. Returns the number of texts taken off the queue."""
     from .embed import get_embedder, get_text_model
 
+    # background work: brain-api's request threads (ingest, search) get the cores first; the
+    # systemd unit sets the same niceness, this covers `brain serve` and a hand-started worker
+    os.nice(max(0, WORKER_NICE - os.nice(0)))
     model_id = get_text_model(cfg).model_id
     worker = EmbedWorker(cfg["server.db_path"], model_id, lambda: get_embedder(cfg, threads=cfg["embed.threads"]),
                          batch=cfg["embed.worker_batch"], exit_with_parent=exit_with_parent)

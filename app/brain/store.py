@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from . import timeutil
-from .chunking import CODE_LANGUAGES, Chunk, chunk_text
+from .chunking import CODE_LANGUAGES, Chunk, chunk_text, line_token_counts
 from .embed import TextModel, text_hash
 
 log = logging.getLogger(__name__)
@@ -377,9 +377,11 @@ class Store:
                 continue
             todo.append(_Prepared(it, h, it["id"] in existing))
         max_tokens = max(16, min(self.chunk_tokens, model.max_tokens - 8))
-        for p in todo:
+        counted, specials = line_token_counts([p.item["content"] for p in todo], model.count_tokens)
+        for p, per_line in zip(todo, counted):
             p.chunks = chunk_text(p.item["content"], code=_is_code(p.item), max_tokens=max_tokens,
-                                  overlap=min(self.chunk_overlap, max_tokens // 2), count=model.count_tokens)
+                                  overlap=min(self.chunk_overlap, max_tokens // 2), count=model.count_tokens,
+                                  line_tokens=(per_line, specials))
             p.embed_texts = [embed_input(p.item["title"], c.text) for c in p.chunks]
         self._write(todo, model.model_id, result)
         return result
