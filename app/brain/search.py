@@ -169,9 +169,24 @@ class VectorIndex:
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
+# Function words that carry no topic: in an OR query each one matches a large share of all chunks,
+# all of which FTS5 must then score (measured: a median 17% of 100k chunks per query before).
+# A query made only of them keeps them (``to be or not to be`` still searches something).
+STOP_WORDS = frozenset("""
+a about above after again against all am an and any are as at be because been before being below between
+both but by can could did do does doing down during each few for from further had has have having he her
+here hers herself him himself his how i if in into is it its itself just me more most my myself no nor not
+now of off on once only or other our ours ourselves out over own same she should so some such than that the
+their theirs them themselves then there these they this those through to too under until up very was we
+were what when where which while who whom why will with would you your yours yourself yourselves
+""".split())
+
+
 def fts_query(q: str) -> str:
-    """Free text to an FTS5 query: every word quoted (no syntax errors from user input), OR-ed."""
+    """Free text to an FTS5 query: every word quoted (no syntax errors from user input), OR-ed;
+    function words left out unless nothing else is left."""
     words = list(dict.fromkeys(w.lower() for w in _WORD.findall(q)))[:32]
+    words = [w for w in words if w not in STOP_WORDS] or words
     return " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
 
 
@@ -225,10 +240,9 @@ class Searcher:
         pool = max(k * (8 if per_item else 4), 50)
         filters = dict(source=source, project=project, since=since, until=until)
         ranked: dict[str, list[tuple[int, float]]] = {}
-        snippets: dict[int, str] = {}
         degraded = None
         if mode in ("hybrid", "bm25"):
-            ranked["bm25"] = self._bm25(conn, q, pool, filters, snippets)
+            ranked["bm25"] = self._bm25(conn, q, pool, filters)
         if mode in ("hybrid", "vector"):
             try:
                 ranked["vector"] = self._vector(conn, q, pool, filters)
@@ -244,22 +258,33 @@ class Searcher:
                 detail.setdefault(cid, {})[signal] = round(score, 6)
                 detail[cid][f"{signal}_rank"] = rank
         order = sorted(fused, key=lambda c: -fused[c])
-        return SearchOutcome(self._materialise(conn, order, fused, detail, snippets, q, k, per_item), degraded)
+        return SearchOutcome(self._materialise(conn, order, fused, detail, q, k, per_item), degraded)
 
-    def _bm25(self, conn: sqlite3.Connection, q: str, n: int, filters: dict[str, Any],
-              snippets: dict[int, str]) -> list[tuple[int, float]]:
+    def _bm25(self, conn: sqlite3.Connection, q: str, n: int, filters: dict[str, Any]) -> list[tuple[int, float]]:
+        """The n best chunks by BM25. Without filters the FTS index answers alone (no JOIN per match);
+        snippets are made later for the few results shown, not for every candidate."""
         match = fts_query(q)
         if not match:
             return []
-        where, args = filter_sql("i", **filters)
-        rows = conn.execute(
-            "SELECT f.rowid, bm25(chunks_fts, 1.0, 0.5) AS s, "
-            "snippet(chunks_fts, 0, '[', ']', ' … ', 24) AS snip FROM chunks_fts f "
-            "JOIN chunks c ON c.id = f.rowid JOIN items i ON i.id = c.item_id "
-            f"WHERE chunks_fts MATCH ? AND {where} ORDER BY s LIMIT ?", [match, *args, n]).fetchall()
-        for r in rows:
-            snippets[r[0]] = r[2]
+        if not any(filters.values()):
+            rows = conn.execute("SELECT rowid, bm25(chunks_fts, 1.0, 0.5) AS s FROM chunks_fts "
+                                "WHERE chunks_fts MATCH ? ORDER BY s LIMIT ?", (match, n)).fetchall()
+        else:
+            where, args = filter_sql("i", **filters)
+            rows = conn.execute(
+                "SELECT f.rowid, bm25(chunks_fts, 1.0, 0.5) AS s FROM chunks_fts f "
+                "JOIN chunks c ON c.id = f.rowid JOIN items i ON i.id = c.item_id "
+                f"WHERE chunks_fts MATCH ? AND {where} ORDER BY s LIMIT ?", [match, *args, n]).fetchall()
         return [(r[0], -r[1]) for r in rows]
+
+    def _snippets(self, conn: sqlite3.Connection, q: str, chunk_ids: list[int]) -> dict[int, str]:
+        match = fts_query(q)
+        if not match or not chunk_ids:
+            return {}
+        marks = ",".join("?" * len(chunk_ids))
+        return {r[0]: r[1] for r in conn.execute(
+            "SELECT rowid, snippet(chunks_fts, 0, '[', ']', ' … ', 24) FROM chunks_fts "
+            f"WHERE chunks_fts MATCH ? AND rowid IN ({marks})", [match, *chunk_ids])}
 
     def _vector(self, conn: sqlite3.Connection, q: str, n: int, filters: dict[str, Any]) -> list[tuple[int, float]]:
         index = self.index_for(conn)
@@ -273,33 +298,49 @@ class Searcher:
         return index.top(vec, n, allowed)
 
     def _materialise(self, conn: sqlite3.Connection, order: list[int], fused: dict[int, float],
-                     detail: dict[int, dict[str, float]], snippets: dict[int, str], q: str, k: int,
-                     per_item: bool) -> list[Hit]:
-        hits: list[Hit] = []
+                     detail: dict[int, dict[str, float]], q: str, k: int, per_item: bool) -> list[Hit]:
+        chosen = self._choose(conn, order, k, per_item)
+        if not chosen:
+            return []
+        marks = ",".join("?" * len(chosen))
+        rows = {r["cid"]: r for r in conn.execute(
+            "SELECT c.id AS cid, c.seq, c.text, c.start_line, c.end_line, i.id, i.source, i.title, i.uri, "
+            "i.project, i.created_at, i.updated_at, i.meta, EXISTS (SELECT 1 FROM chunks c2 JOIN embed_queue q "
+            "ON q.model = ? AND q.text_hash = c2.embed_hash WHERE c2.item_id = i.id) AS pending "
+            f"FROM chunks c JOIN items i ON i.id = c.item_id WHERE c.id IN ({marks})", [self.model_id, *chosen])}
+        snippets = self._snippets(conn, q, [c for c in chosen if "bm25" in detail[c]])
+        hits = []
+        for cid in chosen:
+            r = rows.get(cid)
+            if r is None:  # deleted between the ranking and now
+                continue
+            hits.append(Hit(
+                chunk_id=cid, item_id=r["id"], source=r["source"], title=r["title"], uri=r["uri"],
+                project=r["project"], created_at=r["created_at"], updated_at=r["updated_at"],
+                meta=json.loads(r["meta"] or "{}"), seq=r["seq"], text=r["text"],
+                snippet=snippets.get(cid) or make_snippet(r["text"], q), start_line=r["start_line"],
+                end_line=r["end_line"], score=fused[cid], scores=detail[cid], vectors_pending=bool(r["pending"])))
+        return hits
+
+    @staticmethod
+    def _choose(conn: sqlite3.Connection, order: list[int], k: int, per_item: bool) -> list[int]:
+        """The first k chunk ids of ``order`` (one per item when ``per_item``), reading only chunk rows:
+        an item's row (whose content may span many pages) is read for the k results alone."""
+        chosen: list[int] = []
         seen: set[str] = set()
         for start in range(0, len(order), 200):
             part = order[start:start + 200]
             marks = ",".join("?" * len(part))
-            rows = {r["cid"]: r for r in conn.execute(
-                "SELECT c.id AS cid, c.seq, c.text, c.start_line, c.end_line, i.id, i.source, i.title, i.uri, "
-                "i.project, i.created_at, i.updated_at, i.meta, EXISTS (SELECT 1 FROM chunks c2 JOIN embed_queue q "
-                "ON q.model = ? AND q.text_hash = c2.embed_hash WHERE c2.item_id = i.id) AS pending "
-                f"FROM chunks c JOIN items i ON i.id = c.item_id WHERE c.id IN ({marks})",
-                [self.model_id, *part])}
+            owner = dict(conn.execute(f"SELECT id, item_id FROM chunks WHERE id IN ({marks})", part).fetchall())
             for cid in part:
-                r = rows.get(cid)
-                if r is None or (per_item and r["id"] in seen):
+                item = owner.get(cid)
+                if item is None or (per_item and item in seen):
                     continue
-                seen.add(r["id"])
-                hits.append(Hit(
-                    chunk_id=cid, item_id=r["id"], source=r["source"], title=r["title"], uri=r["uri"],
-                    project=r["project"], created_at=r["created_at"], updated_at=r["updated_at"],
-                    meta=json.loads(r["meta"] or "{}"), seq=r["seq"], text=r["text"],
-                    snippet=snippets.get(cid) or make_snippet(r["text"], q), start_line=r["start_line"],
-                    end_line=r["end_line"], score=fused[cid], scores=detail[cid], vectors_pending=bool(r["pending"])))
-                if len(hits) >= k:
-                    return hits
-        return hits
+                seen.add(item)
+                chosen.append(cid)
+                if len(chosen) >= k:
+                    return chosen
+        return chosen
 
 
 def make_snippet(text: str, q: str, width: int = 240) -> str:

@@ -200,3 +200,16 @@ def test_index_reloads_when_the_database_is_replaced(conn, searcher, db_path, em
     embed_queued(db_path, embedder)
     assert ids(searcher.search(conn, "pasta dinner", mode="vector")) == ["note:only"]
     assert index.ids.size < before
+
+
+def test_function_words_leave_the_bm25_query_unless_nothing_else_is_left():
+    assert fts_query("where did I handle the retry when the token expired?") == \
+        '"handle" OR "retry" OR "token" OR "expired"'
+    assert fts_query("to be or not to be") == '"to" OR "be" OR "or" OR "not"'
+
+
+def test_snippets_are_made_for_the_results_shown(conn, searcher):
+    hits = searcher.search(conn, "the spaghetti pot", k=1, mode="bm25")
+    assert hits[0].item_id == "note:pasta" and "[spaghetti]" in hits[0].snippet and "[the]" not in hits[0].snippet
+    filtered = searcher.search(conn, "spaghetti", k=1, mode="bm25", project="/home")
+    assert filtered[0].item_id == "note:pasta" and "[spaghetti]" in filtered[0].snippet
