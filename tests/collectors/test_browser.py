@@ -219,3 +219,50 @@ def test_fixture_rows_cover_the_reference_cases() -> None:
     urls = [r.url for r in CHROME_ROWS]
     assert any(u.startswith("chrome://") for u in urls) and any(u.startswith("file://") for u in urls)
     assert any(r.hidden for r in CHROME_ROWS) and any(v == "0" for r in CHROME_ROWS for v in r.visits)
+
+
+def test_an_invalid_utf8_title_does_not_disable_the_profile(chrome: Path, home: Path, make_cfg, state, redactor) -> None:
+    """Issue 12: SQLite refused the whole query ("Could not decode to UTF-8 column 'title'")."""
+    conn = sqlite3.connect(chrome)
+    t = chrome_us("2026-01-13T09:00:00Z")
+    cur = conn.execute("INSERT INTO urls(url, title, visit_count, last_visit_time) VALUES (?, CAST(? AS TEXT), 1, ?)",
+                       ("https://latin1.example/page", b"caf\xe9 cr\xe8me", t))
+    bad_id = cur.lastrowid
+    conn.execute("INSERT INTO keyword_search_terms VALUES (2, ?, CAST(? AS TEXT), 'x')", (bad_id, b"cr\xe8me"))
+    # a visit_count that is text: the row cannot be used, the others can
+    cur = conn.execute("INSERT INTO urls(url, title, visit_count, last_visit_time) VALUES (?, 'broken', 'many', ?)",
+                       ("https://broken-row.example/", t))
+    broken_id = cur.lastrowid
+    conn.commit()
+    with pytest.raises(sqlite3.OperationalError, match="Could not decode to UTF-8"):
+        conn.execute("SELECT title FROM urls").fetchall()  # what a plain read meets
+    conn.close()
+    sink, stats = run(make_cfg(), state, redactor)
+    assert stats.errors == []
+    items = by_uri(sink)
+    assert len(items) == 8 + 1  # the fixture's 8 plus the repaired row; the broken row left out
+    latin = items["https://latin1.example/page"]
+    assert latin["title"] == "caf\ufffd cr\ufffdme" and "searched: cr\ufffdme" in latin["content"]
+    assert stats.repaired == [(f"chrome-Default urls.id={bad_id}",
+                               "invalid UTF-8 in title, search term replaced with U+FFFD")]
+    assert stats.dropped == [(f"chrome-Default urls.id={broken_id}", "unreadable row: ValueError")]
+    assert "repaired 1 (chrome-Default urls.id=" in stats.summary()
+
+
+def test_an_invalid_utf8_firefox_row_is_repaired(home: Path, make_cfg, state, redactor) -> None:
+    base = home / ".mozilla" / "firefox"
+    write_profiles_ini(base, {"default": "p1.default"})
+    live = LiveFirefox(base / "p1.default")
+    live.conn.execute("INSERT INTO moz_places(url, title, rev_host, visit_count, frecency, last_visit_date, guid, "
+                      "description) VALUES ('https://bad.example/', CAST(? AS TEXT), '', 1, 1, ?, 'badguid00001', "
+                      "CAST(? AS TEXT))", (b"\xff\xfe title", unix_us("2026-01-08T08:00:00Z"), b"desc \xc3"))
+    live.conn.commit()
+    try:
+        sink, stats = run(make_cfg(), state, redactor)
+    finally:
+        live.close()
+    assert stats.errors == [] and len(sink.items) == 5
+    assert by_uri(sink)["https://bad.example/"]["title"] == "\ufffd\ufffd title"
+    [(row, why)] = stats.repaired
+    assert row.startswith("firefox-p1.default moz_places.id=") and why == \
+        "invalid UTF-8 in title, description replaced with U+FFFD"

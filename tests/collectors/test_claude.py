@@ -223,3 +223,87 @@ def test_unreadable_bytes_and_garbage_files_are_never_fatal(home: Path, make_cfg
     sink, stats = run(make_cfg(), state, redactor)
     assert sink.items == {} and stats.errors == []
     assert stats.skipped["empty"] == 2
+
+
+# ---------------------------------------------------------------------- one bad record stops nothing
+
+BAD_SID = "44444444-5555-4666-8777-888888888888"
+GOOD_SID = "55555555-6666-4777-8888-999999999999"
+
+
+def write_poisoned_sessions(projects: Path) -> tuple[Path, Path]:
+    """A session whose tool_result holds ``"PASSED \\ud83d"`` (a split emoji's escape), an
+    invalid UTF-8 line and a broken line; and a good session beside it."""
+    d = projects / "-home-dev-poison"
+    d.mkdir(parents=True, exist_ok=True)
+    bad = [
+        user(BAD_SID, "2026-04-01T10:00:00.000Z", "/home/dev/poison", "b1", "run the tests"),
+        user(BAD_SID, "2026-04-01T10:00:01.000Z", "/home/dev/poison", "b2",
+             [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "PASSED \ud83d"}]),
+    ]
+    # json.dumps escapes the lone surrogate as \ud83d, exactly as Claude Code wrote it
+    raw = b"".join(json.dumps(e).encode() + b"\n" for e in bad)
+    raw += json.dumps(user(BAD_SID, "2026-04-01T10:00:02.000Z", "/home/dev/poison", "b3", "caf-PLACEHOLDER")).encode() \
+        .replace(b"PLACEHOLDER", b"\xe9\xff") + b"\n"  # invalid UTF-8
+    raw += b'{"type":"user", this is not json\n'
+    raw += json.dumps(user(BAD_SID, "2026-04-01T10:00:03.000Z", "/home/dev/poison", "b4", "thanks")).encode() + b"\n"
+    (d / f"{BAD_SID}.jsonl").write_bytes(raw)
+    good = jsonl(d / f"{GOOD_SID}.jsonl", [user(GOOD_SID, "2026-04-01T11:00:00.000Z", "/home/dev/poison", "g1",
+                                                 "a perfectly normal session")])
+    return d / f"{BAD_SID}.jsonl", good
+
+
+def test_a_lone_surrogate_and_bad_lines_are_repaired_or_named_and_the_rest_collected(home: Path, make_cfg, state,
+                                                                                      redactor) -> None:
+    bad_file, _ = write_poisoned_sessions(home / ".claude" / "projects")
+    sink, stats = run(make_cfg(), state, redactor)
+    assert set(sink.items) == {f"claude:{BAD_SID}", f"claude:{GOOD_SID}"}
+    content = sink.items[f"claude:{BAD_SID}"]["content"]
+    assert "result (tool): PASSED \ufffd" in content and "user: caf-\ufffd\ufffd" in content and "user: thanks" in content
+    content.encode("utf-8")  # what the outbox needs
+    rel = f"-home-dev-poison/{bad_file.name}"
+    assert stats.repaired == [(f"{rel} line 2", "1 lone surrogates replaced with U+FFFD"),
+                              (f"{rel} line 3", "invalid UTF-8 replaced with U+FFFD")]
+    assert stats.dropped == [(f"{rel} line 4", "not valid JSON")]
+    assert stats.errors == []
+    summary = stats.summary()
+    assert "repaired 2 (" in summary and f"{rel} line 2: 1 lone surrogates" in summary and "dropped 1 (" in summary
+
+
+def test_the_real_run_and_the_dry_run_both_get_past_the_poisoned_transcript(home: Path, runner, standin) -> None:
+    from brain.cli import main
+
+    write_poisoned_sessions(home / ".claude" / "projects")
+    env = {"BRAIN_API_URL": standin.url, "BRAIN_TOKEN": standin.token, "BRAIN_CLIENT_MAX_RETRIES": "1"}
+    dry = runner.invoke(main, ["collect", "claude", "--dry-run"], env=env)
+    assert dry.exit_code == 0, dry.output
+    assert "claude: 2 scanned, 2 queued" in dry.stdout and "repaired 2 (" in dry.stdout
+    real = runner.invoke(main, ["collect", "claude"], env=env)
+    assert real.exit_code == 0, real.output
+    assert "claude: 2 scanned, 2 queued" in real.stdout and "repaired 2 (" in real.stdout
+    assert set(standin.items) == {f"claude:{BAD_SID}", f"claude:{GOOD_SID}"}
+    assert "PASSED \ufffd" in standin.items[f"claude:{BAD_SID}"]["content"]
+
+
+def test_a_session_that_breaks_the_renderer_is_named_and_the_others_collected(home: Path, make_cfg, state, redactor,
+                                                                             monkeypatch) -> None:
+    write_poisoned_sessions(home / ".claude" / "projects")
+    real = claude.Renderer.render
+
+    def render(self, entries):
+        if any(e.get("sessionId") == GOOD_SID for e in entries):
+            raise RecursionError("a pathological transcript")
+        return real(self, entries)
+
+    monkeypatch.setattr(claude.Renderer, "render", render)
+    sink, stats = run(make_cfg(), state, redactor)
+    assert set(sink.items) == {f"claude:{BAD_SID}"}
+    assert (f"claude session {GOOD_SID}", "cannot be read: RecursionError") in stats.dropped
+
+
+def test_clipping_never_cuts_through_a_token() -> None:
+    token = "ghp_" + "A1b2C3d4" * 5
+    text = "x " * 990 + token + " tail"
+    clipped = claude._clip(text, 2000)
+    assert token not in clipped and "ghp_" not in clipped and clipped.endswith("more chars]")
+    assert claude._clip("y" * 3000, 2000).startswith("y" * 2000)  # no boundary nearby: a hard cut

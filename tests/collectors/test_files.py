@@ -208,3 +208,40 @@ def test_glob_set_fast_paths_agree_with_gitignore_semantics() -> None:
 
 def test_default_host_is_the_hostname(make_cfg) -> None:
     assert files.host_name(make_cfg()) == socket.gethostname()
+
+
+def test_undecodable_binary_unreadable_and_unnameable_files_are_named_and_the_rest_collected(
+        home: Path, make_cfg, state, redactor, monkeypatch) -> None:
+    root = home / "poison"
+    write(root / "good.py", "print('fine')\n")
+    write(root / "latin1.txt", b"caf\xe9 cr\xe8me br\xfbl\xe9e\n")
+    write(root / "blob.py", b"\x00\x01\x02 compiled")
+    locked = write(root / "locked.md", "you may not read me\n")
+    os.chmod(locked, 0)
+    if os.access(locked, os.R_OK):  # running as root: permissions do not stop a read, so refuse it here
+        real_open = open
+
+        def refusing_open(path, *args, **kwargs):
+            if os.fspath(path) == str(locked):
+                raise PermissionError(13, "Permission denied", str(locked))
+            return real_open(path, *args, **kwargs)
+
+        monkeypatch.setattr(files, "open", refusing_open, raising=False)
+    unnameable = os.path.join(os.fsencode(root), b"bad-\xff-name.py")
+    with open(unnameable, "wb") as fh:
+        fh.write(b"x = 1\n")
+    try:
+        c, sink = collector(make_cfg(files_roots=[str(root)], host="devbox"), state, redactor)
+        stats = c.run()
+    finally:
+        os.chmod(locked, 0o600)
+    assert rels(sink, root) == {"good.py", "latin1.txt"}
+    latin = next(it for it in sink.items.values() if it["meta"]["rel_path"] == "latin1.txt")
+    assert latin["content"] == "caf\ufffd cr\ufffdme br\ufffdl\ufffde\n"
+    assert stats.repaired == [(str(root / "latin1.txt"), "invalid UTF-8 replaced with U+FFFD")]
+    assert sorted(stats.dropped) == sorted([
+        (str(root / "blob.py"), "binary (a NUL byte in the first 8 KiB)"),
+        (str(locked), "cannot be read: Permission denied"),
+        (str(root) + "/bad-\ufffd-name.py", "file name is not valid UTF-8"),
+    ])
+    assert stats.errors == [] and "dropped 3 (" in stats.summary()

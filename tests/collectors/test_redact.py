@@ -1,10 +1,45 @@
-"""Redaction: every kind of secret is replaced, ordinary text is left alone."""
+"""Redaction: every kind of secret is replaced, ordinary text is left alone.
+
+The kinds table (``brain/redact_kinds.toml``) is tested entry by entry: each example must lose
+the span its pattern marks, each not_example must pass unchanged. The planted-secret corpus run
+through the real collectors into a real brain-api is in ``test_leaks.py``.
+"""
 
 from __future__ import annotations
 
+import html
+import json
+from urllib.parse import quote, quote_plus
+
 import pytest
 
-from brain.redact import Redactor, default_redactor, redact
+from brain.redact import Redactor, decoded_view, default_redactor, load_kinds, redact
+
+KINDS = load_kinds()
+EXAMPLES = [(k, i, ex) for k in KINDS for i, ex in enumerate(k.examples)]
+NOT_EXAMPLES = [(k, ex) for k in KINDS for ex in k.not_examples]
+
+
+def test_every_kind_has_an_example() -> None:
+    assert all(k.examples for k in KINDS)
+
+
+@pytest.mark.parametrize(("kind", "n", "example"), EXAMPLES, ids=[f"{k.name}-{i}-{n}" for i, (k, n, _) in
+                                                                  enumerate(EXAMPLES)])
+def test_each_kind_redacts_its_examples(kind, n: int, example: str) -> None:
+    det = kind.detector
+    m = det.pattern.search(example)
+    assert m is not None, "the pattern does not match its own example"
+    secret = m.group(det.group or 0).strip(" \t\r\n\"'=:,;")
+    assert len(secret) >= 4
+    result = default_redactor().redact(example)
+    assert secret not in result.text, result.text
+    assert f"[REDACTED:{kind.name}]" in result.text, result.text
+
+
+@pytest.mark.parametrize(("kind", "text"), NOT_EXAMPLES, ids=[f"{k.name}-{i}" for i, (k, _) in enumerate(NOT_EXAMPLES)])
+def test_each_kind_leaves_its_not_examples_alone(kind, text: str) -> None:
+    assert redact(text) == text
 
 # (kind, text, secret that must disappear). Fake values, shaped like the real ones.
 CASES = [
@@ -17,7 +52,7 @@ CASES = [
     ("github", "pat github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyzABCDEF", "github_pat_11ABC"),
     ("gitlab", "token glpat-abcdefghij1234567890 used", "glpat-abcdefghij"),
     ("slack", "xoxb-123456789012-1234567890123-abcdefghijklmnopqrstuvwx", "xoxb-1234"),
-    ("slack", "hook https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX", "XXXXXXXXXXXX"),
+    ("slack", "hook https://hooks.slack.com/services/T0FAKE000/B0FAKE000/FAKE0123456789abcdefghij", "FAKE0123456789ab"),
     ("stripe", "sk_live_abcdefghijklmnop12345678 and", "sk_live_abcdef"),
     ("stripe", "test key rk_test_abcdefghijklmnop1234", "rk_test_abcdef"),
     ("google_api_key", "maps AIzaSyA1234567890abcdefghijklmnopqrstuv end", "AIzaSyA123"),
@@ -39,13 +74,15 @@ CASES = [
     ("secret_assignment", 'password = "s3cret!EXAMPLE"', "s3cret!EXAMPLE"),
     ("secret_assignment", "  client_secret: abcdEFGH1234\n", "abcdEFGH1234"),
     ("secret_assignment", '{"api_key": "live-EXAMPLE-9876"}', "live-EXAMPLE-9876"),
-    ("secret_assignment", "mysql --password=hunter2x -h db", "hunter2x"),
+    ("password", "mysql --password=hunter2x -h db", "hunter2x"),
     ("secret_assignment", "export GITHUB_TOKEN=abc123EXAMPLEdef", "abc123EXAMPLEdef"),
     # from detect-secrets' maintained patterns
     ("twilio", "sid SKabcdefabcdefabcdefabcdefabcdefab ok", "SKabcdefabcdef"),
     ("sendgrid", "SG.abcdefghijklmnopqrstuv.abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG", "SG.abcdefghij"),
-    ("npm", "//registry.npmjs.org/:_authToken=npm_abcdefghijklmnopqrstuvwxyz0123456789", "npm_abcdefghij"),
-    ("pypi", "pypi-AgEIcHlwaS5vcmc" + "A" * 70, "pypi-AgEIcHlwaS5vcmcAAAA"),
+    ("npm", "//npm.internal.example/:_authToken=npm_abcdefghijklmnopqrstuvwxyz0123456789", "npm_abcdefghij"),
+    # a macaroon whose location is ``index.invalid``: no real package index's host
+    ("pypi", "pypi-AgENaW5kZXguaW52YWxpZAIfZmFrZS1tYWNhcm9vbi1pZGVudGlmaWVyLTAxMjM0NTYAAgYgAAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8",
+     "aW5kZXguaW52YWxpZA"),
 ]
 
 
@@ -117,3 +154,131 @@ def test_overlapping_detectors_give_one_placeholder() -> None:
     out = redact(text)
     assert out.count("[REDACTED:") == 1
     assert "AbCdEf" not in out and out.endswith("&x=1")
+
+
+# ---------------------------------------------------------------------- decoded before matching
+
+TOKEN = "FAKEabcdef0123456789ABCDEFghij"
+
+
+def test_a_url_encoded_bearer_token_in_a_search_query_is_redacted_where_it_stands() -> None:
+    # the measured leak of issue 12, verbatim but for the (fake) token
+    url = f"https://www.google.com/search?q=curl%20-H%20%22Authorization%3A%20Bearer%20{TOKEN}%22&hl=en"
+    assert redact(url) == ("https://www.google.com/search?q=curl%20-H%20%22Authorization%3A%20Bearer%20"
+                           "[REDACTED:auth_header]%22&hl=en")
+
+
+URL = "https://paste.example.net/view?q={}&lang=en"
+
+
+@pytest.mark.parametrize(("encode", "around"), [
+    (lambda s: quote(s, safe=""), URL),  # %3D %3A %20
+    (lambda s: quote_plus(s), URL),  # form encoding: spaces as +
+    (lambda s: quote(quote(s, safe=""), safe=""), URL),  # double: %253D
+    (lambda s: html.escape(s).replace("=", "&#61;").replace(":", "&#x3A;"), "<pre>{}</pre>"),
+    (lambda s: json.dumps(s, ensure_ascii=True)[1:-1].replace("=", "\\u003d").replace(" ", "\\u0020"),
+     '{{"note": "{}", "n": 1}}'),
+], ids=["percent", "plus", "double", "html", "json-unicode"])
+@pytest.mark.parametrize("snippet", [
+    f"aws_secret_access_key = {TOKEN}",
+    f"PGPASSWORD={TOKEN} psql -h db",
+    f"Authorization: Bearer {TOKEN}",
+    f"mysql -u root -p{TOKEN} app",
+    f"machine api.internal.example login deploy password {TOKEN}",
+], ids=["aws", "pgpassword", "bearer", "mysql", "netrc"])
+def test_encoded_secrets_are_found_decoded_and_replaced_in_the_original(encode, around: str, snippet: str) -> None:
+    text = around.format(encode(snippet))
+    out = redact(text)
+    assert TOKEN not in out and "FAKEabcdef" not in out, out
+    head, tail = around.split("{}")
+    assert out.startswith(head.replace("{{", "{")) and out.endswith(tail.replace("}}", "}")), out
+    # only the span that decodes to the secret changed: the encoding around it is kept
+    before, _, after = out.partition("[REDACTED:")
+    assert text.startswith(before) and text.endswith(after.split("]", 1)[1])
+
+
+def test_the_decoded_view_maps_every_character_back() -> None:
+    text = "a%41b&amp;c\\u0041d%252F\n"
+    view, starts, ends = decoded_view(text)
+    pieces = view.split("\n")
+    assert pieces[:2] == ["aAb&cAd%2F", "aAb&cAd/"]  # level 1, then level 2
+    for i, ch in enumerate(view):
+        if ch != "\n":
+            assert starts[i] < ends[i] <= len(text)
+    assert text[starts[1]:ends[1]] == "%41" and text[starts[3]:ends[3]] == "&amp;"
+
+
+def test_a_raw_ampersand_separates_decoded_parameters() -> None:
+    # the decoded value of q must not run into the next parameter
+    text = "https://x.example/s?q=export+OPENAI_API_KEY%3Dsk-...&n=1&token=FAKE0123456789abcdef"
+    assert redact(text) == "https://x.example/s?q=export+OPENAI_API_KEY%3Dsk-...&n=1&token=[REDACTED:url_param]"
+
+
+def test_encoded_text_redaction_is_idempotent() -> None:
+    text = f"GET /?q={quote(f'Authorization: Bearer {TOKEN}', safe='')}&next={quote(quote('?token=' + TOKEN, safe=''), safe='')}"
+    once = redact(text)
+    assert TOKEN not in once and redact(once) == once
+
+
+# ---------------------------------------------------------------------- structural rules
+
+@pytest.mark.parametrize(("text", "secret"), [
+    ("[default]\naws_access_key_id = AKIAFAKE0123456789AB\naws_secret_access_key = H9LtFAKEabc0123456789xyzQRSTuvw01234567\n",
+     "H9LtFAKE"),  # unquoted and identifier-shaped (no / or +)
+    ("[client]\npassword = Tr0ub4dorFAKE3\n", "Tr0ub4dorFAKE3"),
+    ('{"body": "{\\"password\\": \\"Tr0ub4dorFAKE3\\"}"}', "Tr0ub4dorFAKE3"),  # JSON inside JSON
+    ('{"note": "[db]\\npassword = Tr0ub4dorFAKE3"}', "Tr0ub4dorFAKE3"),  # a \n inside a JSON string
+    ("Database: user: app password: hAObF0uhQ1Hb.dvk0 - Chat", "hAObF0uhQ1Hb"),  # a title: no line end
+    ("curl -H 'X-API-Key: fa4e0123456789abcdeffa4e01234567' https://api", "fa4e0123456789"),
+    ("DB_PASSWORD_2=FAKEpass0123\n", "FAKEpass0123"),
+    ("https://paste.example.net/view/TWILIO_AUTH_TOKEN=fa4e0123456789abcdeffa4e01234567", "fa4e0123456789"),
+    ("https://paste.example.net/view/postgres://app:Xd27ML4Yw35v#3c3f@db.internal.example/app", "Xd27ML4Yw35v"),
+    ("https://hooks.example.net/x?continue=https%3A%2F%2Fapp%2Fcb%3Fcode%3DFAKEcode0123", "FAKEcode0123"),
+    ("machine git.internal.example\n  login bot\n  password FAKEpass0123\n", "FAKEpass0123"),
+])
+def test_structural_rules(text: str, secret: str) -> None:
+    out = redact(text)
+    assert secret not in out, out
+
+
+def test_kubernetes_secret_data_is_redacted_whatever_the_key_and_a_configmap_is_not() -> None:
+    secret = ("apiVersion: v1\nkind: Secret\nmetadata:\n  name: app\ntype: Opaque\ndata:\n"
+              "  DATABASE_URL: cG9zdGdyZXM6Ly9hcHA6RkFLRUBkYi9hcHA=\n  tls.key: |\n    RkFLRWtleWxpbmUx\n"
+              "    RkFLRWtleWxpbmUy\nstringData:\n  config: 'FAKEconfig-value'\n")
+    out = redact(secret)
+    assert "cG9zdGdyZXM6" not in out and "RkFLRWtleWxpbmUx" not in out and "FAKEconfig" not in out, out
+    assert out.count("[REDACTED:k8s_secret]") == 4 and "name: app" in out
+    config = secret.replace("kind: Secret", "kind: ConfigMap")
+    assert redact(config) == config
+    as_json = json.dumps({"kind": "Secret", "data": {"blob": "RkFLRWtleWxpbmUx"}, "metadata": {"name": "app"}})
+    assert "RkFLRWtleWxpbmUx" not in redact(as_json)
+
+
+@pytest.mark.parametrize("text", [
+    "curl https://api.example.com/v1/items?api_key=YOUR_API_KEY",
+    "https://notes.example.net/app#password%20=%20%22changeme%22",
+    "https://notes.example.net/app#primary_key%20=%20%27id%27%0Asort_key%20=%20lambda",
+    "https://paste.example.net/view/DB_PASSWORD=%24%7BDB_PASSWORD%7D",
+    "<pre>export OPENAI_API_KEY&#61;sk-...</pre>",
+    "integrity sha512-" + "A1b2" * 22 + "==",
+    "token = next_token\napi_key = API_KEY_V2\nsecret = self.secret\n",
+])
+def test_look_alikes_in_encoded_and_structural_forms_survive(text: str) -> None:
+    assert redact(text) == text
+
+
+def test_a_clipped_private_key_is_redacted_without_eating_the_rest() -> None:
+    text = ("tool Bash: cat > k.pem <<'EOF'\n-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEAfakeFAKE0123\n"
+            "FAKEfakeFAKE0123fake [... 1200 more chars]\nresult (Bash): written\nuser: thanks")
+    assert redact(text) == "tool Bash: cat > k.pem <<'EOF'\n[REDACTED:private_key] [... 1200 more chars]\n" \
+                           "result (Bash): written\nuser: thanks"
+
+
+def test_redaction_of_a_megabyte_stays_fast() -> None:
+    """Not a benchmark (numbers are in the report): a guard against a regex that backtracks."""
+    import time
+
+    text = ("user: why does https://www.google.com/search?q=a+b%20c fail?\nassistant: see `x = 1`\n" * 12_000)[:1_000_000]
+    start = time.perf_counter()
+    default_redactor().redact(text)
+    assert time.perf_counter() - start < 10

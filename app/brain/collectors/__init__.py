@@ -7,6 +7,7 @@ know them as soon as any collector module is imported.
 
 from __future__ import annotations
 
+import re
 import socket
 from collections import Counter
 from dataclasses import dataclass, field
@@ -77,9 +78,19 @@ def expand(paths: list[str]) -> list[Path]:
     return [Path(p).expanduser() for p in paths if p]
 
 
+Problem = tuple[str, str]  # (what: a file and line, a profile and row, an item id; why)
+SUMMARY_NAMES = 3  # problems named in the one-line summary; the lists hold them all
+
+
 @dataclass
 class RunStats:
-    """What one collector run did, printed as one summary line."""
+    """What one collector run did, printed as one summary line.
+
+    ``repaired`` and ``dropped`` name the bad records of the run as ``(what, why)``: a record
+    that was repaired and collected (a lone surrogate or invalid UTF-8 replaced with U+FFFD),
+    and one that was left out (a line that is not JSON, a row or file that cannot be read) while
+    everything else was collected. ``what`` never holds content, so it cannot hold a secret.
+    """
 
     name: str
     scanned: int = 0
@@ -90,6 +101,8 @@ class RunStats:
     redacted: Counter[str] = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    repaired: list[Problem] = field(default_factory=list)
+    dropped: list[Problem] = field(default_factory=list)
 
     def summary(self) -> str:
         parts = [f"{self.name}: {self.scanned} scanned", f"{self.queued} queued", f"{self.unchanged} unchanged"]
@@ -99,9 +112,48 @@ class RunStats:
             parts.append("skipped " + ", ".join(f"{k} {v}" for k, v in sorted(self.skipped.items())))
         if self.redacted:
             parts.append("redacted " + ", ".join(f"{k} {v}" for k, v in sorted(self.redacted.items())))
+        for label, problems in (("repaired", self.repaired), ("dropped", self.dropped)):
+            if problems:
+                named = "; ".join(f"{what}: {why}" for what, why in problems[:SUMMARY_NAMES])
+                more = f"; {len(problems) - SUMMARY_NAMES} more" if len(problems) > SUMMARY_NAMES else ""
+                parts.append(f"{label} {len(problems)} ({named}{more})")
         if self.errors:
             parts.append(f"{len(self.errors)} errors")
         return ", ".join(parts)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def repair_text(value: Any) -> tuple[Any, int]:
+    """``value`` (a string, or a JSON-like dict/list of them) with every lone surrogate replaced
+    by U+FFFD, and how many were replaced.
+
+    Why: ``json.loads`` turns the escape ``"\\ud83d"`` (half of an emoji, cut by a tool that split
+    a string) into a lone surrogate, which no UTF-8 encoder accepts: SQLite's outbox refused the
+    whole item, and with it every later run. Invalid UTF-8 bytes are decoded with U+FFFD where
+    they are read (transcript lines, browser rows, files).
+    """
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            fixed, n = _SURROGATE.subn("\ufffd", value)
+            return fixed, n
+        return value, 0
+    if isinstance(value, dict):
+        total, out = 0, {}
+        for k, v in value.items():
+            k2, n1 = repair_text(k) if isinstance(k, str) else (k, 0)
+            v2, n2 = repair_text(v)
+            out[k2] = v2
+            total += n1 + n2
+        return (out, total) if total else (value, 0)
+    if isinstance(value, list):
+        items = [repair_text(v) for v in value]
+        total = sum(n for _, n in items)
+        return ([v for v, _ in items], total) if total else (value, 0)
+    return value, 0
 
 
 def cap_content(text: str, max_bytes: int) -> tuple[str, bool]:
@@ -116,9 +168,16 @@ def cap_content(text: str, max_bytes: int) -> tuple[str, bool]:
 
 
 def prepare(item: dict[str, Any], redactor: Redactor, max_bytes: int,
-            plain_meta: tuple[str, ...] = ()) -> tuple[dict[str, Any], Counter[str]]:
-    """Redact an item (content, title, uri, project, meta but ``plain_meta`` keys), then cap its
-    size and title length."""
+            plain_meta: tuple[str, ...] = (), stats: RunStats | None = None) -> tuple[dict[str, Any], Counter[str]]:
+    """Repair text the outbox could not encode (see ``repair_text``; named in ``stats.repaired``),
+    redact the item (content, title, uri, project, meta but ``plain_meta`` keys), then cap its
+    size and title length.
+
+    The real run and ``--dry-run`` both go through here, so a dry run meets (and reports) the
+    same bad text the outbox would."""
+    item, surrogates = repair_text(item)
+    if surrogates and stats is not None:
+        stats.repaired.append((str(item.get("id")), f"{surrogates} lone surrogates replaced with U+FFFD"))
     clean, counts = redactor.redact_item(item, plain_meta)
     clean["content"], cut = cap_content(clean.get("content", ""), max_bytes)
     if cut:

@@ -13,6 +13,10 @@ Format: ``../shared/reference/browser-history.md``. The rules that shape this mo
 * Incremental: a per-profile cursor on the last-visit time; only URLs visited after it are read.
 * Only ``http(s)`` pages (``file://`` on request); internal pages and excluded domains never
   leave the machine. The id hashes the *redacted* URL, so no secret can hide in it.
+* One bad row stops nothing: text columns are read as bytes and decoded with U+FFFD for invalid
+  UTF-8 (SQLite would otherwise refuse the whole query, and with it the profile, on every run);
+  such rows are collected and named in the run's ``repaired``, rows that cannot be used at all
+  are named in ``dropped``.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import os
 import shutil
 import sqlite3
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,7 +36,7 @@ from urllib.parse import urlsplit
 
 from .. import timeutil
 from ..config import Config
-from . import RunStats, expand, prepare
+from . import Problem, RunStats, expand, prepare
 from .outbox import Queued, Sink, State
 
 CHROME_EPOCH_OFFSET_US = 11_644_473_600_000_000  # 1601-01-01 -> 1970-01-01 in µs (base/time/time.h)
@@ -82,6 +87,7 @@ class Visit:
     hidden: bool = False
     terms: list[str] = field(default_factory=list)
     description: str = ""
+    row: str = ""  # the row it came from, to name it (``urls.id=7``)
 
 
 # ---------------------------------------------------------------------- discovery
@@ -240,49 +246,111 @@ def firefox_time(raw: Any, now: datetime | None = None) -> datetime | None:
 # ---------------------------------------------------------------------- queries
 
 
-def read_chrome(conn: sqlite3.Connection, after_raw: int) -> list[Visit]:
+@dataclass
+class Rows:
+    """What a query read: the visits, and the rows repaired or left out (``(row, why)``)."""
+
+    visits: list[Visit] = field(default_factory=list)
+    repaired: list[Problem] = field(default_factory=list)
+    dropped: list[Problem] = field(default_factory=list)
+
+
+def _text(value: Any, bad: list[str], column: str) -> str:
+    """A text column read as bytes (``text_factory = bytes``): decoded, invalid UTF-8 replaced
+    with U+FFFD (and the column noted in ``bad``). Numbers stored in a text column become text."""
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            bad.append(column)
+            return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def _int(value: Any) -> int:
+    """An integer column; a text value there (seen in damaged files) raises ValueError."""
+    return int(value.decode("ascii") if isinstance(value, bytes) else value or 0)
+
+
+def _visit(rows: Rows, row: str, make: Callable[..., Visit | None], *args: Any) -> None:
+    """Add the visit ``make(*args, bad)`` builds from one row; a row that cannot be used is
+    named, not fatal, and one with invalid UTF-8 is kept and named."""
+    bad: list[str] = []
+    try:
+        visit = make(*args, bad)
+    except (ValueError, TypeError, OverflowError, UnicodeError) as exc:
+        rows.dropped.append((row, f"unreadable row: {type(exc).__name__}"))
+        return
+    if visit is None:
+        return
+    visit.row = row
+    rows.visits.append(visit)
+    if bad:
+        rows.repaired.append((row, f"invalid UTF-8 in {', '.join(bad)} replaced with U+FFFD"))
+
+
+def _chrome_visit(r: tuple[Any, ...], terms: dict[int, list[bytes]], now: datetime, bad: list[str]) -> Visit | None:
+    uid, url, title, count, last, typed, hidden, first_raw = r
+    if not isinstance(url, bytes):
+        return None
+    last_raw = _int(last)
+    return Visit(_text(url, bad, "url"), _text(title, bad, "title"), _int(count),
+                 chrome_time(first_raw, now) or chrome_time(last_raw, now), chrome_time(last_raw, now),
+                 last_raw, _int(typed), bool(_int(hidden)),
+                 sorted({_text(t, bad, "search term") for t in terms.get(uid, [])}))
+
+
+def _firefox_visit(r: tuple[Any, ...], now: datetime, bad: list[str]) -> Visit | None:
+    _pid, url, title, count, last, typed, hidden, desc, first_raw = r
+    if not isinstance(url, bytes):
+        return None
+    last_raw = _int(last)
+    return Visit(_text(url, bad, "url"), _text(title, bad, "title"), _int(count),
+                 firefox_time(first_raw, now) or firefox_time(last_raw, now), firefox_time(last_raw, now),
+                 last_raw, _int(typed), bool(_int(hidden)), description=_text(desc, bad, "description"))
+
+
+def read_chrome(conn: sqlite3.Connection, after_raw: int, name: str = "chrome") -> Rows:
     """URLs whose last visit is after ``after_raw`` (Chrome time), with first visit and search terms."""
     cols = _columns(conn, "urls")
     if not {"url", "last_visit_time"} <= cols:
         raise sqlite3.DatabaseError("no urls table with url/last_visit_time: not a Chrome History file")
     has_visits = "visit_time" in _columns(conn, "visits")
+    has_terms = "term" in _columns(conn, "keyword_search_terms")
     first = "(SELECT MIN(v.visit_time) FROM visits v WHERE v.url = u.id AND v.visit_time > 0)" if has_visits else "NULL"
     sql = (f"SELECT u.id, u.url, {_col(cols, 'title', 'u')}, {_col(cols, 'visit_count', 'u', '0')}, "
            f"u.last_visit_time, {_col(cols, 'typed_count', 'u', '0')}, {_col(cols, 'hidden', 'u', '0')}, {first} "
            "FROM urls u WHERE u.last_visit_time > ? ORDER BY u.last_visit_time")
+    conn.text_factory = bytes  # decoded per column by _text: one bad title must not fail the query
     rows = conn.execute(sql, (after_raw,)).fetchall()
-    terms: dict[int, list[str]] = {}
-    if "term" in _columns(conn, "keyword_search_terms"):
+    terms: dict[int, list[bytes]] = {}
+    if has_terms:
         for url_id, term in conn.execute("SELECT url_id, term FROM keyword_search_terms"):
-            terms.setdefault(url_id, []).append(str(term))
+            terms.setdefault(url_id, []).append(term)
     now = datetime.now(UTC)
-    out = []
-    for uid, url, title, count, last, typed, hidden, first_raw in rows:
-        if not isinstance(url, str):
-            continue
-        out.append(Visit(url, title or "", int(count or 0), chrome_time(first_raw, now) or chrome_time(last, now),
-                         chrome_time(last, now), int(last or 0), int(typed or 0), bool(hidden),
-                         sorted(set(terms.get(uid, [])))))
+    out = Rows()
+    for r in rows:
+        _visit(out, f"{name} urls.id={r[0]}", _chrome_visit, r, terms, now)
     return out
 
 
-def read_firefox(conn: sqlite3.Connection, after_raw: int) -> list[Visit]:
+def read_firefox(conn: sqlite3.Connection, after_raw: int, name: str = "firefox") -> Rows:
     """Places whose last visit is after ``after_raw`` (PRTime), joined to visits on ``place_id``."""
     cols = _columns(conn, "moz_places")
     if not {"url", "last_visit_date"} <= cols:
         raise sqlite3.DatabaseError("no moz_places table: not a Firefox places.sqlite")
-    sql = (f"SELECT p.url, {_col(cols, 'title', 'p')}, {_col(cols, 'visit_count', 'p', '0')}, p.last_visit_date, "
-           f"{_col(cols, 'typed', 'p', '0')}, {_col(cols, 'hidden', 'p', '0')}, {_col(cols, 'description', 'p')}, "
+    sql = (f"SELECT p.id, p.url, {_col(cols, 'title', 'p')}, {_col(cols, 'visit_count', 'p', '0')}, "
+           f"p.last_visit_date, {_col(cols, 'typed', 'p', '0')}, {_col(cols, 'hidden', 'p', '0')}, "
+           f"{_col(cols, 'description', 'p')}, "
            "(SELECT MIN(v.visit_date) FROM moz_historyvisits v WHERE v.place_id = p.id AND v.visit_date > 0) "
            "FROM moz_places p WHERE p.last_visit_date > ? ORDER BY p.last_visit_date")
+    conn.text_factory = bytes
     now = datetime.now(UTC)
-    out = []
-    for url, title, count, last, typed, hidden, desc, first_raw in conn.execute(sql, (after_raw,)):
-        if not isinstance(url, str):
-            continue
-        out.append(Visit(url, title or "", int(count or 0), firefox_time(first_raw, now) or firefox_time(last, now),
-                         firefox_time(last, now), int(last or 0), int(typed or 0), bool(hidden),
-                         description=desc or ""))
+    out = Rows()
+    for r in conn.execute(sql, (after_raw,)).fetchall():
+        _visit(out, f"{name} moz_places.id={r[0]}", _firefox_visit, r, now)
     return out
 
 
@@ -324,7 +392,7 @@ def _merge(a: Visit, b: Visit) -> Visit:
     return Visit(newer.url, newer.title or a.title or b.title, a.visit_count + b.visit_count,
                  min(firsts) if firsts else None, max(lasts) if lasts else None, max(a.raw_last, b.raw_last),
                  a.typed_count + b.typed_count, a.hidden and b.hidden, sorted(set(a.terms) | set(b.terms)),
-                 newer.description or a.description or b.description)
+                 newer.description or a.description or b.description, newer.row)
 
 
 def build_item(profile: Profile, v: Visit, redacted_url: str) -> dict[str, Any]:
@@ -375,13 +443,16 @@ def collect_profile(profile: Profile, cfg: Config, state: State, sink: Sink, red
         if warning:
             stats.warnings.append(f"browser {profile.key}: {warning}")
         try:
-            visits = (read_chrome if profile.kind == "chrome" else read_firefox)(conn, after)
+            rows = (read_chrome if profile.kind == "chrome" else read_firefox)(conn, after, profile.key)
         finally:
             conn.close()
+    stats.repaired.extend(rows.repaired)
+    stats.dropped.extend(rows.dropped)
+    stats.scanned += len(rows.dropped)
     excludes = cfg["collect.browser_exclude_domains"]
     merged: dict[str, tuple[Visit, str]] = {}
     newest = cursor
-    for v in visits:
+    for v in rows.visits:
         stats.scanned += 1
         if v.last is not None:
             newest = max(newest, v.raw_last)  # a far-future time never moves the cursor
@@ -397,8 +468,14 @@ def collect_profile(profile: Profile, cfg: Config, state: State, sink: Sink, red
             v = _merge(merged[item_id][0], v)
         merged[item_id] = (v, red_url)
     for v, red_url in merged.values():
-        item, counts = prepare(build_item(profile, v, red_url), redactor, cfg["collect.max_item_bytes"], PLAIN_META)
-        if sink.upsert(Queued(item, counts)):
+        try:
+            item, counts = prepare(build_item(profile, v, red_url), redactor, cfg["collect.max_item_bytes"],
+                                   PLAIN_META, stats)
+            queued = sink.upsert(Queued(item, counts))
+        except (UnicodeError, ValueError, TypeError) as exc:
+            stats.dropped.append((v.row, f"cannot be queued: {type(exc).__name__}"))
+            continue
+        if queued:
             stats.queued += 1
             stats.redacted.update(counts)
         else:

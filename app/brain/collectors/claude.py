@@ -6,8 +6,11 @@ Format: ``../shared/reference/claude-code-logs.md``. The rules that shape this m
   (comma-separated), ``~/.config/claude`` (or ``collect.claude_roots``).
 * The project path comes from the entries' ``cwd``: the folder name encoding is lossy.
 * Lines are dispatched on ``type``; broken, truncated, non-object and unknown lines are counted
-  and skipped, never fatal. Assistant lines split per content block share ``message.id`` and
-  are merged back into one message.
+  and skipped, never fatal; invalid UTF-8 and lone surrogates (``"\\ud83d"``, half an emoji)
+  are replaced with U+FFFD. Broken and repaired lines are named (file and line) in the run's
+  ``dropped``/``repaired``, and a session that fails for any other reason is dropped and named
+  while the others are collected. Assistant lines split per content block share ``message.id``
+  and are merged back into one message.
 * Subagents (inline ``isSidechain`` lines of 1.0.x, ``agent-*.jsonl`` beside the session in
   2.0.x, ``<session>/subagents/`` from 2.1.2) are attached to their parent session, even when
   the parent file is gone (then the item is built from the subagents alone).
@@ -29,7 +32,7 @@ from typing import Any
 
 from .. import timeutil
 from ..config import Config
-from . import RunStats, expand, prepare
+from . import Problem, RunStats, expand, prepare, repair_text
 from .archive import Archive
 from .outbox import Queued, Sink, State
 
@@ -179,20 +182,22 @@ class LineStats:
     non_object: int = 0
     crlf: int = 0
     unknown_type: int = 0
-
-    def add(self, other: LineStats) -> None:
-        for k in vars(self):
-            setattr(self, k, getattr(self, k) + getattr(other, k))
+    repaired: int = 0
+    dropped_lines: list[Problem] = field(default_factory=list)
+    repaired_lines: list[Problem] = field(default_factory=list)
 
     def skipped(self) -> dict[str, int]:
-        return {k: v for k, v in vars(self).items() if k not in ("lines", "crlf") and v}
+        return {k: v for k, v in vars(self).items()
+                if k not in ("lines", "crlf", "repaired", "dropped_lines", "repaired_lines") and v}
 
 
-def parse_jsonl(data: bytes, stats: LineStats) -> list[dict[str, Any]]:
-    """Decode the kept entries of a transcript. Never raises on bad lines.
+def parse_jsonl(data: bytes, stats: LineStats, name: str = "") -> list[dict[str, Any]]:
+    """Decode the kept entries of a transcript (``name``: its path, for the problems it names).
+    Never raises on bad lines.
 
     A CRLF line is valid JSON and is kept (dropping it would lose a message); it is counted.
     An unparseable last line without a newline is the tail still being written: ``truncated``.
+    Invalid UTF-8 and lone surrogates are replaced with U+FFFD: the line is kept, and named.
     """
     out: list[dict[str, Any]] = []
     lines = data.split(b"\n")
@@ -200,19 +205,33 @@ def parse_jsonl(data: bytes, stats: LineStats) -> list[dict[str, Any]]:
         if not raw.strip():
             continue
         stats.lines += 1
+        where = f"{name} line {n + 1}"
         if raw.endswith(b"\r"):
             stats.crlf += 1
         try:
-            obj = json.loads(raw.decode("utf-8", "replace"))
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            text = raw.decode("utf-8", "replace")
+            stats.repaired += 1
+            stats.repaired_lines.append((where, "invalid UTF-8 replaced with U+FFFD"))
+        try:
+            obj = json.loads(text)
         except ValueError:
             if n == len(lines) - 1:
                 stats.truncated += 1
             else:
                 stats.malformed += 1
+                stats.dropped_lines.append((where, "not valid JSON"))
             continue
         if not isinstance(obj, dict):
             stats.non_object += 1
+            stats.dropped_lines.append((where, "not a JSON object"))
             continue
+        if "\\ud" in text or "\\uD" in text:  # a surrogate escape: maybe half of a pair
+            obj, surrogates = repair_text(obj)
+            if surrogates:
+                stats.repaired += 1
+                stats.repaired_lines.append((where, f"{surrogates} lone surrogates replaced with U+FFFD"))
         kind = obj.get("type")
         if kind in KEPT_TYPES:
             out.append(obj)
@@ -221,10 +240,21 @@ def parse_jsonl(data: bytes, stats: LineStats) -> list[dict[str, Any]]:
     return out
 
 
+_CUT_AFTER = frozenset(" \t\r\n\"'`,;<>()[]{}")
+CUT_LOOKBACK = 256
+
+
 def _clip(text: str, limit: int) -> str:
+    """The text, cut to ``limit`` characters at a boundary: a cut through the middle of a token
+    would leave a piece of a secret that no detector recognises any more."""
     text = text.strip()
     if limit and len(text) > limit:
-        return text[:limit].rstrip() + f" [... {len(text) - limit} more chars]"
+        cut = limit
+        for i in range(limit, max(0, limit - CUT_LOOKBACK), -1):
+            if text[i - 1] in _CUT_AFTER or text[i] in _CUT_AFTER:
+                cut = i
+                break
+        return text[:cut].rstrip() + f" [... {len(text) - cut} more chars]"
     return text
 
 
@@ -431,7 +461,7 @@ def _read_session(files: SessionFiles, stats: LineStats) -> tuple[list[dict[str,
     Subagents are the inline ``isSidechain`` lines of old versions (grouped by ``agentId``) and
     the separate ``agent-*.jsonl`` files.
     """
-    main_entries = parse_jsonl(files.main.read(), stats) if files.main else []
+    main_entries = parse_jsonl(files.main.read(), stats, files.main.rel) if files.main else []
     main = [e for e in main_entries if not e.get("isSidechain")]
     inline: dict[str, list[dict[str, Any]]] = {}
     for e in main_entries:
@@ -440,7 +470,7 @@ def _read_session(files: SessionFiles, stats: LineStats) -> tuple[list[dict[str,
     agents: list[Agent] = [(name, "", ents) for name, ents in inline.items()]
     for src in files.subagents:
         name = src.rel.rsplit("/", 1)[-1][len("agent-"): -len(".jsonl")]
-        agents.append((name, src.agent_type, parse_jsonl(src.read(), stats)))
+        agents.append((name, src.agent_type, parse_jsonl(src.read(), stats, src.rel)))
     agents.sort(key=lambda a: _first_timestamp(a[2]))
     return main_entries, main, agents
 
@@ -521,7 +551,7 @@ def _remember(state: State, files: SessionFiles) -> None:
 
 
 def _emit(doc: SessionDoc, sink: Sink, stats: RunStats, redactor: Any, cfg: Config) -> None:
-    item, counts = prepare(doc.item, redactor, cfg["collect.max_item_bytes"], PLAIN_META)
+    item, counts = prepare(doc.item, redactor, cfg["collect.max_item_bytes"], PLAIN_META, stats)
     if sink.upsert(Queued(item, counts)):
         stats.queued += 1
         stats.redacted.update(counts)
@@ -540,17 +570,26 @@ def _process(sessions: dict[str, SessionFiles], sink: Sink, stats: RunStats, cfg
         except (OSError, ValueError) as exc:  # ValueError: an archived copy failed its checksum
             stats.errors.append(f"claude session {sid}: cannot read: {exc}")
             continue
+        except Exception as exc:  # one strange session must not stop the others
+            stats.dropped.append((f"claude session {sid}", f"cannot be read: {type(exc).__name__}"))
+            continue
         if doc is None:
             stats.skipped["empty"] += 1
             on_built(files)
             continue
         for k, v in doc.stats.skipped().items():
             stats.skipped[f"{k} lines"] += v
+        stats.repaired.extend(doc.stats.repaired_lines)
+        stats.dropped.extend(doc.stats.dropped_lines)
         if since and doc.ended_at and doc.ended_at < since:
             stats.skipped["before --since"] += 1
             on_built(files)
             continue
-        _emit(doc, sink, stats, redactor, cfg)
+        try:
+            _emit(doc, sink, stats, redactor, cfg)
+        except (UnicodeError, ValueError, TypeError) as exc:
+            stats.dropped.append((f"claude session {sid}", f"cannot be queued: {type(exc).__name__}"))
+            continue
         on_built(files)
 
 

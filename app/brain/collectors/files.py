@@ -11,6 +11,9 @@ The rules that shape this module:
   database next to the outbox. A file that disappeared (or became ignored/too big) is deleted
   from the brain through the outbox, so a delete is never lost either.
 * The project of a file is its nearest git root (the scan root if there is none).
+* One bad file stops nothing: invalid UTF-8 is decoded with U+FFFD (the file is collected and
+  named in the run's ``repaired``); a binary, unreadable or unnameable (not UTF-8) file is left
+  out and named in ``dropped``.
 """
 
 from __future__ import annotations
@@ -257,13 +260,23 @@ def build_item(host: str, c: Candidate, text: str) -> dict[str, Any]:
     }
 
 
-def _read_text(path: str, limit: int) -> str | None:
-    """The file as text, or None when it is binary (a NUL byte in the first 8 KiB)."""
+def _read_text(path: str, limit: int) -> tuple[str, bool] | None:
+    """The file as text and whether it held invalid UTF-8 (replaced with U+FFFD), or None when
+    it is binary (a NUL byte in the first 8 KiB)."""
     with open(path, "rb") as fh:
         data = fh.read(limit + 1)
     if b"\x00" in data[:BINARY_SNIFF]:
         return None
-    return data.decode("utf-8", "replace").replace("\x00", "")
+    try:
+        return data.decode("utf-8").replace("\x00", ""), False
+    except UnicodeDecodeError:
+        return data.decode("utf-8", "replace").replace("\x00", ""), True
+
+
+def _printable_path(path: str) -> str:
+    """A path as text even when its name is not UTF-8 (``os.scandir`` keeps such bytes as
+    surrogates, which no outbox can store)."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 class FilesCollector:
@@ -326,19 +339,33 @@ class FilesCollector:
 
     def _collect_file(self, root: str, c: Candidate, seen: set[str]) -> None:
         try:
+            c.path.encode("utf-8")
+        except UnicodeEncodeError:
+            self.stats.dropped.append((_printable_path(c.path), "file name is not valid UTF-8"))
+            return
+        try:
             self.reads += 1
-            text = _read_text(c.path, self.cfg["collect.files_max_bytes"])
+            read = _read_text(c.path, self.cfg["collect.files_max_bytes"])
         except OSError as exc:
-            self.stats.warnings.append(f"files: cannot read {c.path}: {exc.strerror or exc}")
+            self.stats.dropped.append((c.path, f"cannot be read: {exc.strerror or exc}"))
             return
         seen.add(c.path)
-        if text is None:
+        if read is None:
             self.stats.skipped["binary"] += 1
+            self.stats.dropped.append((c.path, "binary (a NUL byte in the first 8 KiB)"))
             self._index_writes.append((c.path, root, c.size, c.mtime_ns, "binary"))
             return
-        item, counts = prepare(build_item(self.host, c, text), self.redactor, self.cfg["collect.max_item_bytes"],
-                               PLAIN_META)
-        if self.sink.upsert(Queued(item, counts)):
+        text, invalid_utf8 = read
+        if invalid_utf8:
+            self.stats.repaired.append((c.path, "invalid UTF-8 replaced with U+FFFD"))
+        try:
+            item, counts = prepare(build_item(self.host, c, text), self.redactor, self.cfg["collect.max_item_bytes"],
+                                   PLAIN_META, self.stats)
+            queued = self.sink.upsert(Queued(item, counts))
+        except (UnicodeError, ValueError, TypeError) as exc:
+            self.stats.dropped.append((c.path, f"cannot be queued: {type(exc).__name__}"))
+            return
+        if queued:
             self.stats.queued += 1
             self.stats.redacted.update(counts)
         else:
