@@ -473,7 +473,7 @@ def _line_of(text: str, start: int, end: int) -> tuple[int, int]:
     """The line around ``text[start:end]``; a ``\\n`` escape (a newline inside a JSON string)
     ends a line too."""
     line_start = text.rfind("\n", 0, start) + 1
-    escaped = text.rfind("\\n", 0, start)
+    escaped = text.rfind("\\n", line_start, start)
     if escaped != -1:
         line_start = max(line_start, escaped + 2)
     line_end = text.find("\n", end)
@@ -649,12 +649,14 @@ _PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
 _FORM_PLUS = re.compile(r"=[^\s&#\"'=<>+]*\+[^\s\"'<>]")  # ``q=docker+login+-p+...``: a form-encoded value
 _TRIGGERS = (_PERCENT, _FORM_PLUS, re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});"),
              re.compile(r"\\u[0-9A-Fa-f]{4}"), re.compile(r"\\/"))
-_ESCAPES = re.compile(
+_ESCAPE_KINDS = (
     r"(?P<pct>(?:%[0-9A-Fa-f]{2})+)"
     r"|(?P<ent>&(?:#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});)"
+    r"|(?P<uasc>(?:\\u00[0-7][0-9A-Fa-f])+)"
     r"|(?P<uni>\\u[0-9A-Fa-f]{4}(?:\\u[dD][c-fC-F][0-9A-Fa-f]{2})?)"
-    r"|(?P<esc>\\[\"/\\bfnrt])"
-    r"|(?P<plus>\+)")
+    r"|(?P<esc>\\[\"/\\bfnrt])")
+_ESCAPES = re.compile(_ESCAPE_KINDS)
+_ESCAPES_PLUS = re.compile(_ESCAPE_KINDS + r"|(?P<plus>\++)")  # form encoding: "+" is a space
 _JSON_ESCAPES = {'"': '"', "/": "/", "\\": "\\", "b": " ", "f": " ", "n": "\n", "r": "\r", "t": "\t"}
 MAX_DECODE_LEVELS = 3
 
@@ -693,7 +695,7 @@ def _decode_escape(kind: str, escape: str) -> Pieces | None:
         return [("\ufffd" if 0xD800 <= cp <= 0xDFFF else chr(cp), 0, len(escape))]
     if kind == "esc":
         return [(_JSON_ESCAPES[escape[1]], 0, 2)]
-    return [(" ", 0, 1)]  # "+": a space in form-encoded text
+    return [(" ", i, i + 1) for i in range(len(escape))]  # "+": a space in form-encoded text
 
 
 def _decode_once(s: str, plus: bool) -> tuple[str, list[int], list[int]] | None:
@@ -704,22 +706,47 @@ def _decode_once(s: str, plus: bool) -> tuple[str, list[int], list[int]] | None:
     starts: list[int] = []
     ends: list[int] = []
     pos = 0
-    for m in _ESCAPES.finditer(s):
+    for m in (_ESCAPES_PLUS if plus else _ESCAPES).finditer(s):
         kind = m.lastgroup or ""
-        if kind == "plus" and not plus:
+        escape = m.group()
+        a, b = m.span()
+        if kind == "pct" and escape.isascii():
+            data = bytes.fromhex(escape.replace("%", ""))
+            if data.isascii():  # the common case, without a tuple per character
+                if a > pos:
+                    out.append(s[pos:a])
+                    starts.extend(range(pos, a))
+                    ends.extend(range(pos + 1, a + 1))
+                out.append(data.decode("ascii"))
+                starts.extend(range(a, b, 3))
+                ends.extend(range(a + 3, b + 1, 3))
+                pos = b
+                continue
+        if kind == "uasc":  # a run of \u00XX (ASCII) escapes, as one piece per character
+            if a > pos:
+                out.append(s[pos:a])
+                starts.extend(range(pos, a))
+                ends.extend(range(pos + 1, a + 1))
+            out.append("".join(chr(int(escape[i + 2:i + 6], 16)) for i in range(0, len(escape), 6)))
+            starts.extend(range(a, b, 6))
+            ends.extend(range(a + 6, b + 1, 6))
+            pos = b
             continue
-        pieces = _decode_escape(kind, m.group())
+        pieces = _decode_escape(kind, escape)
         if pieces is None:
             continue
-        a, b = m.span()
         if a > pos:
             out.append(s[pos:a])
             starts.extend(range(pos, a))
             ends.extend(range(pos + 1, a + 1))
         for chars, ra, rb in pieces:
             out.append(chars)
-            starts.extend([a + ra] * len(chars))
-            ends.extend([a + rb] * len(chars))
+            if len(chars) == 1:
+                starts.append(a + ra)
+                ends.append(a + rb)
+            else:
+                starts.extend([a + ra] * len(chars))
+                ends.extend([a + rb] * len(chars))
         pos = b
     if not out:
         return None
@@ -744,11 +771,12 @@ def _plus_is_space(s: str) -> bool:
 _PARAM_SEPARATOR = re.compile(r"&(?!#?[A-Za-z0-9]{1,32};)(?=[^=&\s]{1,100}=)")
 
 
-def _decode_into(text: str, starts: list[int], ends: list[int], depth: int,
+def _decode_into(text: str, starts: list[int] | int, ends: list[int] | None, depth: int,
                  out: tuple[list[str], list[int], list[int]]) -> None:
-    """Decode ``text`` (whose character ``i`` came from ``starts[i]:ends[i]`` of the original)
-    into ``out``, level after level. Each ``&``-separated part is decoded apart: a raw ``&``
-    separates URL parameters, and one parameter's decoded value must not run into the next."""
+    """Decode ``text`` (whose character ``i`` came from ``starts[i]:ends[i]`` of the original;
+    ``starts`` an int: from ``starts + i``, a line of the original itself) into ``out``, level
+    after level. Each ``&``-separated part is decoded apart: a raw ``&`` separates URL
+    parameters, and one parameter's decoded value must not run into the next."""
     parts, all_starts, all_ends = out
     pos = 0
     for sep in [*(m.start() for m in _PARAM_SEPARATOR.finditer(text)), len(text)]:
@@ -760,8 +788,12 @@ def _decode_into(text: str, starts: list[int], ends: list[int], depth: int,
             if level is None:
                 continue
             decoded, st, en = level
-            cur_s = [starts[pos + x] for x in st]
-            cur_e = [ends[pos + x - 1] for x in en]
+            if isinstance(starts, int):
+                cur_s, cur_e = list(map((starts + pos).__add__, st)), list(map((starts + pos).__add__, en))
+            else:
+                assert ends is not None
+                cur_s = [starts[pos + x] for x in st]
+                cur_e = [ends[pos + x - 1] for x in en]
             parts.extend((decoded, "\n"))
             all_starts.extend(cur_s)
             all_starts.append(cur_e[-1])
@@ -789,8 +821,7 @@ def decoded_view(text: str) -> tuple[str, list[int], list[int]] | None:
         line_start = text.rfind("\n", 0, hit) + 1
         line_end = text.find("\n", hit)
         line_end = len(text) if line_end == -1 else line_end
-        _decode_into(text[line_start:line_end], list(range(line_start, line_end)),
-                     list(range(line_start + 1, line_end + 1)), 0, out)
+        _decode_into(text[line_start:line_end], line_start, None, 0, out)
     if not out[0]:
         return None
     return "".join(out[0]), out[1], out[2]
