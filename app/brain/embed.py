@@ -381,10 +381,27 @@ def get_embedder(cfg: Config, threads: int | None = None) -> Embedder:
                 cfg["embed.openai_batch_tokens"], cfg["embed.openai_price_per_mtok"])
         return _CACHE[key]
     threads = threads if threads is not None else cfg["embed.query_threads"]
-    key = ("local", cfg["embed.local_model"], threads)
+    runtime = cfg["embed.local_runtime"]
+    key = ("local", cfg["embed.local_model"], runtime, threads, cfg["embed.onnx_cache_dir"])
     if key not in _CACHE:
-        _CACHE[key] = LocalEmbedder(cfg["embed.local_model"])
+        if runtime == "numpy":
+            _CACHE[key] = LocalEmbedder(cfg["embed.local_model"])
+        else:
+            from .onnx_embed import OnnxEmbedder
+
+            cache = cfg["embed.onnx_cache_dir"]
+            emb = OnnxEmbedder(cfg["embed.local_model"], threads=threads or None,
+                               quantize="int8" if runtime == "onnx-int8" else "fp32",
+                               cache_dir=Path(cache) if cache else None)
+            emb.model_id += _runtime_suffix(runtime)
+            _CACHE[key] = emb
     return _CACHE[key]
+
+
+def _runtime_suffix(runtime: str) -> str:
+    """int8 weights give vectors of their own (cosine ~0.99 to fp32): they must not share an id with
+    fp32 ones. The fp32 ONNX graph and the NumPy pass agree to 1e-7 and share the model's id."""
+    return "+int8" if runtime == "onnx-int8" else ""
 
 
 _TEXT_MODELS: dict[tuple, TextModel] = {}
@@ -397,7 +414,9 @@ def get_text_model(cfg: Config) -> TextModel:
     for the local model only the tokenizer is read; the API provider's counts are an estimate."""
     if embed_provider(cfg) == "openai":
         return get_embedder(cfg)
-    key = ("local", cfg["embed.local_model"])
+    key = ("local", cfg["embed.local_model"], cfg["embed.local_runtime"])
     if key not in _TEXT_MODELS:
-        _TEXT_MODELS[key] = LocalTokenizer(cfg["embed.local_model"])
+        counter = LocalTokenizer(cfg["embed.local_model"])
+        counter.model_id += _runtime_suffix(cfg["embed.local_runtime"])
+        _TEXT_MODELS[key] = counter
     return _TEXT_MODELS[key]
