@@ -11,7 +11,16 @@
 set -euo pipefail
 
 IMAGE="${BRAIN_TEST_IMAGE:-localhost/brain-test:bookworm}"
-MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+# the Debian archive this machine's apt uses (deb822 .sources or one-line .list), never a hard-coded host
+apt_mirror() {
+  local uri
+  uri=$(grep -hE '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '{print $2}' | grep -v security | head -n 1)
+  [ -n "$uri" ] || uri=$(grep -hE '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null \
+    | awk '{for (i = 2; i <= NF; i++) if ($i ~ /^https?:/) {print $i; exit}}' | grep -v security | head -n 1)
+  [ -n "$uri" ] || { echo "no Debian archive found in /etc/apt/sources.list*: set DEBIAN_MIRROR" >&2; exit 1; }
+  echo "$uri"
+}
+MIRROR="${DEBIAN_MIRROR:-$(apt_mirror)}"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 export CONTAINERS_CONF="${CONTAINERS_CONF:-$HERE/containers.conf}"
 
