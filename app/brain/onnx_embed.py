@@ -3,9 +3,9 @@
 Why this exists next to the NumPy forward pass (``brain.embed.LocalEmbedder``): the embedder sets
 ingest speed. A plain ONNX export runs no faster than NumPy; the gain is in ONNX Runtime's fused
 transformer kernels (``Attention`` with packed QKV weights, ``SkipLayerNormalization``, ``BiasGelu``).
-Measured with bench/embed_speed.py on 2 vCPUs with AVX2 only (~155-token stdlib chunks): fp32 2.0x
-the NumPy path (24 vs 13 chunks/s, cosine >= 0.9999998 to it), int8 2.7x (36 chunks/s, cosine
->= 0.983). There fp32 runs at about 80% of what ORT's own matrix product reaches alone (~80-100
+Measured with bench/embed_speed.py on 2 vCPUs with AVX2 only (1,000 stdlib chunks, 159 tokens on
+average): fp32 1.9x the NumPy path (24 vs 13 chunks/s, cosine >= 0.9999998 to it), int8 2.7x
+(35 chunks/s, cosine >= 0.98); when other work took the cores, NumPy fell to 5.5 and ORT held ~22. There fp32 runs at about 80% of what ORT's own matrix product reaches alone (~80-100
 GFLOP/s on both cores, about 3.3 GFLOP per chunk), so more fp32 speed needs a faster CPU, not a
 better graph.
 
@@ -305,7 +305,7 @@ class OnnxEmbedder:
     - ``session.intra_op.allow_spinning = 0``: ORT's pool threads busy-wait for the next task by
       default, which burns the cores the other process needs (the API and the embedding worker share
       them; the NumPy path lost 7x to OpenBLAS's busy-waiting). Measured in bench/embed_speed.py, off
-      costs nothing here: 23.6 vs 24.4 chunks/s idle, and equal within the noise at load 6-8.
+      costs nothing here: 23.8 vs 24.4 chunks/s (1,000 chunks), equal within the noise at load 6-8 too.
       ``allow_spinning`` (class attribute) switches it back on.
     - ``batch_size = 16``: measured 8 and 16 equal within the noise, 32 about 20% slower (the
       activations of a batch outgrow the 1 MB L2 cache); batches are length-sorted, so padding is small.
