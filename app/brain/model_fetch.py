@@ -27,7 +27,7 @@ from pathlib import Path
 import requests
 
 from .config import data_dir as brain_data_dir
-from .embed import EmbedError, resolve_local_model
+from .embed import EmbedError, file_sha256, resolve_local_model
 
 log = logging.getLogger(__name__)
 
@@ -83,14 +83,6 @@ def find_model(name: str, data_dir: Path | None = None) -> Path | None:
     pin = PINNED.get(name)
     needed = list(pin.files) if pin else ["model.safetensors", "config.json", "tokenizer.json"]
     return folder if all((folder / f).is_file() for f in needed) else None
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _download(session: requests.Session, url: str, dest: Path, size: int, sha256: str, *, label: str, timeout: float,
@@ -159,7 +151,7 @@ def fetch_model(name: str, data_dir: Path | None = None, *, base_url: str = HUB_
         for rel, (size, sha256) in pin.files.items():
             dest = staging / rel
             dest.parent.mkdir(parents=True, exist_ok=True)
-            if dest.is_file() and dest.stat().st_size == size and _sha256(dest) == sha256:
+            if dest.is_file() and dest.stat().st_size == size and file_sha256(dest) == sha256:
                 continue  # verified by an earlier, interrupted fetch
             url = f"{base_url.rstrip('/')}/{pin.repo}/resolve/{pin.revision}/{rel}"
             _download(session, url, dest, size, sha256, label=rel, timeout=timeout, retries=retries, backoff=backoff,

@@ -25,7 +25,6 @@ protobuf serialises last) is rebuilt.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -37,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from .embed import EmbedError, EmbedResult, local_model_id, resolve_local_model
+from .embed import EmbedError, EmbedResult, file_sha256, local_model_id, resolve_local_model
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +52,6 @@ def default_cache_dir() -> Path:
     """``$XDG_CACHE_HOME/brain/onnx`` (only an absolute XDG value counts), else ``~/.cache/brain/onnx``."""
     base = os.environ.get("XDG_CACHE_HOME", "")
     return (Path(base) if base and os.path.isabs(base) else Path.home() / ".cache") / "brain" / "onnx"
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def write_atomic(path: Path, data: bytes) -> None:
