@@ -11,9 +11,10 @@ import hashlib
 import json
 import logging
 import math
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -163,13 +164,25 @@ class ValidationError(ValueError):
         self.index = index
 
 
+def _create_private(path: Path) -> None:
+    """Create the database's directory (0700) and an empty database file (0600) if missing.
+
+    Why before SQLite opens it: SQLite creates a new file with the process umask (0644 under
+    a hand-started ``brain serve``), and gives its ``-wal``/``-shm`` files the database file's
+    mode. An empty file is a valid empty database. Existing files and folders keep their mode.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def connect(db_path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
     """Open a connection with the pragmas every user of the store relies on."""
     path = str(db_path)
     if readonly:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30, check_same_thread=False)
     else:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        _create_private(Path(path))
         conn = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA foreign_keys = ON")
