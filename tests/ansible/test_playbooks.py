@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -17,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from ansible_helpers import REPO, ansible_env, run_playbook
+from ansible_helpers import REPO, ansible_env, find_tool, run_playbook
 
 import brain.cli  # noqa: F401 - registers every area's settings, as the `brain` command does
 from brain import config as config_mod
@@ -121,6 +122,132 @@ def test_caddyfile_uses_the_internal_ca_only_without_a_domain(tmp_path: Path) ->
                      brain_acme_email="ops@example.org")["Caddyfile"]
     assert "brain.example.org {" in public and "tls internal" not in public
     assert "email ops@example.org" in public
+
+
+def test_caddy_admin_is_a_unix_socket_and_logs_drop_query_strings(tmp_path: Path) -> None:
+    files = _render(tmp_path, "brain", ["Caddyfile.j2", "caddy-override.conf.j2"], brain_public_address="192.0.2.10")
+    caddyfile = files["Caddyfile"]
+    assert "admin unix//run/caddy/admin.sock" in caddyfile and "2019" not in caddyfile
+    assert "RuntimeDirectory=caddy" in files["caddy-override.conf"].splitlines()
+    assert "RuntimeDirectoryMode=0750" in files["caddy-override.conf"].splitlines()
+    for line in ("read_header 10s", "read_body 1m", "write 15m", "idle 2m"):
+        assert line in caddyfile, line
+    # the filter on both the access log and Caddy's own log
+    assert caddyfile.count("request>uri regexp \\?.*$ \"\"") == 2
+    assert caddyfile.count("request>headers>Referer delete") == 2
+
+
+def _caddy() -> str:
+    found = shutil.which("caddy")
+    if found is None:
+        pytest.skip("caddy is not installed (apt-get install caddy); molecule's brain scenario validates it")
+    return found
+
+
+def test_rendered_caddyfiles_pass_the_real_caddy_validate(tmp_path: Path) -> None:
+    caddy = _caddy()
+    env = {**os.environ, "HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path / "data"),
+           "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    for extra in ({"brain_public_address": "192.0.2.10"},
+                  {"brain_domain": "brain.example.org", "brain_acme_email": "ops@example.org"}):
+        path = tmp_path / f"Caddyfile-{len(list(tmp_path.glob('Caddyfile-*')))}"
+        path.write_text(_render(tmp_path, "brain", ["Caddyfile.j2"], **extra)["Caddyfile"])
+        proc = subprocess.run([caddy, "validate", "--adapter", "caddyfile", "--config", str(path)], env=env,
+                              capture_output=True, text=True, timeout=60, check=False)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _local_caddyfile(rendered: str, admin: Path, port: int, upstream: int) -> str:
+    """The rendered Caddyfile with only its addresses moved onto this machine: the admin socket
+    into the test's folder, the site onto plain HTTP on a free port, the upstream onto a stand-in."""
+    out = rendered.replace("unix//run/caddy/admin.sock", f"unix/{admin}")
+    out = out.replace("192.0.2.10, localhost {", f"http://127.0.0.1:{port} {{").replace("\ttls internal\n", "")
+    out = out.replace("reverse_proxy 127.0.0.1:8000", f"reverse_proxy 127.0.0.1:{upstream}")
+    assert f"unix/{admin}" in out and f"127.0.0.1:{port}" in out and f":{upstream}" in out
+    return out
+
+
+def test_caddy_keeps_queries_out_of_its_log_reloads_over_its_socket_and_drops_slow_clients(tmp_path: Path) -> None:
+    """The rendered Caddyfile in a real Caddy: a request with a query and a Referer is logged
+    without either; `caddy reload --config` (what Debian's unit runs) reaches the admin API on its
+    socket while nothing listens on localhost:2019; a client that stops in the middle of its
+    headers is disconnected after read_header."""
+    import socket
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    caddy = _caddy()
+
+    class Upstream(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args) -> None:
+            pass
+
+    upstream = ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    port, admin = _free_port(), tmp_path / "run" / "admin.sock"
+    admin.parent.mkdir(mode=0o750)
+    rendered = _render(tmp_path, "brain", ["Caddyfile.j2"], brain_public_address="192.0.2.10",
+                       brain_caddy_timeouts={"read_header": "1s", "read_body": "5s", "write": "30s", "idle": "30s"})
+    config = tmp_path / "Caddyfile"
+    config.write_text(_local_caddyfile(rendered["Caddyfile"], admin, port, upstream.server_address[1]))
+    env = {**os.environ, "HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path / "data"),
+           "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    log = tmp_path / "caddy.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([caddy, "run", "--config", str(config)], env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while not admin.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert admin.is_socket(), log.read_text()[-3000:]
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", 2019), timeout=2).close()
+
+        import urllib.request
+
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/search?q=needle-in-the-query",
+                                     headers={"Referer": f"http://127.0.0.1:{port}/?q=needle-in-the-referer"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            assert resp.read() == b"ok"
+
+        # Caddy writes the access log line after the response: wait for it, not for a fixed time
+        deadline = time.monotonic() + 10
+        while '"uri":"/api/v1/search"' not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        text = log.read_text()
+        assert '"uri":"/api/v1/search"' in text, text[-3000:]
+        assert "needle" not in text
+
+        config.write_text(config.read_text().replace("idle 30s", "idle 31s"))
+        reload = subprocess.run([caddy, "reload", "--config", str(config), "--force"], env=env,
+                                capture_output=True, text=True, timeout=60, check=False)
+        assert reload.returncode == 0, reload.stderr[-2000:]
+
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as slow:
+            slow.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+            started = time.monotonic()
+            while slow.recv(1024):  # Caddy may answer 408 before it closes; our 10 s timeout would raise
+                pass
+            assert time.monotonic() - started < 9
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        upstream.shutdown()
+        upstream.server_close()
 
 
 def test_backup_timer_runs_a_command_the_real_cli_accepts(tmp_path: Path, runner, monkeypatch) -> None:
@@ -259,3 +386,133 @@ def test_wheel_build_is_byte_for_byte_reproducible(tmp_path: Path) -> None:
         digests.append(hashlib.sha256(Path(out.stdout.strip()).read_bytes()).hexdigest())
         time.sleep(1.1)  # a timestamp leaking into the wheel would now differ
     assert digests[0] == digests[1]
+
+
+# --- secrets stay out of the output --------------------------------------------------------------
+
+# The variables holding secrets. WireGuard's private key is no variable: it is made on the host and
+# only its file's path travels (the key generation task has no_log all the same).
+SECRET_NAMES = {"collectors_api_token", "brain_api_tokens", "brain_openai_api_key", "brain_tensordock_api_token"}
+
+
+def _secret_vars(role: Path) -> set[str]:
+    """The secret variables plus every role variable whose definition uses one (derived secrets)."""
+    import yaml
+
+    names = set(SECRET_NAMES)
+    defs: dict[str, str] = {}
+    for part in ("defaults", "vars"):
+        data = yaml.safe_load((role / part / "main.yml").read_text()) or {}
+        defs.update({k: yaml.safe_dump(v) for k, v in data.items()})
+    changed = True
+    while changed:
+        changed = False
+        for name, text in defs.items():
+            if name not in names and any(re.search(rf"\b{re.escape(s)}\b", text) for s in names):
+                names.add(name)
+                changed = True
+    return names
+
+
+def _tasks(items: list) -> list[dict]:
+    """Every task of a task file, blocks opened."""
+    out = []
+    for task in items or []:
+        if "block" in task:
+            out += _tasks(task["block"]) + _tasks(task.get("rescue", [])) + _tasks(task.get("always", []))
+        else:
+            out.append(task)
+    return out
+
+
+def test_every_task_that_handles_a_secret_has_no_log() -> None:
+    """A task whose arguments (or whose template) use a secret variable keeps its output to itself:
+    without no_log, `ansible-playbook --diff` prints a rendered template line by line. Conditions
+    (`when`) are left out: they print no value."""
+    import yaml
+
+    offenders = []
+    for role in sorted((REPO / "roles").iterdir()):
+        secrets = _secret_vars(role)
+        for task_file in sorted((role / "tasks").glob("*.yml")):
+            for task in _tasks(yaml.safe_load(task_file.read_text())):
+                body = {k: v for k, v in task.items() if k not in ("when", "name", "no_log", "notify")}
+                text = yaml.safe_dump(body)
+                src = (task.get("ansible.builtin.template") or {}).get("src")
+                if src:  # a looped src (``{{ item }}.j2``) stands for every template it can name
+                    for path in (role / "templates").glob(re.sub(r"\{\{.*?\}\}", "*", src)):
+                        text += path.read_text()
+                used = sorted(s for s in secrets if re.search(rf"\b{re.escape(s)}\b", text))
+                if used and task.get("no_log") is not True:
+                    offenders.append(f"{task_file.relative_to(REPO)}: {task.get('name')} uses {', '.join(used)}")
+    assert not offenders, "\n".join(offenders)
+
+
+def _role_with_standin_handlers(tmp_path: Path, role: str) -> Path:
+    """A roles folder holding ``role`` as it is (linked) but with handlers that only print their
+    names, so a task file can run on this machine without restarting anything."""
+    import yaml
+
+    roles = tmp_path / "roles"
+    copy = roles / role
+    if not copy.exists():
+        copy.mkdir(parents=True)
+        for part in ("defaults", "vars", "tasks", "templates", "meta", "files"):
+            if (REPO / "roles" / role / part).exists():
+                (copy / part).symlink_to(REPO / "roles" / role / part)
+        names = [h["name"] for h in yaml.safe_load((REPO / "roles" / role / "handlers/main.yml").read_text())
+                 if "name" in h and "ansible.builtin.import_tasks" not in h] \
+            if (REPO / "roles" / role / "handlers/main.yml").exists() else []
+        (copy / "handlers").mkdir()
+        (copy / "handlers/main.yml").write_text(yaml.safe_dump(
+            [{"name": n, "ansible.builtin.debug": {"msg": f"stand-in handler: {n}"}} for n in names]))
+    return roles
+
+
+def _run_with_diff(tmp_path: Path, role: str, task_file: str, extra: dict) -> subprocess.CompletedProcess[str]:
+    """Run one task file of a role with --diff (and -v): what an operator's terminal shows."""
+    roles = _role_with_standin_handlers(tmp_path, role)
+    vars_file = tmp_path / f"vars-{role}-{len(list(tmp_path.glob('vars-*')))}.json"
+    vars_file.write_text(json.dumps({"role": role, "task_file": task_file, **extra}))
+    args = [find_tool("ansible-playbook"), "-i", "localhost,", "-c", "local", "--diff", "-v",
+            str(HERE / "secret-tasks.yml"), "-e", f"@{vars_file}"]
+    if os.geteuid() != 0:
+        args.append("--check")  # the brain role's files belong to root; check mode still prints diffs
+    env = {**ansible_env(tmp_path), "ANSIBLE_ROLES_PATH": str(roles)}
+    proc = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    return proc
+
+
+def test_diff_of_the_collectors_config_never_shows_the_token(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    config = home / ".config/brain/config.toml"
+    config.parent.mkdir(parents=True)
+    extra = {"collectors_home": str(home), "collectors_api_url": "https://192.0.2.10"}
+    for token in ("tok-first-0123456789abcdef", "tok-rotated-0123456789abcdef"):  # create, then change
+        out = _run_with_diff(tmp_path, "collectors", "config.yml", {**extra, "collectors_api_token": token})
+        assert "changed=1" in out.stdout, out.stdout[-2000:]
+        assert "tok-" not in out.stdout + out.stderr
+        if os.geteuid() == 0:
+            assert f'token = "{token}"' in config.read_text()
+            assert config.stat().st_mode & 0o777 == 0o600
+
+
+def test_diff_of_the_brain_config_and_secrets_never_shows_a_secret(tmp_path: Path) -> None:
+    import grp
+    import pwd
+
+    user = pwd.getpwuid(os.geteuid()).pw_name
+    secrets = {"brain_api_tokens": ["tok-api-0123456789abcdef"], "brain_openai_api_key": "sk-test-openai-0123456789",
+               "brain_tensordock_api_token": "tdtok-0123456789abcdef"}
+    extra = {"brain_config_dir": str(tmp_path / "etc-brain"), "brain_user": user, **secrets}
+    for round_ in ("first", "rotated"):
+        values = {k: ([f"{v[0]}-{round_}"] if isinstance(v, list) else f"{v}-{round_}") for k, v in secrets.items()}
+        out = _run_with_diff(tmp_path, "brain", "config.yml", {**extra, **values})
+        assert "changed=" in out.stdout and "failed=0" in out.stdout, out.stdout[-2000:]
+        for value in ("tok-api-", "sk-test-openai-", "tdtok-"):
+            assert value not in out.stdout + out.stderr, value
+        if os.geteuid() == 0:
+            env = (tmp_path / "etc-brain" / "brain.env").read_text()
+            assert f"BRAIN_API_TOKENS=tok-api-0123456789abcdef-{round_}" in env
+            assert grp.getgrgid((tmp_path / "etc-brain").stat().st_gid).gr_name == grp.getgrgid(os.getegid()).gr_name

@@ -113,3 +113,54 @@ def test_backup_timer_makes_a_backup_that_restore_brings_back(host):
     assert restore.rc == 0, restore.stderr
     host.run("for i in $(seq 30); do curl -sf http://127.0.0.1:8000/healthz && break; sleep 1; done")
     assert _status(host, "/api/v1/items/note:molecule", TOKEN) == "200"
+
+
+def test_caddy_admin_api_is_a_private_unix_socket_and_reload_uses_it(host):
+    """Issue 12: no admin API on localhost:2019; the socket's folder is caddy's alone, and
+    `systemctl reload caddy` (Debian's ExecReload: `caddy reload --config`) still works."""
+    assert not host.socket("tcp://127.0.0.1:2019").is_listening
+    folder = host.file("/run/caddy")
+    assert folder.user == "caddy" and folder.mode == 0o750
+    assert host.file("/run/caddy/admin.sock").is_socket
+    assert host.run("runuser -u brain -- curl -s --unix-socket /run/caddy/admin.sock http://./config/").rc != 0
+    before = host.run("systemctl show caddy -p MainPID --value").stdout.strip()
+    reload = host.run("systemctl reload caddy")
+    assert reload.rc == 0, host.run("journalctl -u caddy --no-pager -n 20").stdout
+    assert host.run("systemctl show caddy -p MainPID --value").stdout.strip() == before  # reloaded, not restarted
+    assert _status(host, "/healthz") == "200"
+
+
+def test_caddy_access_log_keeps_no_query_string(host):
+    needle = "molecule-needle-in-the-query"
+    host.run(f"{CURL} -o /dev/null -H 'Authorization: Bearer {TOKEN}' -H 'Referer: https://localhost/?q={needle}-ref' "
+             f"'https://localhost/api/v1/search?q={needle}'")
+    logged = host.run("for i in $(seq 20); do journalctl -u caddy --no-pager -o cat | grep -q '/api/v1/search' "
+                      "&& break; sleep 0.5; done; journalctl -u caddy --no-pager -o cat").stdout
+    assert '"uri":"/api/v1/search"' in logged
+    assert needle not in logged
+
+
+def test_caddy_disconnects_a_client_that_stalls_in_its_headers(host):
+    """read_header 10s: a half-sent request is closed well before the client would give up."""
+    probe = host.run(
+        "python3 - <<'EOF'\n"
+        "import socket, time\n"
+        "s = socket.create_connection(('127.0.0.1', 80), timeout=30)\n"
+        "s.sendall(b'GET /healthz HTTP/1.1\\r\\nHost: localhost\\r\\nX-Stall: ')\n"
+        "t = time.monotonic()\n"
+        "while s.recv(1024):\n"
+        "    pass\n"
+        "print(round(time.monotonic() - t))\n"
+        "EOF")
+    assert probe.rc == 0, probe.stderr  # a recv timeout (30 s) would raise
+    assert int(probe.stdout.strip()) <= 20
+
+
+def test_a_hand_started_brain_creates_its_database_private(host):
+    """Issue 12: whoever opens a new database, with whatever umask, gets a 0700 folder and 0600 files."""
+    run = host.run("runuser -u brain -- sh -c 'umask 022; BRAIN_CONFIG=/etc/brain/config.toml HOME=/var/lib/brain "
+                   "BRAIN_DB=/var/lib/brain/by-hand/brain.db /opt/brain/venv/bin/brain stats --local'")
+    assert run.rc == 0, run.stderr
+    assert host.file("/var/lib/brain/by-hand").mode == 0o700
+    assert host.file("/var/lib/brain/by-hand/brain.db").mode == 0o600
+    assert host.file("/var/lib/brain").mode == 0o700 and host.file("/var/lib/brain/brain.db").mode == 0o600
