@@ -13,7 +13,7 @@ import pulumi
 import pulumi_oci as oci
 from components.brain_vm import BrainVm, BrainVmArgs
 from components.gpu_vm import GpuVmArgs, GpuVmComponent
-from components.network import Network, NetworkArgs
+from components.network import Network, NetworkArgs, admin_networks
 
 T = TypeVar("T")
 
@@ -95,8 +95,12 @@ gpu_dedicated_ip = _or(cfg.get_bool("gpuDedicatedIp"), True)
 gpu_port_forwards = cfg.get_object("gpuPortForwards") or []
 # running or stopped after `pulumi up` (brain-api starts/stops it on demand afterwards).
 gpu_power_state = cfg.get("gpuPowerState") or "running"
-# Login user of the GPU VM image (Ansible's ansible_user; TensorDock images use "user").
+# Login user of the GPU VM image (Ansible's ansible_user; TensorDock images use "user"). Never
+# root: root may not log in over SSH (cloud-init and the common role forbid it).
 gpu_ssh_user = cfg.get("gpuSshUser") or "user"
+if gpu_ssh_user == "root":
+    raise ValueError("gpuSshUser: root may not log in over SSH on the GPU VM; use the image's ordinary "
+                     "user (TensorDock: user), which becomes root with sudo")
 
 provider = oci.Provider("oci", region=region, config_file_profile=oci_profile, private_key=oci_private_key)
 
@@ -122,6 +126,8 @@ pulumi.export("brain_availability_domain", brain.availability_domain)
 pulumi.export("brain_image_id", brain.image_id)
 pulumi.export("brain_ssh_port", 22)
 pulumi.export("brain_ssh_user", brain_ssh_user)
+# SSH is allowed from these on both VMs (the inventory hands them to the GPU VM's firewall).
+pulumi.export("admin_cidrs", admin_networks(admin_cidrs, allow_ssh_from_anywhere=allow_ssh_from_anywhere))
 
 if gpu_enabled:
     if not tensordock_token_set:
@@ -132,6 +138,7 @@ if gpu_enabled:
         ram_gb=gpu_ram_gb, storage_gb=gpu_storage_gb, image=gpu_image, location_id=gpu_location_id,
         hostnode_id=gpu_hostnode_id, use_dedicated_ip=gpu_dedicated_ip, port_forwards=gpu_port_forwards,
         power_state=gpu_power_state,
+        ssh_allowed_from=admin_networks(admin_cidrs, allow_ssh_from_anywhere=allow_ssh_from_anywhere),
     ))
     pulumi.export("gpu_instance_id", gpu.instance_id)
     pulumi.export("gpu_public_ip", gpu.public_ip)

@@ -3,7 +3,8 @@
 
 Groups ``brain`` (host ``brain-vm``, the Oracle A1 VM) and ``gpu`` (host ``gpu-vm``, the TensorDock
 VM), each with ``ansible_host``/``ansible_port``/``ansible_user``, plus the GPU VM's TensorDock
-instance id and hourly rate (brain-api's GPU control needs them).
+instance id and hourly rate (brain-api's GPU control needs them) and ``site_admin_cidrs``, the
+networks SSH is allowed from (the GPU VM's firewall uses them).
 
 Where the outputs come from, first match wins:
 1. ``$BRAIN_STACK_OUTPUTS``: a JSON file written by ``pulumi stack output --json > file``
@@ -88,17 +89,26 @@ def _host_vars(outputs: Mapping[str, Any], prefix: str, default_user: str) -> di
             "ansible_user": str(outputs.get(f"{prefix}_ssh_user") or default_user)}
 
 
+def _admin_cidrs(outputs: Mapping[str, Any]) -> list[str]:
+    """The ``admin_cidrs`` output (the networks SSH is allowed from), checked to be a list of strings."""
+    value = outputs.get("admin_cidrs")
+    if not isinstance(value, list) or not all(isinstance(c, str) and c for c in value):
+        raise InventoryError(f"output admin_cidrs is {value!r}, expected a list of CIDRs")
+    return list(value)
+
+
 def build_inventory(outputs: Mapping[str, Any]) -> dict[str, Any]:
     """The ``--list`` JSON: groups brain and gpu (possibly empty) and ``_meta.hostvars``."""
     gpu_extra = {k: outputs[k] for k in ("gpu_instance_id", "gpu_hourly_rate") if outputs.get(k) is not None}
+    shared = {"site_admin_cidrs": _admin_cidrs(outputs)} if "admin_cidrs" in outputs else {}
     hostvars: dict[str, dict[str, Any]] = {}
     brain = _host_vars(outputs, "brain", "ubuntu")
     if brain is not None:
-        brain.update({"brain_private_ip": outputs.get("brain_private_ip", ""), **gpu_extra})
+        brain.update({"brain_private_ip": outputs.get("brain_private_ip", ""), **gpu_extra, **shared})
         hostvars[BRAIN_HOST] = brain
     gpu = _host_vars(outputs, "gpu", "user")
     if gpu is not None:
-        gpu.update(gpu_extra)
+        gpu.update({**gpu_extra, **shared})
         hostvars[GPU_HOST] = gpu
     return {
         "brain": {"hosts": [BRAIN_HOST] if BRAIN_HOST in hostvars else []},

@@ -20,8 +20,43 @@ from brain import tensordock as tdapi
 DEFAULT_CLOUD_INIT: dict[str, Any] = {
     # Just enough for Ansible; the gpu playbook installs the driver check, Ollama and the model.
     "package_update": True,
-    "packages": ["python3", "python3-apt"],
+    "packages": ["python3", "python3-apt", "ufw"],
 }
+SSH_PORT = 22
+WIREGUARD_PORT = 51820
+# The same drop-in the common role writes later (it replaces this one with its own, equal policy).
+SSHD_DROP_IN = "/etc/ssh/sshd_config.d/10-hardening.conf"
+SSHD_POLICY = ("PermitRootLogin no", "PasswordAuthentication no", "KbdInteractiveAuthentication no",
+               "PermitEmptyPasswords no")
+
+
+def first_boot_cloud_init(ssh_allowed_from: Sequence[str], use_dedicated_ip: bool) -> dict[str, Any]:
+    """Cloud-init that closes the GPU VM before Ansible first reaches it (issue 12).
+
+    TensorDock has no security groups: a VM with a dedicated IP answers on every port from boot.
+    So the first boot already forbids root and password logins and, with a dedicated IP, lets
+    SSH in only from ``ssh_allowed_from`` (the admin CIDRs; the common role adds the brain VM)
+    and WireGuard from anywhere, dropping the rest. Behind TensorDock's port forwarding the
+    source address SSH sees is not known here, so the firewall is left to the common role, which
+    checks the address the play connects from before it restricts SSH. Only ``runcmd`` and
+    ``packages``, the keys TensorDock's API documents, are used.
+    """
+    policy = "\\n".join(("# written at first boot by Pulumi (infra/components/gpu_vm.py)", *SSHD_POLICY))
+    doc: dict[str, Any] = {
+        **DEFAULT_CLOUD_INIT,
+        "runcmd": [["sh", "-c", f"umask 022; printf '{policy}\\n' > {SSHD_DROP_IN} && "
+                               "(systemctl reload ssh || systemctl reload sshd || true)"]],
+    }
+    if use_dedicated_ip and ssh_allowed_from:
+        doc["runcmd"] += [
+            ["ufw", "default", "deny", "incoming"],
+            ["ufw", "default", "allow", "outgoing"],
+            *(["ufw", "allow", "from", cidr, "to", "any", "port", str(SSH_PORT), "proto", "tcp", "comment", "ssh"]
+              for cidr in ssh_allowed_from),
+            ["ufw", "allow", f"{WIREGUARD_PORT}/udp", "comment", "wireguard"],
+            ["ufw", "--force", "enable"],
+        ]
+    return doc
 
 
 def port_forwards(spec: Sequence[Any]) -> list[dict[str, int]]:
@@ -64,6 +99,8 @@ class GpuVmArgs:
     hostnode_id: str = ""
     use_dedicated_ip: bool = True
     port_forwards: Sequence[Any] = field(default_factory=list)
+    # networks SSH is allowed from at first boot (the admin CIDRs)
+    ssh_allowed_from: Sequence[str] = ()
     cloud_init: Mapping[str, Any] | None = None
     power_state: str = "running"
     vm_name: str = "tensordock-gpu"
@@ -94,10 +131,13 @@ class GpuVmComponent(pulumi.ComponentResource):
             "location_id": args.location_id, "hostnode_id": args.hostnode_id,
             "use_dedicated_ip": args.use_dedicated_ip, "port_forwards": port_forwards(args.port_forwards),
             "ssh_key": args.ssh_public_key.strip(),
-            "cloud_init": dict(args.cloud_init) if args.cloud_init is not None else dict(DEFAULT_CLOUD_INIT),
+            "cloud_init": dict(args.cloud_init) if args.cloud_init is not None else
+            first_boot_cloud_init(args.ssh_allowed_from, args.use_dedicated_ip),
             "power_state": args.power_state,
         }
-        self.vm = GpuVm(f"{name}-vm", props, pulumi.ResourceOptions(parent=self))
+        # cloud-init runs once, at first boot; Ansible owns the policy afterwards. A changed admin
+        # address must not replace (and re-bill, and re-download the model onto) a new VM.
+        self.vm = GpuVm(f"{name}-vm", props, pulumi.ResourceOptions(parent=self, ignore_changes=["cloud_init"]))
         self.instance_id = self.vm.instance_id
         self.public_ip = self.vm.public_ip
         self.ssh_port = self.vm.ssh_port

@@ -39,12 +39,10 @@ def _cidr(value: str, what: str) -> str:
         raise ValueError(f"{what}: {value!r} is not a CIDR like 203.0.113.7/32") from None
 
 
-def ingress_rules(admin_cidrs: list[str], https_cidrs: list[str], *,
-                  allow_ssh_from_anywhere: bool = False) -> list[IngressRule]:
-    """The complete inbound policy, validated. Raises ValueError naming the bad value.
-
-    SSH from the whole Internet is refused unless ``allow_ssh_from_anywhere`` says it is meant.
-    """
+def admin_networks(admin_cidrs: list[str], *, allow_ssh_from_anywhere: bool = False) -> list[str]:
+    """The networks SSH is allowed from (both VMs), normalised, without repeats. Raises ValueError
+    naming the bad value; SSH from the whole Internet is refused unless ``allow_ssh_from_anywhere``
+    says it is meant."""
     admins = [_cidr(c, "adminCidrs") for c in admin_cidrs]
     if not admins:
         raise ValueError("adminCidrs: at least one CIDR must be allowed to SSH in (Ansible needs it)")
@@ -52,7 +50,14 @@ def ingress_rules(admin_cidrs: list[str], https_cidrs: list[str], *,
     if wide and not allow_ssh_from_anywhere:
         raise ValueError(f"adminCidrs: {', '.join(wide)} opens SSH to the whole Internet; "
                          "use your own address (curl ifconfig.me)/32, or set allowSshFromAnywhere true")
-    rules = [IngressRule(TCP, c, SSH_PORT, "SSH from an admin network") for c in dict.fromkeys(admins)]
+    return list(dict.fromkeys(admins))
+
+
+def ingress_rules(admin_cidrs: list[str], https_cidrs: list[str], *,
+                  allow_ssh_from_anywhere: bool = False) -> list[IngressRule]:
+    """The complete inbound policy, validated. Raises ValueError naming the bad value."""
+    admins = admin_networks(admin_cidrs, allow_ssh_from_anywhere=allow_ssh_from_anywhere)
+    rules = [IngressRule(TCP, c, SSH_PORT, "SSH from an admin network") for c in admins]
     rules += [IngressRule(TCP, _cidr(c, "httpsCidrs"), HTTPS_PORT, "HTTPS to brain-api")
               for c in dict.fromkeys(https_cidrs)]
     # Path-MTU discovery ("fragmentation needed"): not a port, and without it large TLS

@@ -55,7 +55,7 @@ def test_inventory_wires_the_tunnel_addresses_and_secrets_from_the_environment(t
     shutil.copytree(REPO / "inventory", inv, ignore=shutil.ignore_patterns("pulumi_inventory.py"))
     (inv / "test-hosts.yml").write_text(
         "brain:\n  hosts:\n    brain-vm: {ansible_host: 192.0.2.10}\n"
-        "gpu:\n  hosts:\n    gpu-vm: {ansible_host: 192.0.2.20}\n")
+        "gpu:\n  hosts:\n    gpu-vm: {ansible_host: 192.0.2.20, site_admin_cidrs: [203.0.113.7/32]}\n")
     env = {**ansible_env(tmp_path), "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
            "BRAIN_API_TOKENS": "new-token-0123456789abcdef,old-token-0123456789abcdef"}
     env.pop("BRAIN_API_URL", None)
@@ -69,6 +69,9 @@ def test_inventory_wires_the_tunnel_addresses_and_secrets_from_the_environment(t
     assert brain["brain_api_tokens"] == ["new-token-0123456789abcdef", "old-token-0123456789abcdef"]
     assert gpu["ollama_listen_address"] == "10.77.0.2" and gpu["ollama_allowed_clients"] == ["10.77.0.1"]
     assert local["collectors_api_url"].strip() == "https://192.0.2.10"
+    # SSH to the GPU VM: the admin networks and the brain VM (public and tunnel address) only
+    assert gpu["common_firewall_ssh_from"] == ["203.0.113.7/32", "192.0.2.10/32", "10.77.0.1/32"]
+    assert brain["common_firewall_ssh_from"] == "any"  # the OCI security list is the brain's SSH policy
 
 
 # --- brain role templates ----------------------------------------------------------------------

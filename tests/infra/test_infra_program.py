@@ -285,6 +285,7 @@ def test_exports_present(program_run):
     assert e["brain_instance_id"] == "brain-instance-id"
     assert e["gpu_instance_id"] == "td-instance-1" and e["gpu_public_ip"] == "203.0.113.5"
     assert (e["gpu_ssh_port"], e["gpu_ssh_user"], e["gpu_hourly_rate"]) == (22, "user", 0.399)
+    assert e["admin_cidrs"] == ["198.51.100.7/32"]
     assert {"region", "vcn_id", "subnet_id", "brain_availability_domain", "brain_image_id"} <= set(e)
 
 
@@ -299,3 +300,91 @@ def test_cloud_init_commands_are_valid_shell():
         script = cmd[-1] if isinstance(cmd, list) else cmd
         proc = subprocess.run(["sh", "-n", "-c", script], capture_output=True, text=True, check=False)
         assert proc.returncode == 0, (script, proc.stderr)
+
+
+# --- SSH on the GPU VM (issue 12): only from the admin CIDRs (and the brain VM, added by Ansible), never as root
+
+
+def _first_boot(run: ProgramRun) -> dict[str, Any]:
+    return run.mocks.one(GPU_VM).inputs["cloud_init"]
+
+
+def _ufw_ssh_sources(doc: dict[str, Any]) -> list[str]:
+    return [cmd[3] for cmd in doc.get("runcmd", []) if cmd[:3] == ["ufw", "allow", "from"] and "22" in cmd]
+
+
+def _sshd_drop_in(doc: dict[str, Any]) -> list[str]:
+    """Run the first boot's sshd command with the drop-in path moved into a scratch folder; its lines."""
+    import tempfile
+    from pathlib import Path
+
+    (cmd,) = [c for c in doc["runcmd"] if c[:2] == ["sh", "-c"] and "sshd_config.d" in c[2]]
+    with tempfile.TemporaryDirectory() as tmp:
+        target = Path(tmp) / "10-hardening.conf"
+        script = cmd[2].replace("/etc/ssh/sshd_config.d/10-hardening.conf", str(target)).split(" && ")[0]
+        subprocess.run(["sh", "-c", script], check=True)
+        assert cmd[2].split(" && ")[1].startswith("(systemctl reload ssh")
+        return target.read_text().splitlines()
+
+
+def test_gpu_first_boot_allows_ssh_only_from_the_admin_cidrs_and_never_as_root():
+    run = run_program({"brain:adminCidrs": '["198.51.100.7/32", "203.0.113.0/28", "198.51.100.7"]'})
+    doc = _first_boot(run)
+    assert _ufw_ssh_sources(doc) == ["198.51.100.7/32", "203.0.113.0/28"]
+    cmds = [" ".join(c) for c in doc["runcmd"]]
+    assert "ufw default deny incoming" in cmds and cmds[-1] == "ufw --force enable"
+    assert not [c for c in cmds if c.startswith("ufw allow 22") or "ufw allow from any" in c]
+    assert not any(str(OLLAMA) in c for c in cmds)
+    assert "ufw allow 51820/udp comment wireguard" in cmds  # the tunnel (the brain dials in)
+    assert set(doc) <= {"package_update", "packages", "runcmd"}  # what TensorDock's API documents
+    assert _sshd_drop_in(doc) == ["# written at first boot by Pulumi (infra/components/gpu_vm.py)",
+                                  "PermitRootLogin no", "PasswordAuthentication no",
+                                  "KbdInteractiveAuthentication no", "PermitEmptyPasswords no"]
+    assert "ufw" in doc["packages"] and "python3" in doc["packages"]
+    # the same networks go to the inventory, for the firewall Ansible keeps afterwards
+    assert run.exports["admin_cidrs"] == ["198.51.100.7/32", "203.0.113.0/28"]
+
+
+def test_gpu_first_boot_commands_are_valid_shell(program_run):
+    for cmd in _first_boot(program_run)["runcmd"]:
+        script = cmd[-1] if cmd[:2] == ["sh", "-c"] else " ".join(cmd)
+        proc = subprocess.run(["sh", "-n", "-c", script], capture_output=True, text=True, check=False)
+        assert proc.returncode == 0, (script, proc.stderr)
+
+
+def test_gpu_behind_port_forwarding_leaves_the_firewall_to_ansible():
+    """Behind TensorDock's forwarding the source address SSH sees is unknown here: no lockout at
+    boot; root and passwords are still refused, and the common role restricts SSH after checking
+    the address the play comes from."""
+    doc = _first_boot(run_program({"brain:gpuDedicatedIp": "false", "brain:gpuPortForwards": "[22]"}))
+    assert _ufw_ssh_sources(doc) == [] and not [c for c in doc["runcmd"] if c[0] == "ufw"]
+    assert "PermitRootLogin no" in _sshd_drop_in(doc)
+
+
+def test_gpu_ssh_from_anywhere_is_refused_unless_configured():
+    with pytest.raises(ValueError, match="whole Internet"):
+        run_program({"brain:adminCidrs": '["0.0.0.0/0"]'})
+    doc = _first_boot(run_program({"brain:adminCidrs": '["0.0.0.0/0"]', "brain:allowSshFromAnywhere": "true"}))
+    assert _ufw_ssh_sources(doc) == ["0.0.0.0/0"]
+
+
+def test_root_as_the_gpu_login_user_is_refused():
+    with pytest.raises(ValueError, match="root may not log in"):
+        run_program({"brain:gpuSshUser": "root"})
+
+
+def test_a_changed_first_boot_config_does_not_replace_the_gpu_vm(monkeypatch):
+    """cloud-init only runs at first boot: a new admin address must not buy a new GPU VM."""
+    from components import gpu_vm
+
+    seen: list[Any] = []
+    real = gpu_vm.GpuVm.__init__
+
+    def spy(self, name, props, opts=None, **kw):
+        seen.append(opts)
+        real(self, name, props, opts, **kw)
+
+    monkeypatch.setattr(gpu_vm.GpuVm, "__init__", spy)
+    run_program({})
+    (opts,) = seen
+    assert opts.ignore_changes == ["cloud_init"]

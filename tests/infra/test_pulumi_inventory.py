@@ -31,6 +31,7 @@ SAMPLE = {
     "gpu_ssh_port": 20022.0,
     "gpu_hourly_rate": 0.399,
     "gpu_ssh_user": "user",
+    "admin_cidrs": ["203.0.113.7/32", "2001:db8::/64"],
 }
 
 
@@ -64,6 +65,8 @@ def test_list_from_a_sample_outputs_file(tmp_path):
     gpu = inv["_meta"]["hostvars"]["gpu-vm"]
     assert (gpu["ansible_host"], gpu["ansible_port"], gpu["ansible_user"]) == ("203.0.113.5", 20022, "user")
     assert gpu["gpu_hourly_rate"] == 0.399
+    # the GPU VM's firewall allows SSH from these (group_vars/gpu adds the brain VM)
+    assert gpu["site_admin_cidrs"] == brain["site_admin_cidrs"] == ["203.0.113.7/32", "2001:db8::/64"]
 
 
 def test_host_mode(tmp_path):
@@ -93,6 +96,7 @@ def test_defaults_when_port_and_user_are_missing(tmp_path):
     ("[1, 2]", "expected a JSON object"),
     ({**SAMPLE, "gpu_public_ip": "[secret]"}, "gpu_public_ip is '[secret]'"),
     ({**SAMPLE, "brain_ssh_port": "ssh"}, "brain_ssh_port is 'ssh'"),
+    ({**SAMPLE, "admin_cidrs": "[secret]"}, "admin_cidrs is '[secret]'"),
 ])
 def test_bad_outputs_fail_with_a_clear_message(tmp_path, outputs, message):
     proc = _run("--list", outputs=outputs, tmp_path=tmp_path)

@@ -20,7 +20,7 @@ def test_sshd_runs_with_key_only_policy(host):
     effective = host.run("/usr/sbin/sshd -T").stdout.lower()
     assert "passwordauthentication no" in effective
     assert "kbdinteractiveauthentication no" in effective
-    assert "permitrootlogin without-password" in effective  # sshd -T spells prohibit-password so
+    assert "permitrootlogin no" in effective  # root never logs in over SSH (issue 12)
     assert host.socket("tcp://0.0.0.0:22").is_listening
 
 
@@ -40,6 +40,16 @@ def test_firewall_denies_by_default_and_allows_listed_ports(host):
     assert "Status: active" in status
     assert "deny (incoming)" in status
     assert "22/tcp" in status and "51820/udp" in status
+
+
+def test_ssh_is_allowed_only_from_the_listed_sources_and_stale_rules_are_gone(host):
+    """prepare.yml left `allow 22/tcp from any` and one from 198.51.100.9: converge removed both."""
+    gateway = host.run("ip route show default").stdout.split()[2]
+    added = host.run("ufw show added").stdout
+    ssh_rules = sorted(line for line in added.splitlines() if " 22" in line and "/udp" not in line)
+    assert ssh_rules == sorted([f"ufw allow from {gateway} to any port 22 proto tcp comment 'ssh'",
+                                "ufw allow from 192.0.2.0/24 to any port 22 proto tcp comment 'ssh'"]), added
+    assert "198.51.100.9" not in added
 
 
 def test_firewall_drops_an_unlisted_port_but_not_ssh(host):
