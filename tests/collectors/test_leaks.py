@@ -7,11 +7,13 @@ fragment, title, URL-encoded, double-encoded, search terms, HTML-escaped titles,
 files (code, shell, Markdown, JSON, YAML, HTML, INI, .env, TOML, Kubernetes Secrets, .netrc,
 ~/.aws/credentials). The real collectors run through the real CLI, first without a token (the
 items wait in the outbox, which is grepped), then into a real brain-api on loopback, whose
-database file, WAL, log and embedding requests are grepped too.
+database file, WAL, log and embedding requests are grepped too, and so is the transcript
+archive the collector keeps on the laptop.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import re
@@ -244,6 +246,9 @@ def test_no_planted_secret_leaves_the_laptop_and_look_alikes_survive(brain_api, 
         if path.exists():
             blobs[f"server {path.name}"] = path.read_bytes()
     blobs["server log"] = server.log().encode()
+    # the transcript archive on the laptop is redacted at rest too (its blobs decompressed)
+    for name, data in files_under(config_mod.data_dir() / "claude-archive").items():
+        blobs[f"archive {name}"] = gzip.decompress(data) if name.endswith(".gz") else data
     blobs["collector output"] = (first.output + second.output).encode()
     blobs["embedding requests"] = json.dumps(embed.requests).encode()
 

@@ -45,6 +45,9 @@ config_mod.register(
             "Claude Code config dirs whose projects/ is read; empty = ~/.claude, $CLAUDE_CONFIG_DIR "
             "(comma-separated) and ~/.config/claude"),
     Setting("collect.include_thinking", _bool, False, "include assistant thinking blocks in Claude items"),
+    Setting("collect.archive_days", _int(0), 365,
+            "days an archived Claude transcript is kept after it last changed (0 = forever); the archive "
+            "holds redacted copies only"),
     Setting("collect.tool_result_chars", _int(0, 1_000_000), 2000, "longest tool result kept per call, in characters"),
     Setting("collect.tool_input_chars", _int(20, 100_000), 500, "longest tool input shown per call, in characters"),
     Setting("collect.browser_roots", _list, [],

@@ -54,7 +54,7 @@ def _run_one(name: str, cfg: config_mod.Config, state: State, sink: Sink, since:
     if name == "claude":
         from . import claude
 
-        archive = Archive(archive_path()) if (from_archive or not dry_run) else None
+        archive = Archive(archive_path(), cfg["collect.archive_days"]) if (from_archive or not dry_run) else None
         try:
             if from_archive:
                 assert archive is not None
