@@ -414,7 +414,8 @@ def _value_is_secret(value: str, quoted: bool, form: str) -> bool:
 
     ``form``: ``env`` (``NAME=value`` filling its line, no spaces: shell, .env, ini),
     ``colon`` (``name: value`` filling the line: YAML, headers), ``line`` (``name = value``
-    filling the line: INI, ``~/.aws/credentials``, or a Python statement), ``flag``
+    filling the line: INI, ``~/.aws/credentials``, or a Python statement), ``ini`` (a ``line``
+    under an INI ``[section]`` header, where even a word without digits is a password), ``flag``
     (``--password=x``, ``f(token=x)``: ``=`` without spaces mid-line), ``header`` (``'X-Api-Key:
     value'`` inside a quoted string), ``code`` (the rest). A "line" may also be a line of a
     string (after ``\\n``) or a whole quoted string (``"password = x"``).
@@ -439,6 +440,8 @@ def _value_is_secret(value: str, quoted: bool, form: str) -> bool:
         return len(value) >= 4 and not _looks_like_code(value)
     if form == "header":
         return len(value) >= 16 or (len(value) >= 8 and _digit_and_letter(value))
+    if form == "ini":  # ``password = sunshine`` under ``[database]``: a word is a password there
+        return len(value) >= 4
     if _random_looking(value):
         return True
     if form == "line":
@@ -449,6 +452,46 @@ def _value_is_secret(value: str, quoted: bool, form: str) -> bool:
         return len(value) >= 6 and _digit_and_letter(value) and "." not in value and \
             not ("_" in value and (value.islower() or value.isupper()))
     return len(value) >= 8 and _digit_and_letter(value) and not _IDENTIFIER.fullmatch(value)
+
+
+# An INI section header ending its line: ``[database]``, ``[profile dev]``, ``[service "x"]``,
+# also right after an opening quote, ``=``, a tag or a URL's ``/``, ``#``, ``?`` (a file pasted into a
+# string, a query, a path, ``<pre>``).
+_INI_HEADER = re.compile(r"""(?:^|[\s"'>=(`/#?&])\[[A-Za-z0-9_][^\[\]\n]{0,63}\]\s*\Z""")
+_INI_KEY_LINE = re.compile(r"[\w.\- ]{1,64}[ \t]*(?:=|:)")
+INI_LOOKBACK_LINES = 40
+
+
+def _in_ini_section(text: str, start: int) -> bool:
+    """Does the line at ``start`` belong to an INI section: a ``[section]`` header above it with
+    only ``key = value`` lines, comments and blank lines between? (A ``\\n`` escape ends a line
+    too.) Python has no such headers, so there ``password = hunter`` is a variable, not a secret."""
+    lines = text[max(0, start - 4096):start].replace("\\n", "\n").split("\n")[:-1]
+    for line in reversed(lines[-INI_LOOKBACK_LINES:]):
+        bare = line.strip()
+        if not bare or bare.startswith(("#", ";")):
+            continue
+        if _INI_HEADER.search(bare):
+            return True
+        if not _INI_KEY_LINE.match(bare):
+            return False
+    return False
+
+
+# An INI snippet whose line breaks became spaces (a page title): ``[db] host = x password = ...``
+_FLAT_INI_PREFIX = re.compile(r"""(?:^|.*[\s"'>=(`/#?&])\[[A-Za-z0-9_][^\[\]\n]{0,63}\][ \t]+"""
+                              r"""(?:[\w.\-]{1,64}[ \t]*[=:][ \t]*\S+[ \t]+)*\Z""")
+
+
+def _starts_ini_line(text: str, start: int, vend: int) -> bool:
+    """Does the assignment at ``start`` open its line inside an INI section (or follow a section
+    header and its entries flattened onto one line)? There the value is the rest of the line,
+    whatever follows it (a page title's `` - Site``, a closing ``"}``)."""
+    line_start, _ = _line_of(text, start, vend)
+    prefix = text[line_start:start]
+    if prefix.strip() == "":
+        return _in_ini_section(text, line_start)
+    return _FLAT_INI_PREFIX.match(prefix) is not None
 
 
 def _ascii_lower(text: str) -> str:
@@ -482,14 +525,20 @@ def _line_of(text: str, start: int, end: int) -> tuple[int, int]:
     return line_start, line_end if escaped == -1 else escaped
 
 
+_CLOSING_TAGS = re.compile(r"(?:</[A-Za-z][A-Za-z0-9]*>)+")  # ``password = x</pre>``: the line ends there
+
+
 def _assignment_form(text: str, start: int, vend: int, tail: re.Match[str], in_string: bool) -> str:
     """Classify an assignment for ``_value_is_secret`` by its separator and its line.
     ``in_string``: the name opens a quoted string (``"password = x"``), which is its line."""
     line_start, line_end = _line_of(text, start, vend)
     prefix = "" if in_string else text[line_start:start].strip()
-    # after the value: its closing quote, and inside a string whatever closes around that string
-    after = text[vend:line_end].strip(" \t\r\"'\\,;)]}" if in_string else " \t\r\"'")
-    whole_line = prefix in ("", "export", "-", "set") and (after == "" or after.startswith(("#", ";")))
+    # after the value: its closing quote, and inside a string (also a line that starts after a
+    # ``\n`` escape) whatever closes around that string
+    closes = in_string or text[max(0, line_start - 2):line_start] == "\\n"
+    after = text[vend:line_end].strip(" \t\r\"'\\,;)]}" if closes else " \t\r\"'")
+    whole_line = prefix in ("", "export", "-", "set") and \
+        (after == "" or after.startswith(("#", ";")) or _CLOSING_TAGS.fullmatch(after) is not None)
     sep = tail.group("sep")
     spaced = tail.group(0)[:tail.start("sep") - tail.start()].strip("\"'\\") != "" or \
         text[tail.end("sep"):tail.start("val")] != ""
@@ -582,6 +631,8 @@ def _assignment_spans(text: str, low: str, queries: list[tuple[int, int]]) -> It
             if len(judged) >= 2 and judged[0] in "\"'" and judged[-1] == judged[0]:
                 judged, quoted = judged[1:-1], True
         form = _assignment_form(text, start - len(opening), tail.end("val"), tail, in_string)
+        if form in ("line", "code") and not quoted and not opening and _starts_ini_line(text, start, vend):
+            form = "ini"
         if _value_is_secret(judged, quoted, form):
             done_until = vend
             yield vstart, vend, "secret_assignment"

@@ -65,6 +65,19 @@ def _password(rng: random.Random) -> str:
     return rnd(rng, 12) + rng.choice("!#%^*-_.~") + rnd(rng, 4, LOWER_ALNUM)
 
 
+WORDS = ("marble", "canyon", "violet", "harbor", "lantern", "quartz", "meadow", "falcon", "copper", "glacier",
+         "thistle", "ember", "orchid", "saddle", "tundra", "willow", "cobalt", "juniper", "pebble", "sparrow",
+         "basalt", "bramble", "cedar", "dune", "fennel", "garnet", "heron", "indigo", "jasper", "kestrel",
+         "lichen", "mosaic", "nectar", "otter", "prairie", "quiver", "raven", "sorrel", "timber", "umber",
+         "velvet", "walnut", "yarrow", "zephyr", "anchor", "beacon", "cinder", "drift")
+
+
+def _passphrase(rng: random.Random) -> str:
+    """A password of words without digits (``MarbleCanyonViolet``): what INI files often hold and
+    what a digit-and-letter test cannot tell from a name."""
+    return "".join(rng.choice(WORDS).capitalize() if rng.random() < 0.5 else rng.choice(WORDS) for _ in range(4))
+
+
 @dataclass(frozen=True)
 class Fake:
     value: str  # the secret itself (what a config file would hold)
@@ -220,6 +233,8 @@ SECRET_KINDS: list[SecretKind] = [
     SecretKind("docker_login", _k(lambda r: rnd(r, 16), "docker login -u ci -p {v} cr.internal.example")),
     SecretKind("netrc", _k(lambda r: rnd(r, 16), "machine api.internal.example login deploy password {v}")),
     SecretKind("ini_password", _k(lambda r: rnd(r, 14), "[database]\nhost = db.internal.example\npassword = {v}")),
+    SecretKind("ini_password_words", _k(_passphrase, "[database]\nhost = db.internal.example\npassword = {v}")),
+    SecretKind("ini_token_words", _k(lambda r: _passphrase(r).lower(), "[service \"api\"]\nurl = https://api.internal.example\ntoken = {v}")),
     SecretKind("env_secret_key", _k(lambda r: rnd(r, 50), "SECRET_KEY={v}")),
     SecretKind("yaml_password", _k(_password, "database:\n  user: app\n  password: {v}")),
     SecretKind("json_hmac", _k(lambda r: rnd(r, 64, HEX), '{{"webhook": "orders", "hmac": "{v}"}}')),

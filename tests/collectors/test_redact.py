@@ -235,6 +235,14 @@ def test_encoded_text_redaction_is_idempotent() -> None:
     ("https://paste.example.net/view/postgres://app:Xd27ML4Yw35v#3c3f@db.internal.example/app", "Xd27ML4Yw35v"),
     ("https://hooks.example.net/x?continue=https%3A%2F%2Fapp%2Fcb%3Fcode%3DFAKEcode0123", "FAKEcode0123"),
     ("machine git.internal.example\n  login bot\n  password FAKEpass0123\n", "FAKEpass0123"),
+    # INI values without digits (issue 12): under a [section] a word is a password
+    ("[client]\nuser = app\npassword = correcthorsebattery\n", "correcthorsebattery"),
+    ("[mysqld]\n# the replica's\nport = 3306\n\npassword = MarbleCanyonViolet\n", "MarbleCanyonViolet"),
+    ("[pypi]\nusername = deploy\npassword = sunshine\n", "sunshine"),
+    ("[service \"api\"]\ntoken = Qwertyuiopasdf\n", "Qwertyuiopasdf"),
+    ('{"text": "[db]\\nhost = db.internal\\npassword = riverstonebridge"}', "riverstonebridge"),
+    ("<pre>[database]\nhost = db.internal.example\npassword = marblecanyonviolet</pre>", "marblecanyonviolet"),
+    ("[database] host = db.internal.example password = MarbleCanyonViolet - Chat", "MarbleCanyonViolet"),  # a title
 ])
 def test_structural_rules(text: str, secret: str) -> None:
     out = redact(text)
@@ -262,6 +270,10 @@ def test_kubernetes_secret_data_is_redacted_whatever_the_key_and_a_configmap_is_
     "<pre>export OPENAI_API_KEY&#61;sk-...</pre>",
     "integrity sha512-" + "A1b2" * 22 + "==",
     "token = next_token\napi_key = API_KEY_V2\nsecret = self.secret\n",
+    # without a [section] above it, `password = hunter` is Python: the value is a variable
+    "def login(hunter):\n    password = hunter\n    return check(password)\n",
+    "[tool.ruff]\nline-length = 120\n\n[auth]\ntoken = none\npassword = false\n",
+    "[flake8]\nmax-line-length = 120\n\ndef login(hunter):\n    password = hunter\n",  # code ends the section
 ])
 def test_look_alikes_in_encoded_and_structural_forms_survive(text: str) -> None:
     assert redact(text) == text
