@@ -102,6 +102,16 @@ def item_hash(item: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def item_body(item: dict[str, Any]) -> str:
+    """The JSON the outbox stores and later sends, checked to be UTF-8 as SQLite will write it.
+
+    Why a function of its own: ``--dry-run`` encodes every item with it too, so a string that
+    cannot be stored (a lone surrogate) fails the dry run exactly where it fails a real run."""
+    body = json.dumps(item, ensure_ascii=False, separators=(",", ":"))
+    body.encode("utf-8")  # raises UnicodeEncodeError where the INSERT would
+    return body
+
+
 @dataclass
 class FlushResult:
     """What one flush did. ``error`` is set when sending stopped early (items stay queued)."""
@@ -169,7 +179,7 @@ class State:
         row = self.conn.execute("SELECT hash FROM item_hashes WHERE item_id = ?", (item["id"],)).fetchone()
         if row is not None and row[0] == digest:
             return False
-        body = json.dumps(item, ensure_ascii=False, separators=(",", ":"))
+        body = item_body(item)
         self._put(item["id"], "upsert", body)
         self.conn.execute("INSERT INTO item_hashes(item_id, hash) VALUES (?, ?) "
                           "ON CONFLICT(item_id) DO UPDATE SET hash = excluded.hash", (item["id"], digest))
@@ -357,6 +367,7 @@ class DryRunSink(Sink):
         if self.state.is_unchanged(q.item):
             self.unchanged += 1
             return False
+        item_body(q.item)  # what the real run stores: it fails (or passes) here the same way
         self.queued += 1
         self.redacted.update(q.redacted)
         size = len(q.item.get("content", "").encode("utf-8", "surrogatepass"))
