@@ -290,10 +290,10 @@ def test_a_session_that_breaks_the_renderer_is_named_and_the_others_collected(ho
     write_poisoned_sessions(home / ".claude" / "projects")
     real = claude.Renderer.render
 
-    def render(self, entries):
+    def render(self, entries, outputs=None):
         if any(e.get("sessionId") == GOOD_SID for e in entries):
             raise RecursionError("a pathological transcript")
-        return real(self, entries)
+        return real(self, entries, outputs)
 
     monkeypatch.setattr(claude.Renderer, "render", render)
     sink, stats = run(make_cfg(), state, redactor)

@@ -14,6 +14,18 @@ Format: ``../shared/reference/claude-code-logs.md``. The rules that shape this m
 * Subagents (inline ``isSidechain`` lines of 1.0.x, ``agent-*.jsonl`` beside the session in
   2.0.x, ``<session>/subagents/`` from 2.1.2) are attached to their parent session, even when
   the parent file is gone (then the item is built from the subagents alone).
+* A tool output too large for the transcript (over 50k characters since 2.1.51, 100k before) is
+  stored in ``<session>/tool-results/<tool_use_id>.txt`` (``.json`` when the result was content
+  blocks) and only a ``<persisted-output>`` preview ("Output too large (…). Full output saved to:
+  <path>", then "Preview (first 2KB):") stays inline: the file is read instead of the preview
+  (bounded by ``collect.tool_result_chars`` like any result) and archived with the session. The
+  preview's shape is as quoted by transcript readers (delexw/claude-code-trace issue #7) and seen
+  in published transcripts; Claude Code's own source is not public.
+* Harness text is not the user's words: ``isMeta`` user lines and ``<system-reminder>`` blocks
+  are left out. A prompt typed while the agent worked is only an ``attachment`` of type
+  ``queued_command`` (``origin.kind`` human): it is the user's. Titles: ``custom-title`` >
+  ``agent-name`` > ``ai-title`` > ``summary`` > the first prompt; ``pr-link`` records become
+  ``meta.pull_requests``. ``user_messages`` counts the main conversation only.
 * Files are found and grouped from relative paths only, so the same code rebuilds items from
   the transcript archive (``--from-archive``).
 """
@@ -36,9 +48,18 @@ from . import Problem, RunStats, expand, prepare, repair_text
 from .archive import Archive
 from .outbox import Queued, Sink, State
 
-KEPT_TYPES = {"user", "assistant", "system", "summary", "ai-title", "custom-title"}
-IGNORED_TYPES = {"progress", "file-history-snapshot", "queue-operation", "attachment", "agent-setting", "pr-link",
-                 "permission-mode", "mode", "last-prompt", "worktree-state", "atis-latch", "tag"}
+KEPT_TYPES = {"user", "assistant", "system", "summary", "ai-title", "custom-title", "agent-name", "pr-link",
+              "attachment"}
+# Bookkeeping records of newer versions: known, not part of the conversation (names as listed by
+# transcript readers that track Claude Code 2.1.x; ``progress`` duplicates subagent messages).
+IGNORED_TYPES = {"progress", "file-history-snapshot", "queue-operation", "agent-setting",
+                 "permission-mode", "mode", "last-prompt", "worktree-state", "atis-latch", "tag", "agent-color",
+                 "bridge-session", "cost-state", "frame-link", "file-history-delta", "teleported-from",
+                 "relocated", "ended-by-model", "continued-in", "memory-mode", "isolation-latch", "dev-mods",
+                 "history-suppression", "attribution-snapshot", "content-replacement", "api-request",
+                 "api-request-shape", "api-request-blob", "fork-context-ref", "observer-ref",
+                 "artifact-comment-monitor", "artifact-autoreact-ledger"}
+TOOL_RESULT_EXTS = (".txt", ".json")  # .json: a result that was not a string (a list of blocks)
 KEY_INPUTS: dict[str, tuple[str, ...]] = {
     "Bash": ("command",), "Read": ("file_path",), "Write": ("file_path",), "Edit": ("file_path",),
     "MultiEdit": ("file_path",), "NotebookEdit": ("notebook_path",), "NotebookRead": ("notebook_path",),
@@ -48,10 +69,13 @@ KEY_INPUTS: dict[str, tuple[str, ...]] = {
     "BashOutput": ("bash_id",), "KillShell": ("shell_id",), "SlashCommand": ("command",),
 }
 PLAIN_META = ("resume", "session_id", "model", "models", "claude_version", "slug", "subagents", "user_messages",
-              "tool_calls", "files", "parent_missing", "skipped_lines")
+              "tool_calls", "files", "parent_missing", "skipped_lines", "persisted_outputs")
 GENERIC_KEYS = ("command", "file_path", "path", "pattern", "query", "url", "description", "prompt")
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _TAG = re.compile(r"<(command-name|command-args|local-command-stdout|local-command-stderr)>(.*?)</\1>", re.DOTALL)
+_REMINDER = re.compile(r"<system-reminder>.*?(?:</system-reminder>|\Z)", re.DOTALL)
+_PERSISTED = re.compile(r"<persisted-output>(.*?)(?:</persisted-output>|\Z)", re.DOTALL)
+_SAVED_TO = re.compile(r"saved to:?\s*(\S[^\n]*?\.(?:txt|json))\b", re.IGNORECASE)
 
 
 # ---------------------------------------------------------------------- files
@@ -76,11 +100,13 @@ class SessionFiles:
     main: Source | None = None
     subagents: list[Source] = field(default_factory=list)
     sidecars: list[Source] = field(default_factory=list)
+    tool_results: dict[str, Source] = field(default_factory=dict)  # file name -> file
 
     @property
     def sources(self) -> list[Source]:
         """Every file of the session: what is archived and watched for changes."""
-        return ([self.main] if self.main else []) + self.subagents + self.sidecars
+        return ([self.main] if self.main else []) + self.subagents + self.sidecars + \
+            [self.tool_results[k] for k in sorted(self.tool_results)]
 
 
 def claude_roots(cfg: Config, env: dict[str, str] | None = None) -> list[Path]:
@@ -115,10 +141,15 @@ def list_sources(projects: Path) -> Iterator[Source]:
         for entry in sorted(proj.iterdir()):
             if entry.is_file() and entry.name.endswith(".jsonl"):
                 yield _file_source(projects, entry)
-            elif entry.is_dir() and (entry / "subagents").is_dir():
-                for sub in sorted((entry / "subagents").rglob("agent-*")):
-                    if sub.is_file() and sub.name.endswith((".jsonl", ".meta.json")):
-                        yield _file_source(projects, sub)
+            elif entry.is_dir():
+                if (entry / "subagents").is_dir():
+                    for sub in sorted((entry / "subagents").rglob("agent-*")):
+                        if sub.is_file() and sub.name.endswith((".jsonl", ".meta.json")):
+                            yield _file_source(projects, sub)
+                if (entry / "tool-results").is_dir():
+                    for out in sorted((entry / "tool-results").iterdir()):
+                        if out.is_file() and out.name.endswith(TOOL_RESULT_EXTS):
+                            yield _file_source(projects, out)
 
 
 def _agent_type(sidecar: Source) -> str:
@@ -150,6 +181,9 @@ def group_sessions(sources: Iterable[Source]) -> dict[str, SessionFiles]:
     for src in sources:
         parts = src.rel.split("/")
         name = parts[-1]
+        if len(parts) == 4 and parts[2] == "tool-results" and name.endswith(TOOL_RESULT_EXTS):
+            sessions.setdefault(parts[1], SessionFiles(parts[1])).tool_results[name] = src
+            continue
         if not name.endswith(".jsonl"):
             continue
         if len(parts) == 2 and not name.startswith("agent-"):
@@ -302,7 +336,10 @@ class Renderer:
         return f"tool {name}: {_clip(text, self.tool_input_chars)}"
 
     def user_text(self, text: str) -> str | None:
-        """A typed prompt, a slash-command echo or local command output; None for harness noise."""
+        """A typed prompt, a slash-command echo or local command output; None for harness noise
+        (caveats, ``<system-reminder>`` blocks the harness adds to the user's turn)."""
+        if "<system-reminder>" in text:
+            text = _REMINDER.sub("", text)
         if "<local-command-caveat>" in text or text.startswith("Caveat: The messages below were generated"):
             return None
         tags = {m.group(1): m.group(2).strip() for m in _TAG.finditer(text)}
@@ -315,8 +352,9 @@ class Renderer:
         text = text.strip()
         return f"user: {text}" if text else None
 
-    def render(self, entries: list[dict[str, Any]]) -> list[str]:
-        """Lines of one conversation (main session or one subagent), in file order."""
+    def render(self, entries: list[dict[str, Any]], outputs: dict[str, Source] | None = None) -> list[str]:
+        """Lines of one conversation (main session or one subagent), in file order; ``outputs``:
+        the session's ``tool-results/`` files by name, read where a result was persisted."""
         turns: list[list[str]] = []
         by_message: dict[str, tuple[list[str], set[str]]] = {}
         tool_names: dict[str, str] = {}
@@ -338,7 +376,11 @@ class Renderer:
                     if line:
                         lines.append(line)
             elif kind == "user" and not e.get("isMeta"):
-                turns.append(self._user_lines(e, msg, tool_names))
+                turns.append(self._user_lines(e, msg, tool_names, outputs or {}))
+            elif kind == "attachment":
+                line = self.queued_prompt(e.get("attachment"))
+                if line:
+                    turns.append([line])
             elif kind == "system":
                 turns.append(self._system_lines(e))
         return [line for t in turns for line in t]
@@ -360,7 +402,8 @@ class Renderer:
             return self.tool_call(name, block.get("input"))
         return None  # redacted_thinking, server tool blocks, images: nothing readable
 
-    def _user_lines(self, e: dict[str, Any], msg: dict[str, Any], tool_names: dict[str, str]) -> list[str]:
+    def _user_lines(self, e: dict[str, Any], msg: dict[str, Any], tool_names: dict[str, str],
+                    outputs: dict[str, Source]) -> list[str]:
         content = msg.get("content")
         if e.get("isCompactSummary") and isinstance(content, str):
             return [f"[summary of the conversation so far] {_clip(content, 4 * self.tool_result_chars)}"]
@@ -381,9 +424,69 @@ class Renderer:
             elif btype == "tool_result":
                 name = tool_names.get(str(block.get("tool_use_id")), "tool")
                 flag = ", error" if block.get("is_error") else ""
-                text = _ANSI.sub("", _block_text(block.get("content")))
+                text = _block_text(block.get("content"))
+                if "<persisted-output>" in text:
+                    text = self.persisted(text, str(block.get("tool_use_id") or ""), outputs)
+                if "<system-reminder>" in text:
+                    text = _REMINDER.sub("", text)
+                text = _ANSI.sub("", text)
                 out.append(f"result ({name}{flag}): {_clip(text, self.tool_result_chars)}")
         return out
+
+    def persisted(self, text: str, tool_use_id: str, outputs: dict[str, Source]) -> str:
+        """The whole output a ``<persisted-output>`` preview stands for, read from the session's
+        ``tool-results/`` file (named in the preview, else ``<tool_use_id>.txt``); the preview
+        itself, without its wrapper, when that file is gone. Only as much as the result limit
+        keeps is decoded: the file can be many megabytes."""
+        m = _PERSISTED.search(text)
+        body = m.group(1) if m else text
+        names = []
+        saved = _SAVED_TO.search(body)
+        if saved:
+            names.append(re.split(r"[\\/]", saved.group(1).strip())[-1])
+        if tool_use_id:
+            names.append(f"{tool_use_id}.txt")
+        for name in names:
+            src = outputs.get(name)
+            if src is None:
+                continue
+            try:
+                data = src.read()
+            except (OSError, ValueError):  # ValueError: an archived copy failed its checksum
+                continue
+            return self._persisted_text(name, data)
+        lines = [ln for ln in body.strip().splitlines()
+                 if not ln.startswith(("Output too large", "Full output saved to", "Output has been saved to"))
+                 and not re.match(r"Preview \(.*\):?$", ln)]
+        return "\n".join(lines).strip()
+
+    def _persisted_text(self, name: str, data: bytes) -> str:
+        """A ``tool-results/`` file as text. A ``.json`` file holds a result that was not a
+        string (content blocks, written whole by Claude Code): its text blocks are shown. A
+        ``.txt`` file is decoded only as far as the result limit keeps (4 bytes a character at
+        most): such a file can be many megabytes."""
+        if name.endswith(".json"):
+            try:
+                return _block_text(json.loads(data.decode("utf-8", "replace")))
+            except ValueError:
+                pass  # not JSON after all: shown as text
+        if self.tool_result_chars:
+            data = data[: 4 * self.tool_result_chars + CUT_LOOKBACK]
+        return data.decode("utf-8", "replace")  # UTF-8 surrogate bytes are invalid: U+FFFD too
+
+    def queued_prompt(self, attachment: Any) -> str | None:
+        """A prompt the user typed while the agent was busy: Claude Code 2.1.x records it as an
+        ``attachment`` of type ``queued_command`` (``commandMode: "prompt"``, ``origin.kind:
+        "human"``, ``prompt`` a string or blocks) and writes no ``user`` record for it. Task
+        notifications, other sessions' messages and harness attachments are not the user's."""
+        if not isinstance(attachment, dict) or attachment.get("type") != "queued_command":
+            return None
+        origin = attachment.get("origin")
+        kind = origin.get("kind", "human") if isinstance(origin, dict) else "human"
+        if attachment.get("isMeta") or attachment.get("commandMode", "prompt") != "prompt" or kind != "human":
+            return None
+        prompt = attachment.get("prompt")
+        return self.user_text(prompt if isinstance(prompt, str) else _block_text(prompt))
 
     def _system_lines(self, e: dict[str, Any]) -> list[str]:
         sub = e.get("subtype")
@@ -410,13 +513,20 @@ def _ts(value: Any) -> datetime | None:
         return None
 
 
+def _message(e: dict[str, Any]) -> dict[str, Any]:
+    """The record's ``message``, or ``{}`` when a damaged record has something else there."""
+    msg = e.get("message")
+    return msg if isinstance(msg, dict) else {}
+
+
 def _first_prompt(entries: list[dict[str, Any]], renderer: Renderer) -> str:
     for e in entries:
         if e.get("type") != "user" or e.get("isMeta") or e.get("isCompactSummary"):
             continue
-        content = (e.get("message") or {}).get("content")
+        content = _message(e).get("content")
         texts = [content] if isinstance(content, str) else [
-            b.get("text", "") for b in content or [] if isinstance(b, dict) and b.get("type") == "text"]
+            b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text"
+        ] if isinstance(content, list) else []
         for text in texts:
             line = renderer.user_text(str(text))
             if line and line.startswith("user: ") and not line.startswith("user: [Request interrupted"):
@@ -424,14 +534,19 @@ def _first_prompt(entries: list[dict[str, Any]], renderer: Renderer) -> str:
     return ""
 
 
+TITLE_KINDS = (("custom-title", "customTitle"), ("agent-name", "agentName"), ("ai-title", "aiTitle"),
+               ("summary", "summary"))
+
+
 def _title(entries: list[dict[str, Any]], renderer: Renderer) -> str:
-    """custom-title > ai-title > summary line > first user prompt (last of each kind wins)."""
+    """custom-title > agent-name > ai-title > summary line > first user prompt (last of each
+    kind wins: Claude Code writes them again on resume and after a rename)."""
     found: dict[str, str] = {}
     for e in entries:
-        for kind, key in (("custom-title", "customTitle"), ("ai-title", "aiTitle"), ("summary", "summary")):
+        for kind, key in TITLE_KINDS:
             if e.get("type") == kind and isinstance(e.get(key), str) and e[key].strip():
                 found[kind] = e[key].strip()
-    for kind in ("custom-title", "ai-title", "summary"):
+    for kind, _ in TITLE_KINDS:
         if kind in found:
             return _one_line(found[kind], 200)
     return _first_prompt(entries, renderer)
@@ -480,22 +595,27 @@ def _strings(entries: list[dict[str, Any]], key: str) -> list[str]:
 
 
 def _session_meta(files: SessionFiles, meta_src: list[dict[str, Any]], everything: list[dict[str, Any]],
-                  agents: list[Agent], lines: list[str], stats: LineStats) -> dict[str, Any]:
-    """Where the session ran and how to reopen it (``resume``), models, counts, skipped lines."""
+                  agents: list[Agent], lines: list[str], stats: LineStats, prompts: int) -> dict[str, Any]:
+    """Where the session ran and how to reopen it (``resume``), models, counts, skipped lines.
+    ``prompts``: the user's messages in the main conversation (a subagent's prompt is written by
+    the parent agent, not the user); tool calls are counted everywhere."""
     sid = files.session_id
     cwds, branches = _strings(meta_src, "cwd"), _strings(meta_src, "gitBranch")
     versions, slugs = _strings(meta_src, "version"), _strings(meta_src, "slug")
-    models = Counter(m for m in ((e.get("message") or {}).get("model") for e in everything
+    models = Counter(m for m in (_message(e).get("model") for e in everything
                                  if e.get("type") == "assistant") if isinstance(m, str) and m != "<synthetic>")
     meta: dict[str, Any] = {
         "resume": f"claude --resume {sid}", "session_id": sid, "cwd": cwds[0] if cwds else None,
         "git_branch": branches[-1] if branches else None, "model": models.most_common(1)[0][0] if models else None,
         "models": sorted(models), "claude_version": versions[-1] if versions else None,
         "slug": slugs[-1] if slugs else None, "subagents": [a[0] for a in agents],
-        "user_messages": sum(1 for line in lines if line.startswith("user: ")),
+        "user_messages": prompts,
         "tool_calls": sum(1 for line in lines if line.startswith("tool ")),
         "files": [s.rel for s in files.sources if s.rel.endswith(".jsonl")],
         "cwds": sorted(set(cwds)) if len(set(cwds)) > 1 else None,
+        "pull_requests": list(dict.fromkeys(e["prUrl"] for e in everything if e.get("type") == "pr-link"
+                                            and isinstance(e.get("prUrl"), str))),
+        "persisted_outputs": len(files.tool_results) or None,
         "parent_missing": True if files.main is None else None,
         "skipped_lines": stats.skipped() or None,
     }
@@ -509,12 +629,14 @@ def build_session(files: SessionFiles, renderer: Renderer) -> SessionDoc | None:
     everything = main + [e for _, _, ents in agents for e in ents]
     if not any(e.get("type") in ("user", "assistant") for e in everything):
         return None
-    lines = renderer.render(main)
+    lines = renderer.render(main, files.tool_results)
+    prompts = sum(1 for line in lines if line.startswith("user: "))
     for name, agent_type, ents in agents:
         lines.append(f"\n=== subagent {name} ({agent_type}) ===" if agent_type else f"\n=== subagent {name} ===")
-        lines.extend(renderer.render(ents))
+        lines.extend(renderer.render(ents, files.tool_results))
     times = sorted(t for t in (_ts(e.get("timestamp")) for e in everything) if t)
-    meta = _session_meta(files, main or everything, everything, agents, lines, stats)
+    meta = _session_meta(files, main or everything, everything, agents, lines, stats,
+                         prompts if files.main else sum(1 for line in lines if line.startswith("user: ")))
     sid = files.session_id
     title = _title(main_entries, renderer) or _title(everything, renderer) or meta.get("slug") or sid
     item = {
