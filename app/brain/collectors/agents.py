@@ -350,9 +350,9 @@ class AgentModule(Protocol):
 
 def modules() -> list[AgentModule]:
     """The agents, in the order they are collected."""
-    from . import codex, gemini
+    from . import aider, codex, gemini
 
-    return [codex, gemini]  # type: ignore[list-item]
+    return [codex, gemini, aider]  # type: ignore[list-item]
 
 
 def collect(cfg: Config, state: State, sink: Sink, redactor: Any, archive: Archive | None,
