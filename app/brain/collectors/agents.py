@@ -1,6 +1,6 @@
-"""Other coding agents' sessions (Codex CLI, Gemini CLI, Aider, opencode) -> one item per session.
+"""Other coding agents' sessions (Codex CLI, Gemini CLI, Aider) -> one item per session.
 
-Every agent has its own module (``codex``, ``gemini``, ``aider``, ``opencode``) that finds its
+Every agent has its own module (``codex``, ``gemini``, ``aider``; opencode and Cursor are next) that finds its
 files, reads them into a ``Session`` and says how to reopen it; this module holds what they
 share, so their items read like Claude sessions:
 
