@@ -202,7 +202,7 @@ def run_once(http: AskHttp, body: dict[str, Any], as_json: bool, no_llm: bool, s
 @click.command("ask")
 @click.argument("question")
 @click.option("-k", "--k", "k", type=click.IntRange(1, 50), help="Most sources to use (default ask.k).")
-@click.option("--source", type=click.Choice(["claude", "browser", "file", "note"]), help="Only this source.")
+@click.option("--source", type=click.Choice(["claude", "agent", "browser", "file", "note"]), help="Only this source.")
 @click.option("--project", help="Only items of this project (its path).")
 @click.option("--since", help="Only items active since this date/time (ISO-8601).")
 @click.option("--until", help="Only items active until this date/time (ISO-8601).")

@@ -28,7 +28,7 @@ from .embed import TextModel, text_hash
 
 log = logging.getLogger(__name__)
 
-SOURCES = ("claude", "browser", "file", "note")
+SOURCES = ("claude", "agent", "browser", "file", "note")
 ITEM_FIELDS = ("id", "source", "title", "uri", "project", "created_at", "updated_at", "content", "meta")
 MAX_ID_LEN = 512
 MAX_TITLE_LEN = 2000

@@ -64,8 +64,9 @@ class BrainApiStandIn:
 
         class Handler(JsonHandler):
             def _send(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-                self.send_json(status, body, headers)
+                # recorded before the answer leaves: a client that has its answer sees the count
                 standin.requests.append((self.command, self.path, status))
+                self.send_json(status, body, headers)
 
             def _error(self, status: int, code: str, message: str, **extra: Any) -> None:
                 headers = {"Retry-After": standin.retry_after} if status == 429 and standin.retry_after else None
@@ -88,9 +89,9 @@ class BrainApiStandIn:
                     self.send_response(502)
                     self.send_header("Content-Type", "text/html")
                     self.send_header("Content-Length", str(len(data)))
+                    standin.requests.append((self.command, self.path, 502))
                     self.end_headers()
                     self.wfile.write(data)
-                    standin.requests.append((self.command, self.path, 502))
                     return
                 if failure == "timeout":
                     time.sleep(standin.timeout_delay)

@@ -18,7 +18,7 @@ BAD_ARGUMENTS: list[tuple[str, dict[str, Any], list[str]]] = [
     ("search_memory", {"query": "x", "k": 0}, ["k: input should be greater than or equal to 1 (got 0)"]),
     ("search_memory", {"query": "x", "k": 51}, ["k: input should be less than or equal to 50 (got 51)"]),
     ("search_memory", {"query": "x", "k": "many"}, ["k: input should be a valid integer"]),
-    ("search_memory", {"query": "x", "source": "slack"}, ["source", "'claude', 'browser', 'file' or 'note'"]),
+    ("search_memory", {"query": "x", "source": "slack"}, ["source", "'claude', 'agent', 'browser', 'file' or 'note'"]),
     ("search_memory", {"query": "x", "since": "last week"},
      ["since: must be an ISO-8601 date or date-time", "(got 'last week')"]),
     ("search_memory", {"query": "x", "limit": 5}, ["unknown argument 'limit'", "accepted: k, project, query"]),

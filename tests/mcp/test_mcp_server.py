@@ -43,7 +43,7 @@ def test_lists_four_read_only_tools_with_precise_schemas(errlog: Any) -> None:
     props = search["properties"]
     assert set(props) == {"query", "source", "project", "since", "until", "k"}
     assert props["k"]["minimum"] == 1 and props["k"]["maximum"] == 50 and props["k"]["default"] == 10
-    assert props["source"]["anyOf"][0]["enum"] == ["claude", "browser", "file", "note"]
+    assert props["source"]["anyOf"][0]["enum"] == ["claude", "agent", "browser", "file", "note"]
     since = props["since"]["anyOf"][0]
     assert re.match(since["pattern"], "2026-11-27") and re.match(since["pattern"], "2026-11-27T10:00:00Z")
     assert not re.match(since["pattern"], "last week")

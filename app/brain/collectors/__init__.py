@@ -58,6 +58,9 @@ config_mod.register(
     Setting("collect.browser_include_hidden", _bool, False,
             "collect URLs the browser hides (redirect hops, subframes)"),
     Setting("collect.files_roots", _list, [], "folders scanned by the files collector (e.g. ~/projects)"),
+    Setting("collect.aider_roots", _list, [],
+            "folders searched for Aider's .aider.chat.history.md (4 levels deep); empty = collect.files_roots, "
+            "else the home folder"),
     Setting("collect.files_globs", _list, DEFAULT_GLOBS, "gitignore-style patterns of files to collect"),
     Setting("collect.files_deny_globs", _list, DEFAULT_DENY_GLOBS,
             "gitignore-style patterns of files never read (.env files are always skipped)"),
@@ -69,7 +72,7 @@ config_mod.register(
             "largest item content sent; longer content keeps its head and tail"),
     Setting("collect.batch_items", _int(1, 500), 100, "items per POST /api/v1/items"),
     Setting("collect.batch_bytes", _int(10_000), 500_000,
-            "bytes per POST /api/v1/items (kept small: the server embeds a batch before it answers)"),
+            "bytes per POST /api/v1/items (a batch is one write transaction on the server)"),
 )
 
 

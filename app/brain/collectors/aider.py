@@ -27,21 +27,16 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
-from .. import config as config_mod
-from ..config import Config, Setting
+from ..config import Config
 from . import expand
 from .agents import Bad, Lines, Session, Unit, archive_files, decode
 
 NAME = "aider"
 FILE = ".aider.chat.history.md"
-AIDER_DEPTH = 4
+AIDER_DEPTH = 4  # also named in collect.aider_roots' description
 _START = re.compile(r"^# aider chat started at (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)\s*$")
 
-config_mod.register(
-    Setting("collect.aider_roots", config_mod._list, [],
-            f"folders searched for Aider's {FILE} ({AIDER_DEPTH} levels deep); empty = collect.files_roots, "
-            "else the home folder"),
-)
+# collect.aider_roots is registered with the other collect.* settings (collectors/__init__.py)
 
 
 def roots(cfg: Config) -> list[Path]:

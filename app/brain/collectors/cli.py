@@ -28,7 +28,7 @@ from .archive import Archive
 from .outbox import AuthFailed, DryRunSink, LockBusy, OutboxSink, RunLock, Sink, State
 
 EX_TEMPFAIL = 75
-SOURCES = ("claude", "browser", "files")
+SOURCES = ("claude", "agents", "browser", "files")
 
 
 def state_path() -> Path:
@@ -60,6 +60,15 @@ def _run_one(name: str, cfg: config_mod.Config, state: State, sink: Sink, since:
                 assert archive is not None
                 return claude.collect_from_archive(cfg, state, sink, redactor, archive, since)
             return claude.collect(cfg, state, sink, redactor, archive, since)
+        finally:
+            if archive is not None:
+                archive.close()
+    if name == "agents":
+        from . import agents
+
+        archive = None if dry_run else Archive(archive_path(), cfg["collect.archive_days"])
+        try:
+            return agents.collect(cfg, state, sink, redactor, archive, since)
         finally:
             if archive is not None:
                 archive.close()
@@ -182,6 +191,19 @@ def collect_claude(obj: Any, dry_run: bool, since: str | None, quiet: bool, from
     run_collect(obj, ("claude",), dry_run, since, from_archive, quiet)
 
 
+@collect_group.command("agents")
+@_options
+@click.pass_obj
+def collect_agents(obj: Any, dry_run: bool, since: str | None, quiet: bool) -> None:
+    """Other coding agents' sessions: Codex CLI, Gemini CLI, Aider (one item per session).
+
+    \b
+    Example:
+      brain collect agents --dry-run
+    """
+    run_collect(obj, ("agents",), dry_run, since, False, quiet)
+
+
 @collect_group.command("browser")
 @_options
 @click.pass_obj
@@ -212,13 +234,13 @@ def collect_files(obj: Any, dry_run: bool, since: str | None, quiet: bool) -> No
 @_options
 @click.pass_obj
 def collect_all(obj: Any, dry_run: bool, since: str | None, quiet: bool) -> None:
-    """Claude, browser and (when roots are configured) files, then send.
+    """Claude, the other coding agents, browser and (when roots are configured) files, then send.
 
     \b
     Example:
       brain collect all --quiet
     """
-    which = SOURCES if obj.cfg["collect.files_roots"] else SOURCES[:2]
+    which = SOURCES if obj.cfg["collect.files_roots"] else SOURCES[:3]
     run_collect(obj, which, dry_run, since, False, quiet)
 
 

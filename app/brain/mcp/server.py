@@ -41,8 +41,8 @@ ISO_HINT = "must be an ISO-8601 date or date-time, e.g. 2026-11-27 or 2026-11-27
 
 INSTRUCTIONS = """\
 This server is the user's "second brain": a searchable memory of their past Claude Code sessions \
-(source "claude"), the web pages they visited ("browser"), their code and text files ("file") and \
-notes ("note"). Use it to recall how the user solved a problem before, what they read about it and \
+(source "claude") and other coding agents' sessions (Codex CLI, Gemini CLI, Aider: "agent"), the web \
+pages they visited ("browser"), their code and text files ("file") and notes ("note"). Use it to recall how the user solved a problem before, what they read about it and \
 which files they changed, before solving it again from scratch.
 
 - search_memory: find items by meaning and keywords; each result says how to reopen it.
@@ -54,7 +54,7 @@ the LLM is unavailable).
 Filter by project with the absolute project directory (for Claude Code: its working directory). \
 Times are ISO-8601, UTC unless an offset is given."""
 
-SourceName = Literal["claude", "browser", "file", "note"]
+SourceName = Literal["claude", "agent", "browser", "file", "note"]
 SourceArg = Annotated[SourceName | None, Field(
     description="Only items from this source: claude = Claude Code sessions, browser = visited web pages, "
                 "file = code and text files, note = notes. Omit for all sources.")]
