@@ -287,16 +287,113 @@ def test_backup_timer_runs_a_command_the_real_cli_accepts(tmp_path: Path, runner
 
 def test_ollama_drop_in_binds_the_tunnel_address_after_the_tunnel(tmp_path: Path) -> None:
     files = _render(tmp_path, "ollama", ["override.conf.j2", "ollama.service.j2"],
-                    ollama_listen_address="10.77.0.2", ollama_extra_env={"OLLAMA_CONTEXT_LENGTH": "16384"})
+                    ollama_listen_address="10.77.0.2", ollama_context_length="16384",
+                    ollama_extra_env={"OLLAMA_FLASH_ATTENTION": "1"})
     drop_in = files["override.conf"].splitlines()
     assert 'Environment="OLLAMA_HOST=10.77.0.2:11434"' in drop_in
     assert 'Environment="OLLAMA_KEEP_ALIVE=15m"' in drop_in
     assert 'Environment="OLLAMA_MODELS=/usr/share/ollama/.ollama/models"' in drop_in
-    assert 'Environment="OLLAMA_CONTEXT_LENGTH=16384"' in drop_in
+    assert [line for line in drop_in if "OLLAMA_CONTEXT_LENGTH" in line] == ['Environment="OLLAMA_CONTEXT_LENGTH=16384"']
+    assert 'Environment="OLLAMA_FLASH_ATTENTION=1"' in drop_in
     assert "After=wg-quick@wg0.service" in drop_in
     assert "ExecStart=/opt/ollama/0.8.0/bin/ollama serve" in files["ollama.service"]
     local = _render(tmp_path, "ollama", ["override.conf.j2"])["override.conf"]
     assert "wg-quick" not in local and 'OLLAMA_HOST=127.0.0.1:11434' in local
+    assert 'OLLAMA_CONTEXT_LENGTH=8192' in local  # set even by default: never Ollama's VRAM-dependent guess
+
+
+# --- the whole site: settings two hosts must agree on ------------------------------------------
+
+_SITE_TEMPLATES = {"brain": ["config.toml.j2", "brain.env.j2"], "ollama": ["override.conf.j2"],
+                   "collectors": ["config.toml.j2"]}
+_SITE_VARS = {"brain": ["wireguard_address"],
+              "ollama": ["wireguard_address", "ollama_models", "ollama_allowed_clients", "ollama_listen_address"],
+              "collectors": []}
+
+
+def _render_site(tmp_path: Path, tool, **extra: object) -> dict[str, dict[str, str]]:
+    """site.yml's files for a brain, a GPU and a laptop host from the real inventory: each role is
+    copied with a tasks/main.yml that renders its templates and records a few variables, so role
+    defaults, role vars and group_vars take their real precedence."""
+    import yaml
+
+    out, roles = tmp_path / "site-out", tmp_path / "site-roles"
+    for role, templates in _SITE_TEMPLATES.items():
+        copy = roles / role
+        copy.mkdir(parents=True)
+        for part in ("defaults", "vars", "templates"):
+            (copy / part).symlink_to(REPO / "roles" / role / part)
+        (copy / "tasks").mkdir()
+        dest = f"{out}/{{{{ inventory_hostname }}}}"
+        (copy / "tasks/main.yml").write_text(yaml.safe_dump([
+            {"name": "Output folder", "ansible.builtin.file": {"path": dest, "state": "directory", "mode": "0700"}},
+            {"name": "Render", "loop": templates, "ansible.builtin.template": {
+                "src": "{{ item }}", "dest": f"{dest}/{role}-{{{{ item | regex_replace('\\.j2$', '') }}}}",
+                "mode": "0600"}},
+            {"name": "Record", "ansible.builtin.copy": {
+                "dest": f"{dest}/{role}-vars.json", "mode": "0600",
+                "content": "{{ dict(%r | zip(query('ansible.builtin.vars', *%r))) | to_json }}"
+                           % (_SITE_VARS[role], _SITE_VARS[role])}},
+        ]))
+    inv = tmp_path / "inventory"
+    shutil.copytree(REPO / "inventory", inv, ignore=shutil.ignore_patterns("pulumi_inventory.py"))
+    (inv / "test-hosts.yml").write_text(
+        "brain:\n  hosts:\n    brain-vm: {ansible_host: 192.0.2.10}\n"
+        "gpu:\n  hosts:\n    gpu-vm: {ansible_host: 192.0.2.20}\n")
+    env = {**ansible_env(tmp_path), "ANSIBLE_ROLES_PATH": str(roles),
+           "BRAIN_API_TOKENS": "site-token-0123456789abcdef,old-token-0123456789abcdef"}
+    for var in ("BRAIN_API_URL", "BRAIN_TOKEN", "OPENAI_API_KEY"):
+        env.pop(var, None)
+    args = [tool("ansible-playbook"), "-i", str(inv), "-c", "local", str(HERE / "render-site.yml"),
+            "-e", json.dumps({"collectors_home": str(tmp_path / "home"), **extra})]
+    proc = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    return {host.name: {p.name: p.read_text() for p in host.iterdir()} for host in out.iterdir()}
+
+
+def _drop_in_env(text: str) -> dict[str, str]:
+    return dict(m.groups() for m in re.finditer(r'^Environment="([A-Z_]+)=(.*)"$', text, re.M))
+
+
+def _agreement(tmp_path: Path, files: dict[str, dict[str, str]]) -> tuple[config_mod.Config, dict[str, str]]:
+    """Load both config files with the real loader and check every pair that must agree."""
+    brain, gpu, laptop = files["brain-vm"], files["gpu-vm"], files["localhost"]
+    (tmp_path / "brain.toml").write_text(brain["brain-config.toml"])
+    (tmp_path / "laptop.toml").write_text(laptop["collectors-config.toml"])
+    server = config_mod.load(tmp_path / "brain.toml", env={})
+    client = config_mod.load(tmp_path / "laptop.toml", env={})
+    ollama_env = _drop_in_env(gpu["ollama-override.conf"])
+    gpu_vars, brain_vars = json.loads(gpu["ollama-vars.json"]), json.loads(brain["brain-vars.json"])
+    tunnel_host, _, port = ollama_env["OLLAMA_HOST"].partition(":")
+    # the model: what Ollama pulls is what brain-api asks for
+    assert gpu_vars["ollama_models"] == [server["llm.model"]]
+    # the context: Ollama allocates what brain-api packs
+    assert int(ollama_env["OLLAMA_CONTEXT_LENGTH"]) == server["llm.context_tokens"]
+    # the tunnel: Ollama binds the GPU's tunnel address, which brain-api calls, and admits the brain's
+    assert tunnel_host == gpu_vars["wireguard_address"] == gpu_vars["ollama_listen_address"]
+    assert server["llm.base_url"] == f"http://{tunnel_host}:{port}/v1"
+    assert server["gpu.ollama_url"] in ("", f"http://{tunnel_host}:{port}")
+    assert gpu_vars["ollama_allowed_clients"] == [brain_vars["wireguard_address"]]
+    # the tokens: the laptop's (which its collectors, CLI and MCP server all read) is one brain-api accepts
+    accepted = re.search(r"^BRAIN_API_TOKENS=(.*)$", brain["brain-brain.env"], re.M).group(1).split(",")
+    assert client["client.token"] in accepted and server["server.api_tokens"] == []
+    return server, ollama_env
+
+
+def test_settings_two_hosts_must_agree_on_are_derived_once(tmp_path: Path, tool) -> None:
+    server, ollama_env = _agreement(tmp_path, _render_site(tmp_path, tool))
+    assert (server["llm.model"], server["llm.context_tokens"]) == ("deepseek-coder-v2:16b", 8192)
+    assert ollama_env["OLLAMA_HOST"] == "10.77.0.2:11434"
+
+
+def test_changing_a_site_value_moves_both_sides(tmp_path: Path, tool) -> None:
+    """One value changed in one place reaches both hosts: they agree because they are derived."""
+    files = _render_site(tmp_path, tool, site_llm_context_tokens=16384, site_llm_model="qwen2.5-coder:7b",
+                         site_ollama_port=11500, site_gpu_tunnel_ip="10.88.0.2", site_brain_tunnel_ip="10.88.0.1")
+    server, ollama_env = _agreement(tmp_path, files)
+    assert (server["llm.model"], server["llm.context_tokens"]) == ("qwen2.5-coder:7b", 16384)
+    assert ollama_env["OLLAMA_HOST"] == "10.88.0.2:11500"
+    assert server["llm.base_url"] == "http://10.88.0.2:11500/v1"
 
 
 def test_gpu_check_fails_clearly_without_nvidia_smi_and_passes_with_it(tmp_path: Path) -> None:
