@@ -306,9 +306,9 @@ def test_ollama_drop_in_binds_the_tunnel_address_after_the_tunnel(tmp_path: Path
 
 _SITE_TEMPLATES = {"brain": ["config.toml.j2", "brain.env.j2"], "ollama": ["override.conf.j2"],
                    "collectors": ["config.toml.j2"]}
-_SITE_VARS = {"brain": ["wireguard_address"],
+_SITE_VARS = {"brain": ["wireguard_address", "brain_caddy_ca_fetch_dest"],
               "ollama": ["wireguard_address", "ollama_models", "ollama_allowed_clients", "ollama_listen_address"],
-              "collectors": []}
+              "collectors": ["collectors_ca_bundle_src"]}
 
 
 def _render_site(tmp_path: Path, tool, **extra: object) -> dict[str, dict[str, str]]:
@@ -325,6 +325,7 @@ def _render_site(tmp_path: Path, tool, **extra: object) -> dict[str, dict[str, s
             (copy / part).symlink_to(REPO / "roles" / role / part)
         (copy / "tasks").mkdir()
         dest = f"{out}/{{{{ inventory_hostname }}}}"
+        names = repr(_SITE_VARS[role])
         (copy / "tasks/main.yml").write_text(yaml.safe_dump([
             {"name": "Output folder", "ansible.builtin.file": {"path": dest, "state": "directory", "mode": "0700"}},
             {"name": "Render", "loop": templates, "ansible.builtin.template": {
@@ -332,8 +333,7 @@ def _render_site(tmp_path: Path, tool, **extra: object) -> dict[str, dict[str, s
                 "mode": "0600"}},
             {"name": "Record", "ansible.builtin.copy": {
                 "dest": f"{dest}/{role}-vars.json", "mode": "0600",
-                "content": "{{ dict(%r | zip(query('ansible.builtin.vars', *%r))) | to_json }}"
-                           % (_SITE_VARS[role], _SITE_VARS[role])}},
+                "content": "{{ dict(" + names + " | zip(query('ansible.builtin.vars', *" + names + "))) | to_json }}"}},
         ]))
     inv = tmp_path / "inventory"
     shutil.copytree(REPO / "inventory", inv, ignore=shutil.ignore_patterns("pulumi_inventory.py"))
@@ -377,6 +377,10 @@ def _agreement(tmp_path: Path, files: dict[str, dict[str, str]]) -> tuple[config
     # the tokens: the laptop's (which its collectors, CLI and MCP server all read) is one brain-api accepts
     accepted = re.search(r"^BRAIN_API_TOKENS=(.*)$", brain["brain-brain.env"], re.M).group(1).split(",")
     assert client["client.token"] in accepted and server["server.api_tokens"] == []
+    # the internal CA: the laptop trusts the certificate the brain role fetched
+    laptop_vars = json.loads(laptop["collectors-vars.json"])
+    assert laptop_vars["collectors_ca_bundle_src"].strip() == brain_vars["brain_caddy_ca_fetch_dest"] != ""
+    assert client["client.ca_bundle"].endswith("/.config/brain/brain-ca.crt")
     return server, ollama_env
 
 
