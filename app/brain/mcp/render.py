@@ -2,8 +2,10 @@
 
 Why every result names its next step: a model that finds "how I fixed this last month" must be able
 to use it, so Claude sessions carry the ``cd <project> && claude --resume <id>`` command (Claude Code
-resumes a session only from its own working directory), pages their URL and visit time, files their
-path and line range, and every item its id for ``get_item``.
+resumes a session only from its own working directory), other agents' sessions (source ``agent``)
+the command that reopens them in their own agent (``meta.resume``, run from the session's project
+folder), pages their URL and visit time, files their path and line range, and every item its id for
+``get_item``.
 
 Collectors own the ``meta`` keys, so the lookups here are tolerant: a documented key when present
 (``meta.resume``), else what the id form in docs/API.md implies, else the item's own times.
@@ -19,6 +21,9 @@ SNIPPET_CHARS = 300
 LAST_VISIT_KEYS = ("last_visit", "last_visit_at", "last_visited_at", "visited_at", "last_visit_time")
 FIRST_VISIT_KEYS = ("first_visit", "first_visit_at", "first_visited_at")
 PUBLIC_FIELDS = ("id", "source", "title", "uri", "project", "created_at", "updated_at", "meta")
+# meta.agent of source "agent" items (docs/API.md) -> the name a reader knows the agent by.
+AGENT_NAMES = {"codex": "Codex CLI", "gemini": "Gemini CLI", "aider": "Aider", "cursor": "Cursor",
+               "opencode": "opencode"}
 
 
 def short_time(value: str | None) -> str:
@@ -70,6 +75,8 @@ def locate(item: dict[str, Any], chunk: dict[str, Any] | None = None) -> dict[st
         if meta.get("git_branch"):
             out["git_branch"] = meta["git_branch"]
         return out
+    if source == "agent":
+        return _locate_agent(item, meta)
     if source == "browser":
         url = item.get("uri") or meta.get("url")
         out = {"url": url, "visited_at": _first(meta, LAST_VISIT_KEYS, item.get("updated_at")),
@@ -88,15 +95,44 @@ def locate(item: dict[str, Any], chunk: dict[str, Any] | None = None) -> dict[st
     return {"uri": uri, "open": uri or f"get_item(id={item.get('id')!r})"}
 
 
+def _locate_agent(item: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
+    """An agent session (``agent:<agent>:<session id>``): ``meta.resume`` run from its project
+    folder, as Claude sessions are (a resume command that already changes folder is kept as it
+    is); without one, ``open`` points at ``get_item``."""
+    _, _, rest = str(item.get("id", "")).partition(":")
+    id_agent, _, id_session = rest.partition(":")
+    agent = str(meta.get("agent") or id_agent)
+    project = item.get("project") or meta.get("cwd")
+    resume = meta.get("resume") if isinstance(meta.get("resume"), str) and meta["resume"].strip() else None
+    if resume and project and not resume.startswith("cd "):
+        action = f"cd {shlex.quote(project)} && {resume}"
+    else:
+        action = resume or f"get_item(id={item.get('id')!r})"
+    return {"agent": agent, "session_id": str(meta.get("session_id") or id_session), "project": project,
+            "resume": resume, "open": action}
+
+
+def agent_name(item: dict[str, Any]) -> str:
+    """"Claude Code", "Codex CLI", ...: which agent a session item comes from."""
+    if item.get("source") == "claude":
+        return "Claude Code"
+    parts = str(item.get("id", "")).split(":")
+    agent = str((item.get("meta") or {}).get("agent") or (parts[1] if len(parts) > 2 else ""))
+    return AGENT_NAMES.get(agent, agent or "agent")
+
+
 def describe(item: dict[str, Any], loc: dict[str, Any]) -> list[str]:
     """Two lines telling a model what an item is and how to reopen it."""
     source = item.get("source")
-    if source == "claude":
-        head = f"Claude Code session · {short_time(item.get('created_at'))} → {short_time(item.get('updated_at'))}"
+    if source in ("claude", "agent"):
+        head = (f"{agent_name(item)} session · {short_time(item.get('created_at'))} → "
+                f"{short_time(item.get('updated_at'))}")
         if loc.get("project"):
             head += f" · project {loc['project']}"
         if loc.get("git_branch"):
             head += f" · branch {loc['git_branch']}"
+        if source == "agent" and not loc.get("resume"):
+            return [head, f"no resume command: read it with {loc['open']}"]
         return [head, f"resume: {loc['open']}"]
     if source == "browser":
         head = f"web page · last visited {short_time(loc.get('visited_at'))}"

@@ -56,8 +56,9 @@ Times are ISO-8601, UTC unless an offset is given."""
 
 SourceName = Literal["claude", "agent", "browser", "file", "note"]
 SourceArg = Annotated[SourceName | None, Field(
-    description="Only items from this source: claude = Claude Code sessions, browser = visited web pages, "
-                "file = code and text files, note = notes. Omit for all sources.")]
+    description="Only items from this source: claude = Claude Code sessions, agent = the other coding agents' "
+                "sessions (Codex CLI, Gemini CLI, Aider), browser = visited web pages, file = code and text "
+                "files, note = notes. Omit for all sources.")]
 ProjectArg = Annotated[str | None, Field(
     min_length=1, max_length=4096,
     description="Only items of this project: its absolute directory exactly as recorded, e.g. "
@@ -72,13 +73,15 @@ UntilArg = Annotated[str | None, Field(
     description="Only items active at or before this time. Same format as since, e.g. 2026-11-30.")]
 
 SEARCH_DESCRIPTION = """\
-Search the user's memory (past Claude Code sessions, visited web pages, code files, notes) with \
-hybrid keyword + semantic search. Returns up to k items, best first, one per item with its best \
-matching snippet.
+Search the user's memory (past Claude Code and other coding agents' sessions, visited web pages, \
+code files, notes) with hybrid keyword + semantic search. Returns up to k items, best first, one per \
+item with its best matching snippet.
 
 Each result carries what is needed to act on it:
 - claude: session_id, project (directory) and `open`, the shell command that resumes the session \
 (`cd <project> && claude --resume <session id>`)
+- agent: agent (codex, gemini, aider), session_id, project and `open`, the command that reopens the \
+session in its own agent (e.g. `cd <project> && codex resume <session id>`) where it has one
 - browser: url and visited_at (last visit, ISO-8601 UTC)
 - file: path, host and the matching line range (start_line-end_line); `open` is path:start-end
 - every result: id (pass it to get_item for the full text), title, updated_at, snippet.
@@ -101,9 +104,9 @@ Slower than search_memory (the LLM writes the answer): prefer search_memory to l
 ask_memory to summarise or explain across several sources."""
 
 RECENT_DESCRIPTION = """\
-List what the user worked on recently, newest first (by last activity): Claude Code sessions \
-(with their resume command and project), web pages visited (URL, visit time) and files touched \
-(path). Useful to pick up where the user left off or to see the recent history of a project."""
+List what the user worked on recently, newest first (by last activity): Claude Code and other \
+agents' sessions (with their resume command and project), web pages visited (URL, visit time) and \
+files touched (path). Useful to pick up where the user left off or to see the recent history of a project."""
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True,
                             open_world_hint=False)
