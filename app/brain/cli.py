@@ -267,6 +267,9 @@ from .collectors.cli import collect_group, init_cmd  # noqa: E402 - issue 3: bra
 
 main.add_command(collect_group)
 main.add_command(init_cmd)
+from .forget_cli import forget_cmd  # noqa: E402 - issue 16: brain forget (tombstones), --list, --undo
+
+main.add_command(forget_cmd)
 from .gpu_cli import cost_cmd, gpu_group  # noqa: E402 - issue 7: brain gpu status|start|stop|idle-check, brain cost
 
 main.add_command(gpu_group)

@@ -173,9 +173,19 @@ class ApiClient:
     def delete_item(self, id: str) -> dict[str, Any]:
         return self.request("DELETE", "/api/v1/items/" + quote(id, safe=":/@"))
 
-    def forget(self, **filters: Any) -> dict[str, Any]:
-        """Delete by ``source``, ``project``, ``id_prefix``, ``since``, ``until``."""
-        return self.request("POST", "/api/v1/forget", json=_clean(filters))
+    def forget(self, **rule: Any) -> dict[str, Any]:
+        """Forget for good: delete what the rule matches (``id``, ``source``, ``project``, ``id_prefix``,
+        ``domain``, ``path_glob``, ``since``, ``until``) and refuse it from now on. ``dry_run=True``
+        only counts: ``{"matches": n}``."""
+        return self.request("POST", "/api/v1/forget", json=_clean(rule))
+
+    def tombstones(self) -> list[dict[str, Any]]:
+        """The forgetting rules: ``[{"id", "rule", "created_at", "deleted"}]``."""
+        return self.request("GET", "/api/v1/tombstones").get("tombstones", [])
+
+    def remove_tombstone(self, tombstone_id: int) -> dict[str, Any]:
+        """Undo one forget: its items are no longer refused (they are not restored)."""
+        return self.request("DELETE", f"/api/v1/tombstones/{int(tombstone_id)}")
 
     def search(self, q: str, k: int = 10, source: str | None = None, project: str | None = None,
                since: str | None = None, until: str | None = None, mode: str | None = None) -> dict[str, Any]:

@@ -147,6 +147,17 @@ CREATE TABLE embed_queue(
 );
 CREATE INDEX embed_queue_model_attempts ON embed_queue(model, attempts, id);
 """),
+    # issue 16: forgetting that sticks. A tombstone is the rule (brain.tombstones) that deleted some
+    # items; ingest refuses what it matches, the collectors fetch the rules and skip such items.
+    (4, "tombstones", """
+CREATE TABLE tombstones(
+  id INTEGER PRIMARY KEY,
+  rule_key TEXT NOT NULL UNIQUE,
+  rule TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  deleted INTEGER NOT NULL DEFAULT 0
+);
+"""),
 ]
 
 # a queued text the embedder refused this many times (a permanent error, e.g. input too long) is
@@ -324,10 +335,11 @@ class IngestResult:
     updated: int = 0
     unchanged: int = 0
     queued: int = 0  # chunk texts of this batch that wait for a vector of the configured model
+    forgotten: int = 0  # items a tombstone refuses (brain.forgetting): dropped, the rest is stored
 
     def as_dict(self) -> dict[str, int]:
         return {"inserted": self.inserted, "updated": self.updated, "unchanged": self.unchanged,
-                "queued": self.queued}
+                "queued": self.queued, "forgotten": self.forgotten}
 
 
 @dataclass
@@ -380,8 +392,9 @@ class Store:
             if it["id"] in seen:
                 raise ValidationError(f"items[{i}].id {it['id']!r} repeats items[{seen[it['id']]}]", "id", i)
             seen[it["id"]] = i
-        existing = self._existing_hashes([it["id"] for it in clean])
         result = IngestResult()
+        clean = self._drop_forgotten(clean, result)
+        existing = self._existing_hashes([it["id"] for it in clean])
         todo: list[_Prepared] = []
         for it in clean:
             h = item_hash(it)
@@ -398,6 +411,22 @@ class Store:
             p.embed_texts = [embed_input(p.item["title"], c.text) for c in p.chunks]
         self._write(todo, model.model_id, result)
         return result
+
+    def _drop_forgotten(self, items: list[dict[str, Any]], result: IngestResult) -> list[dict[str, Any]]:
+        """The items no tombstone matches; the others are counted in ``result.forgotten``.
+
+        Why dropped and not a 400: a collector that has not learnt a new tombstone yet must still
+        deliver the rest of its batch. ``_write`` checks again inside its transaction, so a forget
+        that lands between this check and the write still wins."""
+        from .forgetting import load_rules
+        from .tombstones import first_match
+
+        rules = load_rules(self.conn)
+        if not rules:
+            return items
+        kept = [it for it in items if first_match(rules, it) is None]
+        result.forgotten += len(items) - len(kept)
+        return kept
 
     def _existing_hashes(self, ids: list[str]) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -422,6 +451,8 @@ class Store:
         now = timeutil.now()
         conn = self.conn
         with write_transaction(conn):
+            kept = {id(it) for it in self._drop_forgotten([p.item for p in todo], result)}
+            todo = [p for p in todo if id(p.item) in kept]
             for p in todo:
                 self._write_item(p, now)
                 if p.exists:

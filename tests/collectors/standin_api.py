@@ -2,8 +2,8 @@
 
 A stdlib ``http.server`` on ``127.0.0.1`` and a free port implementing the parts of the contract
 the collectors use: ``POST /api/v1/items`` (idempotent upsert keyed by id, answering
-``inserted/updated/unchanged/queued``), ``GET``/``DELETE /api/v1/items/<id>``, bearer auth and
-JSON errors. Tests script failures per request: an HTTP status (``500``, ``429``...), a 400 naming
+``inserted/updated/unchanged/queued``), ``GET``/``DELETE /api/v1/items/<id>``, ``GET
+/api/v1/tombstones`` (what collectors fetch first; never scripted), bearer auth and JSON errors. Tests script failures per request: an HTTP status (``500``, ``429``...), a 400 naming
 the index of a bad item, ``"timeout"`` (answer after the client gave up), ``"drop"`` (close the
 connection without answering) or ``"html"`` (a 502 page from a proxy, not JSON). The real ``ApiClient`` talks to it over real HTTP.
 The end-to-end tests use the real brain-api (``api_server`` fixture) instead.
@@ -38,6 +38,8 @@ class BrainApiStandIn:
         self.script: list[str] = []  # failures to play, one per request, before normal answers
         self.timeout_delay = 2.0
         self.retry_after: str | None = None
+        self.tombstones: list[dict[str, Any]] = []  # GET /api/v1/tombstones (never scripted, not in requests)
+        self.tombstone_fetches = 0
         self.lock = threading.Lock()
         self._http = LoopbackHTTPServer(self._handler(), _Server)
 
@@ -77,6 +79,9 @@ class BrainApiStandIn:
                 return json.loads(self.rfile.read(length) or b"{}")
 
             def _dispatch(self) -> None:
+                if self.command == "GET" and urlsplit(self.path).path == "/api/v1/tombstones":
+                    self._tombstones()  # what a collector fetches before it collects; the scripts are for items
+                    return
                 body = self._body() if self.command == "POST" else None
                 failure = standin._next_failure()
                 if failure == "drop":
@@ -121,6 +126,13 @@ class BrainApiStandIn:
                     self._send(200, {"status": "ok"})
                 else:
                     self._error(404, "not_found", "no such endpoint")
+
+            def _tombstones(self) -> None:
+                standin.tombstone_fetches += 1
+                if self.headers.get("Authorization") != f"Bearer {standin.token}":
+                    self.send_json(401, {"error": {"code": "unauthorized", "message": "missing or wrong bearer token"}})
+                    return
+                self.send_json(200, {"tombstones": standin.tombstones})
 
             def _upsert(self, body: Any) -> None:
                 items = body.get("items") if isinstance(body, dict) else None

@@ -71,7 +71,7 @@ def test_ingest_counts_inserted_updated_unchanged(client, auth):
     assert r.json["inserted"] == 3 and r.json["updated"] == 0 and r.json["unchanged"] == 0
     assert r.json["queued"] >= 3  # every chunk text waits for its vector
     r = post(client, auth, ITEMS)
-    assert r.json == {"inserted": 0, "updated": 0, "unchanged": 3, "queued": 0}
+    assert r.json == {"inserted": 0, "updated": 0, "unchanged": 3, "queued": 0, "forgotten": 0}
     changed = dict(ITEMS[1], content="Pasta needs plenty of salted boiling water. Stir often.")
     r = post(client, auth, [changed, ITEMS[0]])
     assert r.json["updated"] == 1 and r.json["unchanged"] == 1 and r.json["inserted"] == 0
@@ -127,15 +127,16 @@ def test_delete_item_removes_it_and_its_chunks_from_search(client, auth, db_path
         assert conn.execute("SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH 'pasta'").fetchone()[0] == 0
 
 
-def test_forget_by_project_prefix_and_time(client, auth):
+def test_forget_by_project_prefix_and_time_and_it_sticks(client, auth):
     post(client, auth, ITEMS)
-    assert client.post("/api/v1/forget", json={"project": "/home/kitchen"}, headers=auth).json == {"deleted": 1}
-    assert client.post("/api/v1/forget", json={"id_prefix": "file:host:/src/"}, headers=auth).json == {"deleted": 1}
-    post(client, auth, ITEMS)
-    r = client.post("/api/v1/forget", json={"source": "note", "until": "2026-10-15"}, headers=auth)
-    assert r.json == {"deleted": 1}
-    remaining = {i["id"] for i in client.get("/api/v1/items", headers=auth).json["items"]}
-    assert remaining == {"note:git", "file:host:/src/brain/db.py"}
+    assert client.post("/api/v1/forget", json={"project": "/home/kitchen"}, headers=auth).json["deleted"] == 1
+    assert client.post("/api/v1/forget", json={"id_prefix": "file:host:/src/"}, headers=auth).json["deleted"] == 1
+    again = post(client, auth, ITEMS).json  # a collector re-sending them: refused, and said so
+    assert again["forgotten"] == 2 and again["unchanged"] == 1 and again["inserted"] == 0
+    r = client.post("/api/v1/forget", json={"source": "note", "until": "2026-11-01T12:00:00Z"}, headers=auth)
+    assert r.json["deleted"] == 1 and r.json["tombstone"]["rule"] == {"source": "note",
+                                                                       "until": "2026-11-01T12:00:00.000Z"}
+    assert client.get("/api/v1/items", headers=auth).json["items"] == []
 
 
 def test_stats_counts_per_source_and_the_backlog(app, client, auth, drain):

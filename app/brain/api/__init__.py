@@ -43,4 +43,6 @@ def create_app(test_config: dict[str, Any] | config_mod.Config | None = None) ->
     app.register_blueprint(ask_api.bp)
     from . import gpu as gpu_api  # issue 7: /api/v1/gpu, /api/v1/gpu/start|stop, /api/v1/cost
     app.register_blueprint(gpu_api.bp)
+    from . import forget as forget_api  # issue 16: POST /api/v1/forget, /api/v1/tombstones (undo)
+    app.register_blueprint(forget_api.bp)
     return app

@@ -1,4 +1,4 @@
-"""Ingest, read, list and delete items; forget by filter."""
+"""Ingest, read, list and delete items (forgetting, which also refuses re-ingest, is in ``forget.py``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from ..embed import EmbedError
 from ..store import ValidationError
 from .deps import get_config, get_store, get_text_model_for_app
 from .errors import ApiError
-from .params import filters, int_param, json_body, str_param
+from .params import filters, int_param, json_body
 
 log = logging.getLogger(__name__)
 bp = Blueprint("items", __name__, url_prefix="/api/v1")
@@ -74,17 +74,3 @@ def delete_item(item_id: str):
         raise ApiError(404, "not_found", f"no item with id {item_id!r}")
     return jsonify({"deleted": 1})
 
-
-@bp.post("/forget")
-def forget():
-    """Delete by source / project / id prefix / time range: the way to make the brain forget."""
-    body = json_body()
-    unknown = sorted(set(body) - {"source", "project", "id_prefix", "since", "until"})
-    if unknown:
-        raise ApiError(400, "invalid_field", f"unknown field(s): {', '.join(unknown)}", field=unknown[0])
-    f = filters(body)
-    prefix = str_param(body.get("id_prefix"), "id_prefix", 512)
-    if not any(f.values()) and not prefix:
-        raise ApiError(400, "missing_filter", "give at least one of source, project, id_prefix, since, until")
-    deleted = get_store().forget(id_prefix=prefix, **f)
-    return jsonify({"deleted": deleted})

@@ -25,6 +25,7 @@ from ..progress import Progress, progress
 from ..redact import default_redactor
 from . import RunStats
 from .archive import Archive
+from .forgotten import cached, learn
 from .outbox import AuthFailed, DryRunSink, LockBusy, OutboxSink, RunLock, Sink, State
 
 EX_TEMPFAIL = 75
@@ -108,6 +109,14 @@ def _flush(cfg: config_mod.Config, state: State, err: Callable[[str], None], pro
     return summary, ""
 
 
+def _count_forgotten(stats: RunStats, n: int) -> None:
+    """A collector counts a skipped forgotten item as unchanged (the sink did not queue it); say
+    what it was instead: ``skipped forgotten n`` in the summary line."""
+    if n > 0:
+        stats.unchanged = max(0, stats.unchanged - n)
+        stats.skipped["forgotten"] += n
+
+
 def run_collect(obj: Any, which: tuple[str, ...], dry_run: bool, since: str | None, from_archive: bool,
                 quiet: bool) -> None:
     """Lock, collect into the outbox (or print for --dry-run), send, and exit with a status."""
@@ -121,16 +130,20 @@ def run_collect(obj: Any, which: tuple[str, ...], dry_run: bool, since: str | No
             state = State(state_path(), dry_run=dry_run)
             try:
                 sink: Sink = DryRunSink(state, click.echo) if dry_run else OutboxSink(state)
+                # a dry run talks to nobody: it skips by the tombstones the last real run learnt
+                sink.rules = cached(state)[0] if dry_run else learn(cfg, state, lambda w: err(f"warning: {w}"))
                 for name in which:
                     bar = prog.bar(f"collect {name}", detail="")
                     sink.on_item = lambda s, bar=bar, q0=sink.queued, u0=sink.unchanged: bar.update(
                         completed=s.queued - q0 + s.unchanged - u0, detail=f"{s.queued - q0} queued")
+                    forgotten0 = sink.forgotten
                     try:
                         stats = _run_one(name, cfg, state, sink, since_dt, from_archive, dry_run)
                     except Exception as exc:  # one clear line for cron, and the other collectors still run
                         state.rollback()
                         kind = "" if isinstance(exc, OSError | sqlite3.Error) else f"unexpected {type(exc).__name__}: "
                         stats = RunStats(name, errors=[f"{name}: {kind}{exc}"])
+                    _count_forgotten(stats, sink.forgotten - forgotten0)
                     out(stats.summary())
                     for w in stats.warnings:
                         err(f"warning: {w}")
@@ -140,6 +153,9 @@ def run_collect(obj: Any, which: tuple[str, ...], dry_run: bool, since: str | No
                 if dry_run:
                     out("dry run: nothing was sent and no state was changed")
                 else:
+                    dropped = state.drop_forgotten(sink.rules)
+                    if dropped:
+                        out(f"outbox: {len(dropped)} queued items were forgotten meanwhile; not sent")
                     summary, problem = _flush(cfg, state, err, prog)
                     if summary:
                         out(summary)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..client import ApiClient, ApiError, ApiUnavailable
+from ..tombstones import Rule, first_match
 
 SCHEMA_VERSION = 1
 SCHEMA = """
@@ -207,6 +208,20 @@ class State:
         return self.conn.execute("SELECT item_id, op, last_status, last_error, attempts FROM outbox "
                                  "WHERE failed = 1 ORDER BY seq LIMIT ?", (limit,)).fetchall()
 
+    def drop_forgotten(self, rules: list[Rule]) -> list[str]:
+        """Take queued upserts that a tombstone forgets out of the outbox (queued before it was
+        learnt, e.g. while brain-api was down); return their ids. They are never sent."""
+        if not rules:
+            return []
+        dropped = []
+        for row in self.conn.execute("SELECT seq, item_id, body FROM outbox WHERE op = 'upsert'").fetchall():
+            if first_match(rules, json.loads(row["body"])) is not None:
+                dropped.append(row["item_id"])
+                self.conn.execute("DELETE FROM outbox WHERE seq = ?", (row["seq"],))
+                self.conn.execute("DELETE FROM item_hashes WHERE item_id = ?", (row["item_id"],))
+        self.checkpoint()
+        return dropped
+
     def retry_failed(self) -> int:
         """Put items that failed with a 4xx back in the queue (e.g. after a server upgrade)."""
         n = self.conn.execute("UPDATE outbox SET failed = 0 WHERE failed = 1").rowcount
@@ -317,12 +332,18 @@ class Queued:
 
 
 class Sink:
-    """Where collectors put their items: the outbox, or the screen for ``--dry-run``."""
+    """Where collectors put their items: the outbox, or the screen for ``--dry-run``.
 
-    def __init__(self, state: State):
+    ``rules`` are the tombstones learnt from brain-api (``collectors.forgotten``): an item one of
+    them matches is not queued (``upsert`` answers False and counts it in ``forgotten``), so the
+    text of a forgotten item never leaves the laptop again."""
+
+    def __init__(self, state: State, rules: list[Rule] | None = None):
         self.state = state
+        self.rules: list[Rule] = list(rules or [])
         self.queued = 0
         self.unchanged = 0
+        self.forgotten = 0
         self.deletes = 0
         self.redacted: Counter[str] = Counter()
         self.on_item: Callable[[Sink], None] | None = None  # called after each item (a progress bar)
@@ -330,6 +351,13 @@ class Sink:
     def seen(self) -> None:
         if self.on_item is not None:
             self.on_item(self)
+
+    def forgets(self, item: dict[str, Any]) -> Rule | None:
+        """The tombstone that forgets ``item`` (counted), or None."""
+        rule = first_match(self.rules, item) if self.rules else None
+        if rule is not None:
+            self.forgotten += 1
+        return rule
 
     def upsert(self, q: Queued) -> bool:
         raise NotImplementedError
@@ -341,6 +369,8 @@ class Sink:
 class OutboxSink(Sink):
     def upsert(self, q: Queued) -> bool:
         try:
+            if self.forgets(q.item) is not None:
+                return False
             if self.state.enqueue_upsert(q.item):
                 self.queued += 1
                 self.redacted.update(q.redacted)
@@ -364,6 +394,10 @@ class DryRunSink(Sink):
 
     def upsert(self, q: Queued) -> bool:
         self.seen()
+        rule = self.forgets(q.item)
+        if rule is not None:
+            self.echo(f"forgotten {q.item['id']}  (tombstone: {rule.describe()}; not sent)")
+            return False
         if self.state.is_unchanged(q.item):
             self.unchanged += 1
             return False
