@@ -307,3 +307,34 @@ def test_clipping_never_cuts_through_a_token() -> None:
     clipped = claude._clip(text, 2000)
     assert token not in clipped and "ghp_" not in clipped and clipped.endswith("more chars]")
     assert claude._clip("y" * 3000, 2000).startswith("y" * 2000)  # no boundary nearby: a hard cut
+
+
+def test_one_transcript_is_collected_as_the_full_run_collects_it(projects, make_cfg, state, redactor,
+                                                                 tmp_path) -> None:
+    from brain.collectors.outbox import State
+
+    cfg = make_cfg()
+    other = State(tmp_path / "full.db")
+    full, _ = run(cfg, other, redactor)
+    other.close()
+    archive = Archive(tmp_path / "archive")
+    for sid in (MAIN_SID, LEGACY_SID):  # subagents/ with sidecars; a legacy agent-*.jsonl beside the session
+        sink = RecordingSink(state)
+        stats = claude.collect_transcript(cfg, state, sink, redactor, archive, projects / SYN_DIR / f"{sid}.jsonl")
+        assert (stats.scanned, stats.errors) == (1, []) and list(sink.items) == [f"claude:{sid}"]
+        assert sink.items[f"claude:{sid}"] == full.items[f"claude:{sid}"]
+    assert {rel for _, rel in archive.files()} >= {f"{SYN_DIR}/{MAIN_SID}.jsonl",
+                                                    f"{SYN_DIR}/{MAIN_SID}/subagents/agent-a1b2c3d.jsonl"}
+    archive.close()
+    again = claude.collect_transcript(cfg, state, RecordingSink(state), redactor, None,
+                                      projects / SYN_DIR / f"{MAIN_SID}.jsonl")
+    assert (again.scanned, again.unchanged) == (0, 1)
+    later, stats = run(cfg, state, redactor)  # the next cron run finds both unchanged
+    assert f"claude:{MAIN_SID}" not in later.items and f"claude:{LEGACY_SID}" not in later.items
+    assert SHORT in later.items
+
+    agent = claude.collect_transcript(cfg, state, RecordingSink(state), redactor, None,
+                                      projects / SYN_DIR / "agent-a123456.jsonl")
+    assert "is not a session transcript" in agent.errors[0]
+    gone = claude.collect_transcript(cfg, state, RecordingSink(state), redactor, None, projects / SYN_DIR / "x.jsonl")
+    assert gone.errors == [] and "no transcript at" in gone.warnings[0]

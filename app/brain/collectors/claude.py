@@ -138,18 +138,24 @@ def _file_source(projects: Path, path: Path) -> Source:
 def list_sources(projects: Path) -> Iterator[Source]:
     """Every transcript under one ``projects/`` folder (sessions, subagents, their sidecars)."""
     for proj in sorted(p for p in projects.iterdir() if p.is_dir()):
-        for entry in sorted(proj.iterdir()):
-            if entry.is_file() and entry.name.endswith(".jsonl"):
-                yield _file_source(projects, entry)
-            elif entry.is_dir():
-                if (entry / "subagents").is_dir():
-                    for sub in sorted((entry / "subagents").rglob("agent-*")):
-                        if sub.is_file() and sub.name.endswith((".jsonl", ".meta.json")):
-                            yield _file_source(projects, sub)
-                if (entry / "tool-results").is_dir():
-                    for out in sorted((entry / "tool-results").iterdir()):
-                        if out.is_file() and out.name.endswith(TOOL_RESULT_EXTS):
-                            yield _file_source(projects, out)
+        yield from project_sources(projects, proj)
+
+
+def project_sources(projects: Path, proj: Path) -> Iterator[Source]:
+    """Every file of one project folder (``projects/<encoded cwd>/``): its sessions, their
+    subagents with sidecars, and their persisted tool outputs."""
+    for entry in sorted(proj.iterdir()):
+        if entry.is_file() and entry.name.endswith(".jsonl"):
+            yield _file_source(projects, entry)
+        elif entry.is_dir():
+            if (entry / "subagents").is_dir():
+                for sub in sorted((entry / "subagents").rglob("agent-*")):
+                    if sub.is_file() and sub.name.endswith((".jsonl", ".meta.json")):
+                        yield _file_source(projects, sub)
+            if (entry / "tool-results").is_dir():
+                for out in sorted((entry / "tool-results").iterdir()):
+                    if out.is_file() and out.name.endswith(TOOL_RESULT_EXTS):
+                        yield _file_source(projects, out)
 
 
 def _agent_type(sidecar: Source) -> str:
@@ -731,18 +737,60 @@ def collect(cfg: Config, state: State, sink: Sink, redactor: Any, archive: Archi
             continue
         todo = {sid: f for sid, f in sessions.items() if _changed(state, f)}
         stats.unchanged += len(sessions) - len(todo)
+        _process(todo, sink, stats, cfg, redactor, since, _on_built(projects, archive, state, stats))
+    return stats
 
-        def built(files: SessionFiles, projects: Path = projects) -> None:
-            if archive is not None:
-                for src in files.sources:
-                    try:
-                        archive.add(projects, src.rel, src.read())
-                    except OSError as exc:
-                        stats.errors.append(f"claude archive: {src.rel}: {exc}")
-            _remember(state, files)
-            state.checkpoint()
 
-        _process(todo, sink, stats, cfg, redactor, since, built)
+def _on_built(projects: Path, archive: Archive | None, state: State,
+              stats: RunStats) -> Callable[[SessionFiles], None]:
+    """What follows a session's item: archive its files, remember their size and mtime, commit."""
+    def built(files: SessionFiles) -> None:
+        if archive is not None:
+            for src in files.sources:
+                try:
+                    archive.add(projects, src.rel, src.read())
+                except OSError as exc:
+                    stats.errors.append(f"claude archive: {src.rel}: {exc}")
+        _remember(state, files)
+        state.checkpoint()
+    return built
+
+
+def _root_of(cfg: Config, proj: Path) -> Path:
+    """The ``projects/`` root a project folder belongs to, spelled as a full run spells it (the
+    file index and the archive key files by that path), else the folder's parent."""
+    real = os.path.realpath(proj.parent)
+    return next((root for root in claude_roots(cfg) if os.path.realpath(root) == real), proj.parent)
+
+
+def collect_transcript(cfg: Config, state: State, sink: Sink, redactor: Any, archive: Archive | None,
+                       transcript: Path) -> RunStats:
+    """One session, named by its transcript (``projects/<encoded cwd>/<sessionId>.jsonl``, the
+    ``transcript_path`` a Claude Code hook is given), collected as a full run collects it.
+
+    Why not a full run: a hook wants this session searchable now, and reading every project is
+    what cron is for. Only the session's project folder is listed (its subagents, sidecars and
+    tool outputs, legacy ``agent-*.jsonl`` beside it), and the session is queued, archived and
+    remembered in the same file index, so the next full run finds it unchanged."""
+    stats = RunStats("claude (one session)")
+    transcript = Path(transcript).expanduser()
+    if transcript.suffix != ".jsonl" or transcript.name.startswith("agent-"):
+        stats.errors.append(f"claude: {transcript} is not a session transcript (<sessionId>.jsonl)")
+        return stats
+    projects = _root_of(cfg, transcript.parent)
+    try:
+        sessions = group_sessions(project_sources(projects, transcript.parent))
+    except OSError as exc:
+        stats.errors.append(f"claude: cannot list {transcript.parent}: {exc}")
+        return stats
+    files = sessions.get(transcript.name[: -len(".jsonl")])
+    if files is None or files.main is None:
+        stats.warnings.append(f"claude: no transcript at {transcript} (nothing written yet?)")
+        return stats
+    if not _changed(state, files):
+        stats.unchanged += 1
+        return stats
+    _process({files.session_id: files}, sink, stats, cfg, redactor, None, _on_built(projects, archive, state, stats))
     return stats
 
 
