@@ -11,12 +11,20 @@ so tokens are estimated from characters (``llm.chars_per_token``, default 3: on 
 for English and code with DeepSeek/Qwen/Llama tokenizers). Ollama must serve at least that
 context: set ``OLLAMA_CONTEXT_LENGTH`` >= ``llm.context_tokens`` on the GPU VM.
 
+Why the server is asked too (issue 15): the setting is only what the brain was told. Right before
+the LLM call (so after the GPU VM is up, and never for ``--no-llm``), the context the server
+reports (:mod:`brain.llm_context`, cached) is compared with the setting and the already retrieved
+hits are packed again for the smaller one, with a warning. A prompt the server still refuses as
+too long (the size is only estimated) is packed once more for the context the refusal names, if
+it names a smaller one; otherwise the ask fails with ``llm_context_exceeded``, naming both sizes.
+
 Why citations survive an LLM failure: retrieval is the part that is always available, so
 :class:`AskLLMError` carries the citations and the API answers 503 *with* them.
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -24,8 +32,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .config import Config, Setting, _float, _int, register
-from .llm import LLMClient, LLMError
+from .llm import ChatStream, LLMClient, LLMError, Piece
 from .search import Hit, Searcher
+
+log = logging.getLogger(__name__)
 
 register(
     Setting("ask.k", _int(1, 50), 6, "most sources (items) packed into an answer's prompt"),
@@ -179,6 +189,18 @@ def build_messages(packed: Packed, question: str) -> list[dict[str, str]]:
             {"role": "user", "content": user_message(packed.context, question)}]
 
 
+@dataclass(frozen=True)
+class PackPlan:
+    """How the hits were packed, kept so they can be packed again for a smaller context."""
+
+    hits: list[Hit]
+    k: int
+    chunks_per_source: int
+    chars_per_token: float
+    context_tokens: int  # the context the prompt was packed for
+    context_source: str  # where that number came from
+
+
 @dataclass
 class Prepared:
     """A question with its retrieved, packed sources: everything before the LLM call."""
@@ -189,6 +211,7 @@ class Prepared:
     answer_tokens: int
     retrieve_ms: float
     started: float
+    plan: PackPlan | None = None
 
     def timings(self, first_token_ms: float | None = None, llm_ms: float | None = None) -> dict[str, float]:
         out = {"retrieve_ms": round(self.retrieve_ms, 1)}
@@ -199,9 +222,13 @@ class Prepared:
         out["total_ms"] = round((time.monotonic() - self.started) * 1000, 1)
         return out
 
-    def prompt_info(self) -> dict[str, int]:
-        return {"budget_tokens": self.packed.budget, "sources_tokens_est": self.packed.used,
-                "chunks": self.packed.chunks}
+    def prompt_info(self) -> dict[str, Any]:
+        info: dict[str, Any] = {"budget_tokens": self.packed.budget, "sources_tokens_est": self.packed.used,
+                                "chunks": self.packed.chunks}
+        if self.plan is not None:
+            info["context_tokens"] = self.plan.context_tokens
+            info["context_source"] = self.plan.context_source
+        return info
 
     def result(self, answer: str | None, model: str | None, timings: dict[str, float]) -> dict[str, Any]:
         return {"answer": answer, "citations": self.packed.citations, "model": model, "timings": timings,
@@ -232,16 +259,85 @@ def prepare(conn: sqlite3.Connection, searcher: Searcher, cfg: Config, question:
     hits = searcher.search(conn, question, k=k * cfg["ask.chunks_per_source"] * 2, per_item=False, **filters)
     packed = pack(hits, budget, k, cfg["ask.chunks_per_source"], cpt)
     retrieve_ms = (time.monotonic() - started) * 1000
+    plan = PackPlan(hits, k, cfg["ask.chunks_per_source"], cpt, cfg["llm.context_tokens"], "llm.context_tokens")
     return Prepared(question, packed, build_messages(packed, question), cfg["llm.answer_tokens"],
-                    retrieve_ms, started)
+                    retrieve_ms, started, plan)
+
+
+def repack(prep: Prepared, context_tokens: int, source: str) -> Prepared | None:
+    """The same hits packed for a smaller context; None when that context leaves no room for sources."""
+    plan = prep.plan
+    if plan is None:
+        return None
+    budget = source_budget(prep.question, context_tokens, prep.answer_tokens, plan.chars_per_token)
+    if budget < MIN_SOURCE_TOKENS:
+        return None
+    packed = pack(plan.hits, budget, plan.k, plan.chunks_per_source, plan.chars_per_token)
+    new_plan = PackPlan(plan.hits, plan.k, plan.chunks_per_source, plan.chars_per_token, context_tokens, source)
+    return Prepared(prep.question, packed, build_messages(packed, prep.question), prep.answer_tokens,
+                    prep.retrieve_ms, prep.started, new_plan)
+
+
+_WARNED: set[tuple[int, int, str]] = set()
+
+
+def fit_to_server(prep: Prepared, llm: LLMClient) -> Prepared:
+    """Pack for the server's context when it reports one smaller than the prompt was packed for.
+
+    Raises AskLLMError (``context``) when the server's context cannot hold the question and the
+    answer; a server that reports nothing leaves the prompt as it is."""
+    if llm.context is None or prep.plan is None:
+        return prep
+    server = llm.context.get()
+    if server.tokens is None or server.tokens >= prep.plan.context_tokens:
+        return prep
+    shrunk = repack(prep, server.tokens, server.source)
+    if shrunk is None:
+        raise _too_small(prep, llm, server.tokens, server.source)
+    key = (prep.plan.context_tokens, server.tokens, server.source)
+    log.log(logging.INFO if key in _WARNED else logging.WARNING,
+            "packing the prompt for the LLM's %d-token context (%s) instead of llm.context_tokens=%d",
+            server.tokens, server.source, prep.plan.context_tokens)
+    _WARNED.add(key)
+    return shrunk
+
+
+def _too_small(prep: Prepared, llm: LLMClient, tokens: int, source: str) -> AskLLMError:
+    err = LLMError(f"LLM at {llm.endpoint} (model {llm.model}): its context of {tokens} tokens ({source}) "
+                   f"cannot hold the question and llm.answer_tokens={prep.answer_tokens} with any source",
+                   endpoint=llm.endpoint, reason="context", context_tokens=tokens)
+    return AskLLMError(err, prep.packed.citations, prep.timings())
+
+
+def refit_after_refusal(prep: Prepared, llm: LLMClient, exc: LLMError) -> Prepared | None:
+    """After the server refused the prompt as too long: the prompt packed for the context it
+    named, when that is smaller than the one it was packed for (else None: nothing to gain)."""
+    if exc.reason != "context" or not exc.context_tokens or prep.plan is None:
+        return None
+    if exc.context_tokens >= prep.plan.context_tokens:
+        return None
+    source = "the LLM's refusal of a longer prompt"
+    if llm.context is not None:
+        llm.context.learn(exc.context_tokens, source)
+    log.warning("the LLM refused a prompt packed for %d tokens; packing again for its %d-token context",
+                prep.plan.context_tokens, exc.context_tokens)
+    return repack(prep, exc.context_tokens, source)
 
 
 def answer(prep: Prepared, llm: LLMClient, show_thinking: bool = False) -> dict[str, Any]:
     """The whole answer. Raises AskLLMError (with the citations) when the LLM fails."""
     if not prep.packed.sources:
         return prep.result(NO_SOURCES_ANSWER, None, prep.timings())
+    prep = fit_to_server(prep, llm)
     try:
-        done = llm.complete(prep.messages, prep.answer_tokens)
+        try:
+            done = llm.complete(prep.messages, prep.answer_tokens)
+        except LLMError as exc:
+            again = refit_after_refusal(prep, llm, exc)
+            if again is None:
+                raise
+            prep = again
+            done = llm.complete(prep.messages, prep.answer_tokens)
     except LLMError as exc:
         raise AskLLMError(exc, prep.packed.citations, prep.timings()) from exc
     out = prep.result(done.answer, done.model, prep.timings(done.first_token_ms, done.total_ms))
@@ -257,42 +353,91 @@ def open_stream(prep: Prepared, llm: LLMClient, show_thinking: bool = False) -> 
     ``error`` (the failure and the citations)."""
     if not prep.packed.sources:
         return iter([("done", prep.result(NO_SOURCES_ANSWER, None, prep.timings()))])
+    prep = fit_to_server(prep, llm)
     try:
-        stream = llm.stream(prep.messages, prep.answer_tokens)
+        try:
+            stream = llm.stream(prep.messages, prep.answer_tokens)
+        except LLMError as exc:
+            again = refit_after_refusal(prep, llm, exc)
+            if again is None:
+                raise
+            prep = again
+            stream = llm.stream(prep.messages, prep.answer_tokens)
     except LLMError as exc:
         raise AskLLMError(exc, prep.packed.citations, prep.timings()) from exc
+    return _events(prep, llm, stream, show_thinking)
 
-    def events() -> Iterator[tuple[str, Any]]:
-        text: list[str] = []
-        thinking: list[str] = []
+
+class _Answering:
+    """One streamed answer: the prompt and stream in use, replaced once if the server refuses the
+    prompt as too long before its first piece (a server that says so inside the stream)."""
+
+    def __init__(self, prep: Prepared, llm: LLMClient, stream: ChatStream):
+        self.prep, self.llm, self.stream = prep, llm, stream
+
+    def pieces(self) -> Iterator[Piece]:
         try:
-            for piece in stream:
-                if piece.kind == "answer":
-                    text.append(piece.text)
-                    yield "token", {"text": piece.text}
-                else:
-                    thinking.append(piece.text)
-                    if show_thinking:
-                        yield "thinking", {"text": piece.text}
-        except LLMError as exc:
-            yield "error", error_payload(exc, prep.packed.citations,
-                                         prep.timings(stream.first_token_ms, stream.total_ms))
+            first = True
+            for piece in self.stream:
+                first = False
+                yield piece
             return
-        finally:
-            stream.close()
-        out = prep.result("".join(text), stream.model, prep.timings(stream.first_token_ms, stream.total_ms))
-        if show_thinking:
-            out["thinking"] = "".join(thinking)
-        out["finish_reason"] = stream.finish_reason
-        yield "done", out
+        except LLMError as exc:
+            again = refit_after_refusal(self.prep, self.llm, exc) if first else None
+            if again is None:
+                raise
+        self.prep = again
+        self.stream = self.llm.stream(again.messages, again.answer_tokens)
+        yield from self.stream
 
-    return events()
+    def timings(self) -> dict[str, float]:
+        return self.prep.timings(self.stream.first_token_ms, self.stream.total_ms)
+
+
+def _events(prep: Prepared, llm: LLMClient, stream: ChatStream, show_thinking: bool) -> Iterator[tuple[str, Any]]:
+    """``token``/``thinking`` pieces, then ``done`` or ``error`` (see :func:`open_stream`)."""
+    run = _Answering(prep, llm, stream)
+    text: list[str] = []
+    thinking: list[str] = []
+    try:
+        for piece in run.pieces():
+            if piece.kind == "answer":
+                text.append(piece.text)
+                yield "token", {"text": piece.text}
+            else:
+                thinking.append(piece.text)
+                if show_thinking:
+                    yield "thinking", {"text": piece.text}
+    except LLMError as exc:
+        yield "error", error_payload(exc, run.prep.packed.citations, run.timings())
+        return
+    finally:
+        run.stream.close()
+    out = run.prep.result("".join(text), run.stream.model, run.timings())
+    if show_thinking:
+        out["thinking"] = "".join(thinking)
+    out["finish_reason"] = run.stream.finish_reason
+    yield "done", out
 
 
 def error_payload(exc: LLMError, citations: list[dict[str, Any]], timings: dict[str, float]) -> dict[str, Any]:
-    """The JSON of an LLM failure: the error, plus the memory that was found."""
+    """The JSON of an LLM failure: the error, plus the memory that was found.
+
+    A prompt the server refused as too long is ``llm_context_exceeded`` (still a 503: the question
+    is fine, the brain's packing and the server's context disagree), with a message that says
+    which settings to align."""
+    if exc.reason == "context":
+        return {"error": {"code": "llm_context_exceeded", "message": f"{exc} — {_context_hint(exc)}",
+                          "reason": exc.reason, "context_tokens": exc.context_tokens},
+                "citations": citations, "timings": timings}
     return {"error": {"code": "llm_unavailable", "message": str(exc), "reason": exc.reason},
             "citations": citations, "timings": timings}
+
+
+def _context_hint(exc: LLMError) -> str:
+    size = f"{exc.context_tokens} tokens" if exc.context_tokens else "smaller than the prompt"
+    return (f"the LLM's context is {size}: raise it on the server (Ollama: OLLAMA_CONTEXT_LENGTH; llama.cpp: "
+            "--ctx-size), or lower llm.context_tokens (or llm.chars_per_token, so prompts are estimated larger)")
 
 
 def retrieval_only(prep: Prepared, note: str, reason: str) -> dict[str, Any]:

@@ -13,6 +13,12 @@ front of a restarting Ollama). Nothing is retried once a token has been handed t
 Reasoning models (``deepseek-r1:14b``) put their chain of thought in ``<think>…</think>``, or,
 behind some servers, in a separate ``reasoning_content``/``reasoning`` field of each delta.
 Both are reported as ``thinking`` pieces, which the caller hides unless asked to show them.
+
+A prompt longer than the server's context is an error of its own (``reason="context"``, with the
+context the server named when it named one), whichever way the server says it: an HTTP 400
+(llama.cpp, Ollama, OpenAI), an error event inside the stream, or — llama-cpp-python's server —
+a stream that ends before its first chunk, whose cause only a non-streamed retry of the same
+request (one token) reveals. What servers say is matched in :mod:`brain.llm_context`.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .config import Config, Setting, _float, _int, register
+from .llm_context import ContextProbe, context_overflow
 
 log = logging.getLogger(__name__)
 
@@ -46,15 +53,18 @@ class LLMError(RuntimeError):
     """The LLM could not produce an answer. The message names the endpoint and what failed.
 
     ``reason`` is one of ``unreachable`` (refused, DNS, connect timeout), ``timeout`` (no output
-    within llm.read_timeout), ``status`` (an HTTP error answer) and ``protocol`` (a malformed or
-    truncated stream).
+    within llm.read_timeout), ``status`` (an HTTP error answer), ``protocol`` (a malformed or
+    truncated stream) and ``context`` (the prompt is longer than the server's context;
+    ``context_tokens`` is that context when the server said it).
     """
 
-    def __init__(self, message: str, *, endpoint: str, reason: str, status: int | None = None):
+    def __init__(self, message: str, *, endpoint: str, reason: str, status: int | None = None,
+                 context_tokens: int | None = None):
         super().__init__(message)
         self.endpoint = endpoint
         self.reason = reason
         self.status = status
+        self.context_tokens = context_tokens
 
 
 @dataclass
@@ -151,10 +161,13 @@ class ChatStream:
     connection errors and error statuses are raised there, before anything is iterated.
     """
 
-    def __init__(self, raw: Any, client: LLMClient, started: float):
+    def __init__(self, raw: Any, client: LLMClient, started: float,
+                 request: tuple[list[dict[str, str]], int] | None = None):
         self._raw = raw
         self._client = client
         self._started = started
+        self._request = request  # (messages, max_tokens): re-sent once to learn why an empty stream ended
+        self._chunks_seen = 0
         self.model = client.model
         self.finish_reason: str | None = None
         self.first_token_ms: float | None = None
@@ -170,6 +183,8 @@ class ChatStream:
                         self.first_token_ms = (time.monotonic() - self._started) * 1000
                     yield piece
             if self.finish_reason is None:
+                if self._chunks_seen == 0 and self._request is not None:
+                    raise self._client.diagnose(*self._request)
                 raise self._client._error(
                     "protocol", "stream ended before the model finished (no finish_reason)")
             yield from think.flush()
@@ -182,13 +197,19 @@ class ChatStream:
         import openai
 
         try:
-            yield from self._raw
+            for chunk in self._raw:
+                self._chunks_seen += 1
+                yield chunk
         except openai.APITimeoutError as exc:
             raise self._client._error(
                 "timeout", f"no output for {self._client.read_timeout:g} s (llm.read_timeout)") from exc
         except openai.APIConnectionError as exc:
             raise self._client._error("protocol", f"connection lost during the answer: {exc}") from exc
         except openai.APIError as exc:
+            overflow, ctx = context_overflow(f"{exc.message} {exc.body}")
+            if overflow:
+                raise self._client._error("context", f"refused the prompt: {exc.message}",
+                                          context_tokens=ctx) from exc
             raise self._client._error("protocol", f"error inside the stream: {exc.message}") from exc
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             # json.JSONDecodeError is a ValueError; pydantic validation errors too
@@ -226,7 +247,7 @@ class LLMClient:
 
     def __init__(self, base_url: str, model: str, api_key: str = "", *, connect_timeout: float = 5.0,
                  read_timeout: float = 300.0, max_retries: int = 2, retry_backoff: float = 0.5,
-                 temperature: float = 0.2):
+                 temperature: float = 0.2, context_probe: ContextProbe | None = None):
         import openai
 
         self.base_url = base_url.rstrip("/")
@@ -236,6 +257,7 @@ class LLMClient:
         self.max_retries = max_retries
         self.retry_backoff = retry_backoff
         self.temperature = temperature
+        self.context = context_probe  # None: the server is not asked, llm.context_tokens stands
         timeout = openai.Timeout(read_timeout, connect=connect_timeout, read=read_timeout,
                                  write=read_timeout, pool=connect_timeout)
         # max_retries=0: retries are decided here, see the module docstring
@@ -246,9 +268,10 @@ class LLMClient:
     def endpoint(self) -> str:
         return f"{self.base_url}/chat/completions"
 
-    def _error(self, reason: str, what: str, status: int | None = None) -> LLMError:
+    def _error(self, reason: str, what: str, status: int | None = None,
+               context_tokens: int | None = None) -> LLMError:
         return LLMError(f"LLM at {self.endpoint} (model {self.model}): {what}",
-                        endpoint=self.endpoint, reason=reason, status=status)
+                        endpoint=self.endpoint, reason=reason, status=status, context_tokens=context_tokens)
 
     def stream(self, messages: list[dict[str, str]], max_tokens: int,
                temperature: float | None = None) -> ChatStream:
@@ -260,7 +283,7 @@ class LLMClient:
                 raw = self._client.chat.completions.create(
                     model=self.model, messages=messages, max_tokens=max_tokens, stream=True,
                     temperature=self.temperature if temperature is None else temperature)
-                return ChatStream(raw, self, started)
+                return ChatStream(raw, self, started, (messages, max_tokens))
             except Exception as exc:  # noqa: BLE001 - classified, then re-raised as LLMError
                 err, retry = self._classify(exc)
             if not retry or attempt >= self.max_retries:
@@ -285,11 +308,41 @@ class LLMClient:
             return self._error("unreachable", f"cannot connect: {cause}"), True
         if isinstance(exc, openai.APIStatusError):
             detail = _status_detail(exc)
+            overflow, ctx = context_overflow(f"{detail} {exc.body}")
+            if overflow:
+                return self._error("context", f"refused the prompt (HTTP {exc.status_code}): {detail}",
+                                   exc.status_code, ctx), False
             err = self._error("status", f"answered HTTP {exc.status_code}: {detail}", exc.status_code)
             return err, exc.status_code in RETRY_STATUSES
         if isinstance(exc, (openai.APIError, ValueError)):
             return self._error("protocol", f"malformed answer: {exc}"), False
         raise exc
+
+    def diagnose(self, messages: list[dict[str, str]], max_tokens: int) -> LLMError:
+        """Why a stream ended before its first chunk: the same request once more, not streamed and
+        for one token, so the server answers with its error (llama-cpp-python's server only says
+        "exceed context window" this way). Returns the error to raise."""
+        empty = self._error("protocol", "stream ended before the model finished (no finish_reason)")
+        for attempt in range(2):  # a second try only when the first could not be sent
+            try:
+                self._client.chat.completions.create(model=self.model, messages=messages, max_tokens=1,
+                                                     stream=False, temperature=0)
+                break
+            except Exception as exc:  # noqa: BLE001 - classified below; anything else keeps the first error
+                try:
+                    err, _ = self._classify(exc)
+                except Exception:  # noqa: BLE001 - an unclassifiable failure says nothing more
+                    return empty
+            if err.reason == "context":
+                return err
+            # the server closes the connection that carried the broken stream: the pooled one is reset
+            if err.reason != "unreachable" or attempt == 1:
+                return self._error("protocol", f"stream ended before its first chunk; the same request "
+                                               f"not streamed failed too: {err}")
+            time.sleep(self.retry_backoff)
+        log.warning("LLM at %s: a stream ended before its first chunk although the request is accepted "
+                    "(max_tokens %d)", self.endpoint, max_tokens)
+        return empty
 
     def complete(self, messages: list[dict[str, str]], max_tokens: int,
                  temperature: float | None = None) -> Completion:
@@ -337,11 +390,18 @@ def get_llm(cfg: Config) -> LLMClient:
     """The client the configuration asks for, built once per process and settings."""
     key = tuple(cfg[name] for name in (
         "llm.base_url", "llm.model", "llm.api_key", "llm.connect_timeout", "llm.read_timeout",
-        "llm.max_retries", "llm.retry_backoff", "llm.temperature"))
+        "llm.max_retries", "llm.retry_backoff", "llm.temperature", "llm.context_probe", "llm.context_probe_ttl"))
     if key not in _CACHE:
+        probe = None
+        if cfg["llm.context_probe"]:
+            probe = ContextProbe(cfg["llm.base_url"], cfg["llm.model"], ttl=cfg["llm.context_probe_ttl"],
+                                 connect_timeout=cfg["llm.connect_timeout"],
+                                 read_timeout=min(cfg["llm.read_timeout"], 10.0),
+                                 retries=min(cfg["llm.max_retries"], 1), backoff=cfg["llm.retry_backoff"],
+                                 api_key=cfg["llm.api_key"])
         _CACHE[key] = LLMClient(
             cfg["llm.base_url"], cfg["llm.model"], cfg["llm.api_key"],
             connect_timeout=cfg["llm.connect_timeout"], read_timeout=cfg["llm.read_timeout"],
             max_retries=cfg["llm.max_retries"], retry_backoff=cfg["llm.retry_backoff"],
-            temperature=cfg["llm.temperature"])
+            temperature=cfg["llm.temperature"], context_probe=probe)
     return _CACHE[key]
