@@ -277,6 +277,9 @@ main.add_command(cost_cmd)
 from .model_cli import model_group  # noqa: E402 - issue 11: brain model fetch|path
 
 main.add_command(model_group)
+from .collectors.hooks_cli import hooks_group  # noqa: E402 - issue 17: brain hooks install|status|session-start
+
+main.add_command(hooks_group)
 
 
 def run() -> None:  # pragma: no cover - console entry for `python -m brain`

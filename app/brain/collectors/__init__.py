@@ -74,6 +74,13 @@ config_mod.register(
     Setting("collect.batch_bytes", _int(10_000), 500_000,
             "bytes per POST /api/v1/items (a batch is one write transaction on the server)"),
 )
+config_mod.register(  # the Claude Code hooks (hooks.py, session_context.py)
+    Setting("hooks.context_tokens", _int(50, 20_000), 1000,
+            "most tokens (about 4 characters each) the SessionStart hook adds to a Claude Code session"),
+    Setting("hooks.start_budget", config_mod._float(0.1), 1.2,
+            "seconds the SessionStart hook may spend on brain-api (Python's start-up comes on top); "
+            "with no answer by then it prints nothing"),
+)
 
 
 def host_name(cfg: config_mod.Config) -> str:
