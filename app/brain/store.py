@@ -158,6 +158,12 @@ CREATE TABLE tombstones(
   deleted INTEGER NOT NULL DEFAULT 0
 );
 """),
+    # issue 12: times before year 1000 were written with an unpadded year ("1-01-01T..."), which sorts
+    # after "2026-..." as text; left-pad them to the canonical 24 characters (timeutil.fmt)
+    (5, "zero-padded years", """
+UPDATE items SET created_at = substr('000' || created_at, -24) WHERE length(created_at) BETWEEN 21 AND 23;
+UPDATE items SET updated_at = substr('000' || updated_at, -24) WHERE length(updated_at) BETWEEN 21 AND 23;
+"""),
 ]
 
 # a queued text the embedder refused this many times (a permanent error, e.g. input too long) is
@@ -211,10 +217,16 @@ def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield conn
+        conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        # a full or failing disk (SQLITE_FULL, SQLITE_IOERR) may have rolled the transaction back
+        # already, or failed the COMMIT itself: roll back what is left, and keep the first error
+        if conn.in_transaction:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error as exc:
+                log.warning("rollback failed after an error: %s", exc)
         raise
-    conn.execute("COMMIT")
 
 
 def migrate(conn: sqlite3.Connection) -> list[int]:
@@ -265,6 +277,52 @@ def _opt_str(item: dict[str, Any], name: str, index: int, limit: int | None = No
     return value
 
 
+def text_problem(text: str) -> str | None:
+    """Why a string cannot be stored, or None: the one rule for every string of every field.
+
+    No NUL (SQLite and most tools cut text there, so what is stored is not what is shown) and no
+    lone surrogate (not Unicode: it has no UTF-8 form, so SQLite cannot store it and the request
+    ended in a 500). The API applies it to every string and key of a body (``api.params``)."""
+    if "\x00" in text:
+        return "contains a NUL character"
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return "contains a lone surrogate (not valid Unicode)"
+    return None
+
+
+def _unstorable(value: Any) -> str | None:
+    """Why a value (a string, or anything inside a JSON value) cannot be stored, or None.
+
+    :func:`text_problem` for every string and key, and no NaN or Infinity (``json.dumps`` writes
+    them, but the result is not JSON and would be served back as such). Iterative: a deeply nested
+    ``meta`` cannot raise RecursionError here."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            why = text_problem(v)
+            if why:
+                return why
+        elif isinstance(v, float) and not math.isfinite(v):
+            return "contains NaN or Infinity (not JSON)"
+        elif isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+    return None
+
+
+def _check_text(item: dict[str, Any], index: int) -> None:
+    for name in ITEM_FIELDS:
+        why = _unstorable(item.get(name))
+        if why:
+            raise ValidationError(f"items[{index}].{name} {why}", name, index)
+
+
 def validate_item(item: Any, index: int, max_content_bytes: int) -> dict[str, Any]:
     """Check one incoming item and return it normalised (times canonical, defaults filled)."""
     if not isinstance(item, dict):
@@ -290,8 +348,6 @@ def validate_item(item: Any, index: int, max_content_bytes: int) -> dict[str, An
         raise ValidationError(f"items[{index}].content is required (a string)", "content", index)
     if len(content.encode("utf-8", "surrogatepass")) > max_content_bytes:
         raise ValidationError(f"items[{index}].content is larger than {max_content_bytes} bytes", "content", index)
-    if "\x00" in content:
-        raise ValidationError(f"items[{index}].content contains a NUL character", "content", index)
     meta = item.get("meta", {})
     if meta is None:
         meta = {}
@@ -310,6 +366,9 @@ def validate_item(item: Any, index: int, max_content_bytes: int) -> dict[str, An
     # they are filled in when written (now for a new item, the stored value for an update)
     created = times.get("created_at")
     updated = times.get("updated_at")
+    if created and updated and created > updated:
+        raise ValidationError(f"items[{index}].created_at is after its updated_at", "created_at", index)
+    _check_text(item, index)
     return {
         "id": item_id, "source": source,
         "title": _opt_str(item, "title", index, MAX_TITLE_LEN) or "",

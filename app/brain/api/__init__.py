@@ -9,7 +9,7 @@ from flask import Flask
 
 from .. import config as config_mod
 from .. import store
-from . import auth, errors, items, ops, search
+from . import auth, errors, items, ops, params, search
 from .deps import close_db
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,7 @@ def create_app(test_config: dict[str, Any] | config_mod.Config | None = None) ->
     errors.register(app)
     app.teardown_appcontext(close_db)
     app.before_request(auth.require_token)  # every endpoint but those in auth.PUBLIC_ENDPOINTS
+    app.before_request(params.check_url_text)  # the body's NUL rule for the query string and path
     for bp in (ops.health_bp, ops.bp, items.bp, search.bp):
         app.register_blueprint(bp)
     # --- blueprints of other areas register below (auth applies to them automatically) ---

@@ -40,7 +40,7 @@ from ..llm import LLMClient, get_llm
 from .deps import get_config, get_db, get_searcher
 from .errors import ApiError
 from .gpu import get_gpu
-from .params import filters, int_param, json_body
+from .params import filters, int_field, json_body
 
 bp = Blueprint("ask", __name__, url_prefix="/api/v1")
 
@@ -68,16 +68,13 @@ def _llm_unavailable(exc: ask_core.AskLLMError) -> tuple[Response, int]:
 
 @bp.post("/ask")
 def ask():
-    body = json_body()
-    unknown = sorted(set(body) - KNOWN_FIELDS)
-    if unknown:
-        raise ApiError(400, "invalid_parameter", f"unknown field {unknown[0]!r}", field=unknown[0])
+    body = json_body(allowed=KNOWN_FIELDS)
     cfg = get_config()
     try:
         question = ask_core.validate_question(body.get("question"))
     except ask_core.AskInputError as exc:
         raise ApiError(400, "invalid_parameter", str(exc), field=exc.field) from None
-    k = int_param(body.get("k"), "k", cfg["ask.k"], 1, 50)
+    k = int_field(body, "k", cfg["ask.k"], 1, 50)
     stream = _bool_field(body, "stream", False)
     show_thinking = _bool_field(body, "show_thinking", cfg["llm.show_thinking"])
     use_llm = _bool_field(body, "llm", True)

@@ -23,7 +23,7 @@ from flask import Blueprint, current_app, jsonify, request
 from .. import cost, gpu
 from .deps import get_config, get_db
 from .errors import ApiError, error_response
-from .params import json_body
+from .params import body_bytes, json_body
 
 bp = Blueprint("gpu", __name__, url_prefix="/api/v1")
 
@@ -51,13 +51,11 @@ def _gpu_error(exc: gpu.GpuError):
 
 def _options(allowed: set[str]) -> dict[str, bool]:
     """The optional JSON body of start/stop: only boolean flags from ``allowed``; no body is fine."""
-    if not request.get_data(cache=True):
+    if not body_bytes():
         return {}
-    body = json_body()
+    body = json_body(allowed=allowed)
     out: dict[str, bool] = {}
     for name, value in body.items():
-        if name not in allowed:
-            raise ApiError(400, "invalid_parameter", f"unknown field {name!r}", field=name)
         if not isinstance(value, bool):
             raise ApiError(400, "invalid_parameter", f"{name} must be true or false", field=name)
         out[name] = value

@@ -19,7 +19,7 @@ bp = Blueprint("items", __name__, url_prefix="/api/v1")
 @bp.post("/items")
 def upsert_items():
     """Batch upsert: all items valid and stored, or none."""
-    body = json_body()
+    body = json_body(allowed={"items"}, unknown_code="invalid_field")
     items = body.get("items")
     if not isinstance(items, list):
         raise ApiError(400, "invalid_field", "items must be a list of item objects", field="items")
@@ -73,4 +73,3 @@ def delete_item(item_id: str):
     if not get_store().delete(item_id):
         raise ApiError(404, "not_found", f"no item with id {item_id!r}")
     return jsonify({"deleted": 1})
-
