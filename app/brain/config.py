@@ -160,6 +160,10 @@ SETTINGS: list[Setting] = [
     Setting("server.max_batch_items", _int(1, 100_000), 500, "most items one POST /api/v1/items may carry"),
     Setting("server.max_body_bytes", _int(1024), 10 * 1024 * 1024, "largest request body accepted, in bytes"),
     Setting("server.max_item_bytes", _int(1024), 2 * 1024 * 1024, "largest content of one item, in bytes"),
+    Setting("server.head_timeout", _float(0.1), 10.0,
+            "seconds a client has to send a request's line and headers (then 408; a slow head holds no thread)"),
+    Setting("server.read_timeout", _float(0.1), 30.0,
+            "seconds one read of a request body, or one write of an answer, may wait for the client (then 408)"),
     Setting("server.embed_worker", _bool, True,
             "`brain serve` starts the embedding worker (set false where systemd runs `brain embed-worker`)"),
     # embeddings

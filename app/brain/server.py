@@ -44,13 +44,20 @@ def run_dev(cfg: Config, host: str, port: int) -> None:
         app.run(host=host, port=port, debug=False, threaded=True)
 
 
-def gunicorn_options(host: str, port: int, workers: int) -> dict[str, Any]:
-    """Threads per worker let a long streaming ``ask`` not block other requests."""
+def gunicorn_options(cfg: Config, host: str, port: int, workers: int) -> dict[str, Any]:
+    """Threads per worker let a long streaming ``ask`` not block other requests.
+
+    The worker is gthread reading request heads off its threads, with read/write timeouts and
+    JSON errors (``brain.gunicorn_worker``); it bounds the request line itself, so gunicorn's
+    ``limit_request_line`` (at most 8190 bytes, too short for a 2,000-character CJK ``q``) is off."""
+    from .gunicorn_worker import BrainThreadWorker
+
     return {
         "bind": f"{host}:{port}",
         "workers": workers,
-        "worker_class": "gthread",
+        "worker_class": BrainThreadWorker.with_timeouts(cfg["server.head_timeout"], cfg["server.read_timeout"]),
         "threads": 4,
+        "limit_request_line": 0,
         "timeout": 360,
         "graceful_timeout": 30,
         "accesslog": "-",
@@ -69,7 +76,7 @@ def run_gunicorn(cfg: Config, host: str, port: int, workers: int) -> None:
 
     class BrainApplication(BaseApplication):
         def load_config(self) -> None:
-            for key, value in gunicorn_options(host, port, workers).items():
+            for key, value in gunicorn_options(cfg, host, port, workers).items():
                 self.cfg.set(key, value)
 
         def load(self):
