@@ -20,6 +20,7 @@ import fcntl
 import logging
 import os
 import signal
+import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -133,17 +134,22 @@ class EmbedWorker:
 
     def drain(self, progress: Callable[[int], None] | None = None) -> int:
         """Embed until the queue of this model is empty or the worker is stopped; transient
-        failures back off and retry. Returns the number of texts taken off the queue."""
+        failures back off and retry. Returns the number of texts taken off the queue.
+
+        A database that cannot be written (disk full, read-only, I/O error) is transient too: the
+        batch's transaction rolled back, and the worker carries on by itself once the disk is
+        writable again, without a restart."""
         total = 0
         backoff = 0.0
         while not self.stopping:
             try:
                 n = self.run_once()
-            except EmbedError as exc:
+            except (EmbedError, sqlite3.OperationalError) as exc:
                 backoff = min(self.max_backoff, backoff * 2 if backoff else 1.0)
                 self.stats.failures += 1
                 self.stats.delays.append(backoff)
-                log.warning("embedding failed, retrying in %.0f s: %s", backoff, exc)
+                what = "embedding" if isinstance(exc, EmbedError) else "storing vectors"
+                log.warning("%s failed, retrying in %.0f s: %s", what, backoff, exc)
                 if self._wait(backoff):
                     break
                 continue

@@ -1,11 +1,22 @@
-"""JSON errors everywhere: ``{"error": {"code", "message", "field"?, "index"?}}``."""
+"""JSON errors everywhere: ``{"error": {"code", "message", "field"?, "index"?}}``.
+
+A failing disk is not the client's fault and not a bug either: it gets its own answer
+(``507 insufficient_storage`` when the disk is full, ``503 storage_read_only`` when it is
+read-only, ``503 storage_error`` for other I/O errors) so a collector keeps its outbox and
+retries, and an operator sees what to fix. Every write is one transaction, so nothing of a
+failed request stays behind; the next request after space returns simply works.
+"""
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
+import sqlite3
+from pathlib import Path
 from typing import Any
 
-from flask import Flask, jsonify
+from flask import Flask, current_app, jsonify
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -33,6 +44,51 @@ def error_response(status: int, code: str, message: str, field: str | None = Non
     return jsonify(payload), status
 
 
+# SQLite's primary result codes (the low byte of an extended code such as SQLITE_IOERR_WRITE)
+_SQLITE_READONLY, _SQLITE_IOERR, _SQLITE_CANTOPEN, _SQLITE_FULL = 8, 10, 14, 13
+
+
+def filesystem_state(folder: Path) -> tuple[bool, int]:
+    """(read-only, bytes free to an unprivileged writer) of the filesystem holding ``folder``."""
+    st = os.statvfs(folder)
+    return bool(st.f_flag & os.ST_RDONLY), st.f_bavail * st.f_frsize
+
+
+def storage_error(exc: BaseException, db_path: str | Path) -> ApiError | None:
+    """The answer for an error of the disk under the database, or None if ``exc`` is something else.
+
+    Why look at the filesystem: SQLite reports a write on a filesystem remounted read-only as
+    SQLITE_IOERR_WRITE on an open connection (SQLITE_READONLY on a new one), and ENOSPC may show
+    as an I/O error too; statvfs tells which it is."""
+    if isinstance(exc, sqlite3.Error):
+        primary = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+        if primary == _SQLITE_FULL:
+            return _full(exc)
+        if primary not in (_SQLITE_READONLY, _SQLITE_IOERR, _SQLITE_CANTOPEN):
+            return None
+    elif isinstance(exc, OSError):
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return _full(exc)
+        if exc.errno not in (errno.EROFS, errno.EIO):
+            return None
+    else:
+        return None
+    try:
+        read_only, free = filesystem_state(Path(db_path).parent)
+    except OSError:
+        read_only, free = False, 1
+    if read_only or (isinstance(exc, sqlite3.Error) and primary == _SQLITE_READONLY) or (
+            isinstance(exc, OSError) and exc.errno == errno.EROFS):
+        return ApiError(503, "storage_read_only", f"the database's disk is read-only, nothing was stored: {exc}")
+    if free == 0:
+        return _full(exc)
+    return ApiError(503, "storage_error", f"the database's disk failed, nothing was stored: {exc}")
+
+
+def _full(exc: BaseException) -> ApiError:
+    return ApiError(507, "insufficient_storage", f"the database's disk is full, nothing was stored: {exc}")
+
+
 def register(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):
@@ -49,5 +105,9 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
+        storage = storage_error(exc, current_app.config["BRAIN"]["server.db_path"])
+        if storage is not None:
+            log.error("storage: %s", storage.message)
+            return _api_error(storage)
         log.exception("unhandled error")
         return error_response(500, "internal_error", "internal server error (see the server log)")

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 
 from flask import Blueprint, jsonify
 
 from ..embed import EmbedError
 from ..store import write_transaction
-from .deps import get_db, get_store, get_text_model_for_app
-from .errors import ApiError
+from .deps import get_config, get_db, get_store, get_text_model_for_app
+from .errors import ApiError, filesystem_state, storage_error
+
+# below this much free space the next ingest may fail with 507: the API is not ready. Why not 0:
+# a write probe can still succeed on a full disk (SQLite reuses its WAL file's pages), ingest not
+MIN_FREE_BYTES = 1024 * 1024
 
 health_bp = Blueprint("health", __name__)
 bp = Blueprint("ops", __name__)
@@ -27,19 +32,34 @@ def readyz():
 
     A backlog of texts waiting for vectors does not make the API unready (ingest and BM25 search
     work, vectors follow); it is reported, with the embedder's own state, for a person to read."""
+    _check_disk()
     db = get_db()
     try:
         with write_transaction(db):
             db.execute("INSERT INTO kv(key, value) VALUES ('ready_probe', datetime('now')) "
                        "ON CONFLICT(key) DO UPDATE SET value = excluded.value")
     except sqlite3.Error as exc:
-        raise ApiError(503, "not_ready", f"database is not writable: {exc}") from None
+        storage = storage_error(exc, get_config()["server.db_path"])
+        raise ApiError(503, "not_ready", storage.message if storage else f"database is not writable: {exc}") from None
     try:
         model = get_text_model_for_app().model_id
     except EmbedError as exc:
         raise ApiError(503, "not_ready", f"the embedding model is not usable: {exc}") from None
     backlog = get_store().backlog(model).get(model, {})
     return jsonify({"status": "ready", "db": "ok", "embedder": model, "queued": backlog.get("queued", 0)})
+
+
+def _check_disk() -> None:
+    """503 not_ready while the database's filesystem is read-only or (nearly) full."""
+    folder = Path(get_config()["server.db_path"]).parent
+    try:
+        read_only, free = filesystem_state(folder)
+    except OSError as exc:
+        raise ApiError(503, "not_ready", f"the database's folder {folder} cannot be read: {exc}") from None
+    if read_only:
+        raise ApiError(503, "not_ready", f"the database's disk ({folder}) is read-only")
+    if free < MIN_FREE_BYTES:
+        raise ApiError(503, "not_ready", f"the database's disk ({folder}) is full: {free} bytes free")
 
 
 @bp.get("/api/v1/stats")
