@@ -24,7 +24,13 @@ it is used. This module makes that true by machine:
   and dollars. A stop or start seen only by polling is booked at the time it was seen: a stop
   from the dashboard is therefore counted a little late, never early, which errs on the side of
   the budget.
-- **Budget.** A start that would take this month's spend (GPU + embeddings) plus one session
+- **Storage while stopped.** TensorDock keeps billing a stopped VM's disk (its locations price it as
+  ``per_gb_storage_hr``); ``brain.cost`` counts every stretch between a booked stop and the next
+  start at ``gpu.storage_gb`` x ``gpu.storage_usd_per_gb_hour``.
+- **Replaced VMs.** When Pulumi replaces the GPU VM, ``gpu.instance_id`` names the new one. The
+  first poll under the new id books a ``stop`` with origin ``replaced`` for every other instance in
+  the ledger that has none yet: its open session (if any) ends there, and so does its storage.
+- **Budget.** A start that would take this month's spend (GPU + storage + embeddings) plus one session
   (``gpu.session_hours`` at the VM's rate) past ``gpu.monthly_budget_usd`` is refused unless
   forced.
 
@@ -91,6 +97,10 @@ register(
             "refuse to start the GPU when this month's spend (GPU + embeddings) plus one session would pass "
             "this many USD, unless forced; 0 = no budget"),
     Setting("gpu.session_hours", _float(0), 1.0, "hours one start is assumed to run when checking the budget"),
+    Setting("gpu.storage_gb", _int(0), 100,
+            "disk of the GPU VM in GB (Pulumi gpuStorageGb), billed by TensorDock while the VM is stopped"),
+    Setting("gpu.storage_usd_per_gb_hour", _float(0), 0.00005,
+            "USD per GB-hour TensorDock charges for a stopped VM's disk (its locations' per_gb_storage_hr)"),
     Setting("gpu.hourly_rate", _float(0), 0.35,
             "USD per GPU hour when TensorDock reports no rate; also prices the plan's tiers"),
     Setting("gpu.tiers", _tiers, ["Weekend:32", "Light:60", "Medium:120"],
@@ -239,6 +249,33 @@ def record(conn: sqlite3.Connection, instance_id: str, event: str, at: datetime,
     return True
 
 
+REPLACED = "replaced"  # origin of the stop that retires an instance Pulumi replaced
+
+
+def retire_replaced(conn: sqlite3.Connection, current: str, at: datetime) -> list[str]:
+    """Book a ``replaced`` stop for every instance other than ``current`` that has none yet.
+
+    Why also for an instance already stopped: the stop ends its storage too (the VM is deleted
+    with the replacement), so a stopped instance is not billed storage for ever. One write
+    transaction, so two workers seeing the new id at once retire each old instance once."""
+    retired = []
+    with store.write_transaction(conn):
+        others = conn.execute("SELECT DISTINCT instance_id FROM gpu_ledger WHERE instance_id != ?",
+                              (current,)).fetchall()
+        for row in others:
+            last = last_event(conn, row["instance_id"])
+            if last is None or (last["event"] == "stop" and last["origin"] == REPLACED):
+                continue
+            conn.execute("INSERT INTO gpu_ledger(at, instance_id, event, rate_hourly, origin, note) "
+                         "VALUES (?, ?, 'stop', ?, ?, ?)",
+                         (timeutil.fmt(at), row["instance_id"], last["rate_hourly"], REPLACED,
+                          f"gpu.instance_id is now {current}"))
+            retired.append(row["instance_id"])
+    for old in retired:
+        log.warning("GPU %s replaced by %s: its session and storage end at %s", old, current, timeutil.fmt(at))
+    return retired
+
+
 # --- requests in flight ------------------------------------------------------------------------
 
 class Ticket:
@@ -351,6 +388,7 @@ class GpuControl:
                 "rate_hourly = coalesce(excluded.rate_hourly, gpu_state.rate_hourly), "
                 "observed_at = excluded.observed_at",
                 (self.instance_id, inst.status, inst.ip, inst.rate_hourly, timeutil.fmt(now)))
+            retire_replaced(conn, self.instance_id, now)
             if inst.status in UP:
                 record(conn, self.instance_id, "start", now, rate, "observed", f"TensorDock reported {inst.status}")
             elif inst.status in DOWN:
@@ -469,17 +507,20 @@ class GpuControl:
         with self._db() as conn:
             report = month_report(conn, self.cfg, now=self.now())
         gpu_usd, embed_usd = report["gpu"]["usd"], report["embeddings"]["usd"]
+        storage_usd = report["storage"]["usd"]
         session = self.cfg["gpu.session_hours"] * rate
-        spent = gpu_usd + embed_usd
+        spent = gpu_usd + storage_usd + embed_usd
         if spent + session <= budget:
             return
+        storage = f" + stopped storage ${storage_usd:.2f}" if storage_usd else ""
         raise BudgetExceeded(
             f"starting the GPU VM would pass the monthly budget of ${budget:.2f} (gpu.monthly_budget_usd): "
-            f"${spent:.2f} spent in {report['month']} (GPU ${gpu_usd:.2f} + embeddings ${embed_usd:.2f}) + "
+            f"${spent:.2f} spent in {report['month']} (GPU ${gpu_usd:.2f}{storage} + embeddings ${embed_usd:.2f}) + "
             f"~${session:.2f} for one session ({self.cfg['gpu.session_hours']:g} h at ${rate:.3f}/h); "
             "start it anyway with force (`brain gpu start --force`, or POST /api/v1/gpu/start {\"force\": true}) "
             "or raise the budget",
             details={"budget": {"usd": budget, "spent_usd": round(spent, 4), "gpu_usd": round(gpu_usd, 4),
+                                "storage_usd": round(storage_usd, 4),
                                 "embeddings_usd": round(embed_usd, 4), "session_usd": round(session, 4)}})
 
     # -- start

@@ -57,6 +57,10 @@ def _simulate_march(settings: dict, td: TensorDockStandIn) -> tuple:
 
     March so far: 22.25 h, $9.70. Elapsed 15 d 15 h = 375 h of 744: projection x 744/375 = 1.984
     → 44.144 h, $19.2448: within Light (60 h).
+
+    Stopped in March (the disk still billed): Mar 1 02:00 → 7 10:00 (152 h), 7 18:00 → 8 09:30
+    (15.5 h), 8 13:45 → 14 20:00 (150.25 h), 15 01:00 → 16 12:00 (35 h) = 352.75 h (= 375 - 22.25),
+    at 100 GB x $0.00005 = $0.005/h → $1.76375.
     """
     vm = td.add_instance(status="Stopped", rate_hourly=RATE)
     clock = Clock()
@@ -106,7 +110,12 @@ def test_a_simulated_month_matches_hand_computed_totals(gpu_settings, instant_td
     assert [(t["name"], t["hours"], t["gpu_usd"]) for t in march["tiers"]] == [
         ("Weekend", 32, 11.2), ("Light", 60, 21.0), ("Medium", 120, 42.0)]
     assert march["complete"] is False and march["as_of"] == "2026-03-16T15:00:00.000Z"
-    assert march["embeddings"]["usd"] == 0 and march["total"]["usd"] == pytest.approx(9.70)
+    st = march["storage"]
+    assert st["hours_stopped"] == pytest.approx(352.75) and st["usd"] == pytest.approx(1.76375, abs=1e-4)
+    assert (st["gb"], st["usd_per_gb_hour"]) == (100, 0.00005)
+    assert st["projected_usd"] == pytest.approx(1.76375 * 744 / 375, abs=1e-4)
+    assert march["embeddings"]["usd"] == 0 and march["total"]["usd"] == pytest.approx(9.70 + 1.76375, abs=1e-4)
+    assert "storage       352.75 h   $    1.76   stopped (100 GB at $5e-05/GB-h)" in cost.render(march)
     assert control.status()["session_usd"] == pytest.approx(1.50)  # session 5: 3 h at $0.50
 
     assert feb["complete"] is True and feb["gpu"]["hours"] == pytest.approx(2.0)
@@ -116,8 +125,9 @@ def test_a_simulated_month_matches_hand_computed_totals(gpu_settings, instant_td
 
 
 def test_budget_refuses_a_start_past_it_unless_forced(gpu_settings, instant_td, db_path) -> None:
-    # $9.70 spent by Mar 16 15:00; one more session is 1 h x $0.50 → $10.20 > $10
-    control, clock = _simulate_march(gpu_settings | {"gpu.monthly_budget_usd": 10.0}, instant_td)
+    # $9.70 spent by Mar 16 15:00; one more session is 1 h x $0.50 → $10.20 > $10 (storage priced 0 here)
+    control, clock = _simulate_march(gpu_settings | {"gpu.monthly_budget_usd": 10.0,
+                                                     "gpu.storage_usd_per_gb_hour": 0}, instant_td)
     control.stop()
     clock.at(17, 9)
     with pytest.raises(BudgetExceeded) as refused:
@@ -206,3 +216,66 @@ def test_cost_cli_local_and_json(runner, gpu_settings, instant_td, db_path) -> N
     assert data["gpu"]["usd"] == pytest.approx(0.80) and data["complete"] is True and data["tier"] == "Weekend"
     bad = runner.invoke(main, ["cost", "--local", "--month", "03/2026"], env=env)
     assert bad.exit_code == 2 and "--month" in bad.output and "YYYY-MM" in bad.output
+
+
+def test_stopped_storage_counts_toward_the_budget(gpu_settings, instant_td) -> None:
+    # $9.70 GPU + $1.76375 storage by Mar 16 15:00, + 1 h x $0.50: $11.96 > $11.50 (without storage: $10.20)
+    control, clock = _simulate_march(gpu_settings | {"gpu.monthly_budget_usd": 11.50}, instant_td)
+    control.stop()
+    with pytest.raises(BudgetExceeded) as refused:
+        control.start()
+    assert "stopped storage $1.76" in str(refused.value)
+    assert refused.value.details["budget"]["storage_usd"] == pytest.approx(1.76375, abs=1e-4)
+
+
+def _replaced(gpu_settings, td: TensorDockStandIn, old_stops_at: int | None) -> tuple:
+    """VM ``old`` runs from Mar 2 10:00 (and stops at ``old_stops_at`` o'clock if given); Pulumi
+    replaces it; brain-api, now configured with ``new``, first polls at 14:00."""
+    old = td.add_instance(status="Stopped", rate_hourly=0.40)
+    clock = Clock()
+    first = make_control(gpu_settings | {"gpu.instance_id": old, "gpu.tensordock_url": td.url}, clock=clock)
+    clock.at(2, 10)
+    first.start()
+    if old_stops_at is not None:
+        clock.at(2, old_stops_at)
+        first.stop()
+    new = td.add_instance(status="Stopped", rate_hourly=0.50)
+    clock.at(2, 14)
+    second = make_control(gpu_settings | {"gpu.instance_id": new, "gpu.tensordock_url": td.url}, clock=clock)
+    second.status()
+    return old, new, second, clock
+
+
+def test_a_replaced_vm_closes_the_old_instances_open_session(gpu_settings, instant_td, db_path) -> None:
+    old, new, control, clock = _replaced(gpu_settings, instant_td, old_stops_at=None)
+    conn = store.connect(db_path)
+    rows = conn.execute("SELECT instance_id, event, origin, at, note FROM gpu_ledger ORDER BY id").fetchall()
+    assert [(r["instance_id"], r["event"], r["origin"]) for r in rows] == [(old, "start", "api"),
+                                                                          (old, "stop", "replaced")]
+    assert rows[-1]["at"] == "2026-03-02T14:00:00.000Z" and new in rows[-1]["note"]
+    control.start()
+    clock.at(2, 15)
+    control.stop()
+    control.status()  # polled again: nothing more to retire
+    clock.at(2, 16)
+    report = cost.month_report(conn, control.cfg, "2026-03", now=clock.now)
+    conn.close()
+    assert len(ledger(db_path)) == 4
+    g = report["gpu"]
+    assert g["sessions"] == 2 and g["running"] is False
+    assert g["hours"] == pytest.approx(4 + 1) and g["usd"] == pytest.approx(4 * 0.40 + 1 * 0.50)
+    # the old VM's disk went with it; the new one is stopped since 15:00
+    assert report["storage"]["hours_stopped"] == pytest.approx(1)
+
+
+def test_a_replaced_vm_that_was_stopped_stops_paying_storage(gpu_settings, instant_td, db_path) -> None:
+    old, new, control, clock = _replaced(gpu_settings, instant_td, old_stops_at=12)
+    clock.at(2, 20)
+    conn = store.connect(db_path)
+    report = cost.month_report(conn, control.cfg, "2026-03", now=clock.now)
+    conn.close()
+    assert [(e, o) for e, o, _ in ledger(db_path)] == [("start", "api"), ("stop", "api"), ("stop", "replaced")]
+    assert report["gpu"]["hours"] == pytest.approx(2) and report["gpu"]["sessions"] == 1
+    # old: stopped 12:00 → replaced 14:00 (2 h); new: never booked, so not counted
+    assert report["storage"]["hours_stopped"] == pytest.approx(2)
+    assert report["storage"]["usd"] == pytest.approx(2 * 100 * 0.00005)
