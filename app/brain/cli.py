@@ -160,10 +160,15 @@ def search(obj: Ctx, query: str, k: int, source: str | None, project: str | None
         return
     if not data["results"]:
         click.echo("no results")
+    from .mcp.render import locate
+
     for n, r in enumerate(data["results"], 1):
         where = r.get("uri") or r["id"]
+        session = locate(r) if r.get("source") in ("claude", "agent") else {}  # a session of any agent
         click.echo(click.style(f"[{n}] {r['title'] or r['id']}", bold=True) + f"  ({r['source']}, {r['updated_at'][:10]})")
         click.echo(f"    {where}")
+        if session.get("resume"):
+            click.echo(f"    resume: {session['open']}")
         click.echo(f"    {r['snippet']}")
 
 

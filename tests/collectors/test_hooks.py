@@ -385,3 +385,11 @@ def test_last_exchange_skips_interruptions_and_slash_commands() -> None:
     assert session_context.last_exchange(lines) == ("/home/me/app is it the right path?", "", False)
     assert session_context.last_exchange(lines[:3]) == ("fix the login test", "done, the fixture was stale", False)
     assert session_context.last_exchange(["user: /mcp"]) is None
+
+
+@pytest.mark.parametrize("cmd", ["install", "uninstall", "status", "session-start", "session-end", "collect"])
+def test_every_hooks_command_has_help_with_an_example(runner, cmd: str) -> None:
+    from brain.cli import main
+
+    r = runner.invoke(main, ["hooks", cmd, "--help"])
+    assert r.exit_code == 0 and "Example" in r.output

@@ -136,6 +136,12 @@ def test_cli_and_api_filter_by_the_agent_source(brain: ApiServer) -> None:
     done = subprocess.run([sys.executable, "-m", "brain", "search", "websocket idle timeout", "--source", "agent"],
                           env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and f"codex://session/{CODEX}" in done.stdout and "claude://" not in done.stdout
+    assert f"    resume: cd '{SPACED}' && codex resume {CODEX}\n" in done.stdout
+    assert f"    resume: cd {PROJECT} && gemini --resume {GEMINI}\n" in done.stdout
+    assert done.stdout.count("resume: ") == 3  # opencode has no resume command
+    claude = subprocess.run([sys.executable, "-m", "brain", "search", "websocket idle timeout", "--source", "claude"],
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert f"    resume: cd {PROJECT} && claude --resume {CLAUDE}\n" in claude.stdout
 
     get = lambda path, **params: requests.get(brain.url + path, params=params, headers=brain.headers,  # noqa: E731
                                               timeout=30)
