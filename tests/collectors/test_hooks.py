@@ -393,3 +393,12 @@ def test_every_hooks_command_has_help_with_an_example(runner, cmd: str) -> None:
 
     r = runner.invoke(main, ["hooks", cmd, "--help"])
     assert r.exit_code == 0 and "Example" in r.output
+
+
+def test_brain_init_documents_the_hooks_settings(runner, home: Path) -> None:
+    from brain.cli import main
+
+    assert runner.invoke(main, ["init"]).exit_code == 0
+    text = (home / ".config" / "brain" / "config.toml").read_text()
+    assert "[hooks]" in text and "# context_tokens = 1000" in text and "(env BRAIN_HOOKS_START_BUDGET)" in text
+    assert config_mod.load()["hooks.start_budget"] == 1.2

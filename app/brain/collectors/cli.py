@@ -304,14 +304,14 @@ def _toml(value: Any) -> str:
 
 
 def render_config() -> str:
-    """A commented config.toml for a collector machine: every client.* and collect.* setting."""
+    """A commented config.toml for a collector machine: every client.*, collect.* and hooks.* setting."""
     lines = [
         "# brain configuration (written by `brain init`).",
         "# Precedence: environment variable > this file > built-in default.",
         "# Keep the token out of crontabs: put it here (this file is chmod 600) or in BRAIN_TOKEN.",
         "",
     ]
-    for section in ("client", "collect"):
+    for section in ("client", "collect", "hooks"):
         lines.append(f"[{section}]")
         for s in config_mod.SETTINGS:
             if not s.name.startswith(section + "."):
