@@ -250,6 +250,22 @@ def test_session_start_says_nothing_when_brain_api_is_unreachable(settings: Path
     assert "nothing printed, no session list from brain-api: claude sessions: no answer by the deadline" in log
 
 
+def test_session_start_never_waits_for_a_stdin_left_open(settings: Path) -> None:
+    started = time.monotonic()
+    proc = subprocess.Popen(hook_command(settings, "SessionStart"), shell=True, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "BRAIN_API_URL": closed_port_url(), "BRAIN_HOOKS_START_BUDGET": "1.0"})
+    try:
+        proc.stdin.write('{"session_id": "s1", "hook_event_name": "SessionStart"')  # never finished nor closed
+        proc.stdin.flush()
+        assert proc.wait(timeout=30) == 0 and proc.stdout.read() == ""
+    finally:
+        proc.stdin.close()
+        proc.stdout.close()
+        proc.stderr.close()
+    assert time.monotonic() - started < 5  # the 1 s budget, and start-up on a busy machine
+
+
 def test_session_start_without_config_or_input_still_exits_0(settings: Path) -> None:
     command = hook_command(settings, "SessionStart")
     done = subprocess.run(command, shell=True, input="not json", capture_output=True, text=True, timeout=30,

@@ -38,6 +38,7 @@ import contextlib
 import fcntl
 import json
 import os
+import select
 import shlex
 import subprocess
 import sys
@@ -52,6 +53,7 @@ from .. import timeutil
 
 LOG_MAX_BYTES = 512 * 1024
 STDIN_MAX_BYTES = 1 << 20
+STDIN_WAIT_S = 1.0  # Claude Code writes its JSON at once
 LOCK_WAIT_S = 300.0  # how long a background collection waits for a running `brain collect`
 
 
@@ -257,16 +259,34 @@ def log(event: str, message: str) -> None:
         pass
 
 
-def read_input(stream: Any = None) -> dict[str, Any]:
-    """The hook's JSON input; ``{}`` when there is none (a terminal) or it is not an object."""
+def read_input(stream: Any = None, timeout: float = STDIN_WAIT_S) -> dict[str, Any]:
+    """The hook's JSON input; ``{}`` when there is none (a terminal), it is not an object, or
+    stdin is not closed within ``timeout`` seconds (Claude Code writes the JSON and closes it; a
+    caller that keeps it open must not hold the hook past its deadline)."""
     stream = sys.stdin if stream is None else stream
     try:
         if stream.isatty():
             return {}
-        data = json.loads(stream.read(STDIN_MAX_BYTES) or "{}")
+        data = json.loads(_read_until_eof(stream.fileno(), time.monotonic() + timeout) or "{}")
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def _read_until_eof(fd: int, deadline: float) -> str:
+    """Everything on ``fd`` up to EOF (at most ``STDIN_MAX_BYTES``); raises ValueError at the deadline."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < STDIN_MAX_BYTES:
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            raise ValueError("stdin was not closed in time")
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks).decode("utf-8", "replace")
 
 
 def project_dir(payload: dict[str, Any], env: dict[str, str] | None = None) -> str:

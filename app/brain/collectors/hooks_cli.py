@@ -182,7 +182,7 @@ def session_start_cmd(obj: Any) -> None:
         | brain hooks session-start
     """
     started = time.monotonic()
-    payload = hooks.read_input()
+    payload = hooks.read_input(timeout=0.5)
     text, worker = "", None
     try:
         text, worker = _context(obj, payload, started)
