@@ -184,6 +184,11 @@ def test_a_moved_install_is_updated_in_place_and_duplicates_removed(home: Path) 
         {"type": "command", "command": "bd prime"},
         {"type": "command", "command": f"{BRAIN} hooks session-start", "timeout": 10}]}]
     assert hooks.merge_install(data) == []
+    # the user's own empty group equal to the one uninstall empties stays
+    data["hooks"]["Stop"].insert(0, {"matcher": "", "hooks": []})
+    assert hooks.merge_uninstall(data) == ["removed SessionStart", "removed Stop", "removed SessionEnd"]
+    assert data == {"hooks": {"SessionStart": [{"matcher": "", "hooks": [{"type": "command", "command": "bd prime"}]}],
+                              "Stop": [{"matcher": "", "hooks": []}]}}
     # a command that merely mentions the words is the user's, never ours
     assert not hooks.is_ours({"type": "command", "command": "echo brain hooks session-start"}, "session-start")
     assert not hooks.is_ours({"type": "command", "command": "mybrain hooks session-end"}, "session-end")

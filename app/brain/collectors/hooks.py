@@ -198,10 +198,9 @@ def merge_install(data: dict[str, Any], config_path: str | None = None) -> list[
 
 
 def _drop_empty(groups: list[Any], touched: list[dict[str, Any]]) -> None:
-    """Remove the groups the brain emptied (never a group the user left empty)."""
-    for group in touched:
-        if not group["hooks"] and group in groups:
-            groups.remove(group)
+    """Remove the groups the brain emptied (never a group the user left empty, even an equal one)."""
+    emptied = {id(g) for g in touched if not g["hooks"]}
+    groups[:] = [g for g in groups if id(g) not in emptied]
 
 
 def merge_uninstall(data: dict[str, Any]) -> list[str]:
@@ -210,7 +209,7 @@ def merge_uninstall(data: dict[str, Any]) -> list[str]:
     hooks = data.get("hooks")
     if not isinstance(hooks, dict):
         return changes
-    for event in {h.event for h in HOOKS}:
+    for event in dict.fromkeys(h.event for h in HOOKS):
         groups = hooks.get(event)
         if not isinstance(groups, list):
             continue
