@@ -275,6 +275,9 @@ main.add_command(init_cmd)
 from .forget_cli import forget_cmd  # noqa: E402 - issue 16: brain forget (tombstones), --list, --undo
 
 main.add_command(forget_cmd)
+from .recent_cli import recent_cmd  # noqa: E402 - issue 16: brain recent (the timeline)
+
+main.add_command(recent_cmd)
 from .gpu_cli import cost_cmd, gpu_group  # noqa: E402 - issue 7: brain gpu status|start|stop|idle-check, brain cost
 
 main.add_command(gpu_group)

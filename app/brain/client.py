@@ -196,6 +196,14 @@ class ApiClient:
     def stats(self) -> dict[str, Any]:
         return self.request("GET", "/api/v1/stats")
 
+    def timeline(self, day: str | None = None, days: int | None = None, tz: str | None = None,
+                 since: str | None = None, until: str | None = None, source: str | None = None,
+                 project: str | None = None, limit: int | None = None) -> dict[str, Any]:
+        """A day (``day`` + ``days`` in zone ``tz``) or a ``since``/``until`` range, grouped by project."""
+        params = {"day": day, "days": days, "tz": tz, "since": since, "until": until, "source": source,
+                  "project": project, "limit": limit}
+        return self.request("GET", "/api/v1/timeline", params=params)
+
     def ask(self, question: str, **kw: Any) -> dict[str, Any]:
         """Non-streaming ask: ``{"answer", "citations", "model", "timings"}``."""
         body = {"question": question, **_clean(kw)}

@@ -63,7 +63,7 @@ def test_http_transport_serves_the_tools_to_token_holders(http_server: str) -> N
             return names, data
 
     names, data = anyio.run(main_)
-    assert names == {"search_memory", "get_item", "ask_memory", "recent_activity"}
+    assert names == {"search_memory", "get_item", "ask_memory", "recent_activity", "timeline"}
     assert data["results"][0]["id"] == CLAUDE_ID
 
     for headers in ({}, {"Authorization": "Bearer wrong"}):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mcp import ClientSession
@@ -26,10 +27,10 @@ from .conftest import (
 )
 
 RESUME = f"cd {PROJECT} && claude --resume {SESSION_ID}"
-TOOLS = {"search_memory", "get_item", "ask_memory", "recent_activity"}
+TOOLS = {"search_memory", "get_item", "ask_memory", "recent_activity", "timeline"}
 
 
-def test_lists_four_read_only_tools_with_precise_schemas(errlog: Any) -> None:
+def test_lists_the_read_only_tools_with_precise_schemas(errlog: Any) -> None:
     async def body(s: ClientSession) -> Any:
         return (await s.list_tools()).tools
 
@@ -55,6 +56,9 @@ def test_lists_four_read_only_tools_with_precise_schemas(errlog: Any) -> None:
     recent = tools["recent_activity"].input_schema
     assert "required" not in recent
     assert recent["properties"]["days"]["maximum"] == 365 and recent["properties"]["limit"]["maximum"] == 200
+    timeline = tools["timeline"].input_schema
+    assert "required" not in timeline and set(timeline["properties"]) == {"day", "days", "project", "source", "tz"}
+    assert timeline["properties"]["days"]["maximum"] == 31
 
 
 def test_search_results_say_how_to_reopen_each_source(mcp_env: dict[str, str], errlog: Any) -> None:
@@ -150,6 +154,30 @@ def test_recent_activity_is_newest_first_and_filtered(mcp_env: dict[str, str], e
     limited, text = out["limited"]
     assert len(limited["items"]) == 2 and limited["more"] is True and "More items exist" in text
     assert out["nothing"][0]["items"] == [] and "No activity" in out["nothing"][1]
+
+
+def test_timeline_shows_a_day_by_project_in_time_order(mcp_env: dict[str, str], errlog: Any) -> None:
+    day = (datetime.now(UTC) - timedelta(hours=1)).date()
+    week_start = (day - timedelta(days=6)).isoformat()
+
+    async def body(s: ClientSession) -> dict[str, Any]:
+        return {"day": await ok(s, "timeline", {"day": day.isoformat(), "tz": "UTC"}),
+                "week": await ok(s, "timeline", {"day": week_start, "days": 7, "tz": "UTC"}),
+                "project": await ok(s, "timeline", {"day": week_start, "days": 7, "tz": "UTC", "project": PROJECT}),
+                "bad_tz": await error(s, "timeline", {"tz": "Mars/Olympus"})}
+
+    out = run_session(mcp_env, errlog, body)
+    data, text = out["day"]
+    assert [e["id"] for g in data["groups"] for e in g["entries"]] == [CLAUDE_ID]
+    assert data["groups"][0]["entries"][0]["open"] == RESUME and RESUME in text
+    assert text.startswith(f"{day.strftime('%A %d %B %Y')} (UTC): 1 session")
+    assert f"next: timeline(day='{(day + timedelta(days=1)).isoformat()}')" in text
+    week, text = out["week"]
+    groups = {g["project"]: [e["id"] for e in g["entries"]] for g in week["groups"]}
+    assert groups == {PROJECT: [FILE_ID, CLAUDE_ID], None: [LONG_ID, PAGE_ID]}  # OLD_ID is 60 days old
+    assert FILE_PATH in text and PAGE_URL in text
+    assert [e["id"] for g in out["project"][0]["groups"] for e in g["entries"]] == [FILE_ID, CLAUDE_ID]
+    assert "tz" in out["bad_tz"] and "Mars/Olympus" in out["bad_tz"]
 
 
 def test_ask_returns_retrieved_context_when_the_llm_is_down(mcp_env: dict[str, str], errlog: Any) -> None:

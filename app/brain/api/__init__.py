@@ -46,4 +46,6 @@ def create_app(test_config: dict[str, Any] | config_mod.Config | None = None) ->
     app.register_blueprint(gpu_api.bp)
     from . import forget as forget_api  # issue 16: POST /api/v1/forget, /api/v1/tombstones (undo)
     app.register_blueprint(forget_api.bp)
+    from . import timeline as timeline_api  # issue 16: GET /api/v1/timeline
+    app.register_blueprint(timeline_api.bp)
     return app

@@ -1,4 +1,4 @@
-"""The MCP side of ``brain mcp``: four read-only tools over brain-api, stdio and streamable HTTP.
+"""The MCP side of ``brain mcp``: five read-only tools over brain-api, stdio and streamable HTTP.
 
 Why failures are tool results, not exceptions: an MCP client shows a crashed server as gone for the
 rest of the session. API down, a rejected token, a bad argument or an unknown id come back as an
@@ -29,6 +29,9 @@ from pydantic import Field, ValidationError
 from .. import __version__
 from .. import config as config_mod
 from ..client import ApiClient, ApiError, ApiUnavailable
+from ..timeline_text import now_in
+from ..timeline_text import render as render_timeline
+from ..zones import local_tz_name
 from . import check_http_exposure, render
 
 log = logging.getLogger(__name__)
@@ -50,6 +53,8 @@ which files they changed, before solving it again from scratch.
 - ask_memory: a written answer with numbered citations (falls back to the retrieved context when \
 the LLM is unavailable).
 - recent_activity: what was worked on lately, newest first.
+- timeline: one day (or a few) across all sources in time order, grouped by project: sessions with \
+their first prompt and duration, pages visited, files changed ("what was I doing on Tuesday?").
 
 Filter by project with the absolute project directory (for Claude Code: its working directory). \
 Times are ISO-8601, UTC unless an offset is given."""
@@ -107,6 +112,13 @@ RECENT_DESCRIPTION = """\
 List what the user worked on recently, newest first (by last activity): Claude Code and other \
 agents' sessions (with their resume command and project), web pages visited (URL, visit time) and \
 files touched (path). Useful to pick up where the user left off or to see the recent history of a project."""
+
+TIMELINE_DESCRIPTION = """\
+Show one day of the user's work (or several days) across all sources, in time order and grouped by \
+project: Claude Code and other agents' sessions with their first prompt, duration and resume command, \
+web pages visited (URL), files changed (path). Days are cut at midnight in the user's time zone \
+(this machine's unless tz is given). Use it for "what was I doing on Tuesday afternoon?" or to pick \
+up yesterday's work; use search_memory to find something by its content."""
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True,
                             open_world_hint=False)
@@ -176,7 +188,7 @@ class BrainMCP(MCPServer):
 # ---------------------------------------------------------------------------------------- tools
 
 class MemoryTools:
-    """The four tools, over two clients: ``api`` (with retries) and ``ask_api`` (no retries).
+    """The five tools, over two clients: ``api`` (with retries) and ``ask_api`` (no retries).
 
     Why ask has no client-side retries: brain-api already retries the LLM (``llm.max_retries``),
     and a 503 from ask means the LLM is down; retrying would re-run retrieval and the LLM
@@ -344,9 +356,33 @@ class MemoryTools:
                 text += "\n\nMore items exist: raise limit (at most 200) or narrow by source, project or days."
         return result(text, {"since": since, "items": items, "more": more})
 
+    def timeline(
+        self,
+        day: Annotated[str | None, Field(pattern=r"^\d{4}-\d{2}-\d{2}$", description=(
+            "The day, YYYY-MM-DD (e.g. 2026-11-24). Omit for today."))] = None,
+        days: Annotated[int, Field(ge=1, le=31, description="How many days from day on (1-31).")] = 1,
+        project: ProjectArg = None,
+        source: SourceArg = None,
+        tz: Annotated[str | None, Field(min_length=1, max_length=64, description=(
+            "Time zone the days are cut in: an IANA name (Europe/Rome) or an offset (+01:00). "
+            "Omit for this machine's zone."))] = None,
+    ) -> CallToolResult:
+        tz_name = tz or local_tz_name()
+        if day is None:
+            try:
+                day = now_in(tz_name).date().isoformat()
+            except ValueError as exc:
+                raise ToolError(f"invalid arguments for timeline: tz: {exc}") from None
+        with self._api_errors("timeline"):
+            data = self.api.timeline(day=day, days=days, tz=tz_name, source=source, project=self._project(project))
+        text = render_timeline(data)
+        text += (f"\n\nPrevious: timeline(day={data['prev_day']!r}); next: timeline(day={data['next_day']!r}). "
+                 "Read an item in full with get_item(id).")
+        return result(text, data)
+
 
 def build_server(cfg: config_mod.Config, log_level: str = "WARNING") -> BrainMCP:
-    """The MCP server with its four tools, talking to the brain-api of ``cfg``."""
+    """The MCP server with its five tools, talking to the brain-api of ``cfg``."""
     api = ApiClient.from_config(cfg)
     ask_api = ApiClient.from_config(cfg, retries=0)
     ask_api.timeout = cfg["mcp.ask_timeout"]
@@ -358,6 +394,7 @@ def build_server(cfg: config_mod.Config, log_level: str = "WARNING") -> BrainMCP
         (tools.get_item, "Read a remembered item", GET_ITEM_DESCRIPTION),
         (tools.ask_memory, "Ask memory", ASK_DESCRIPTION),
         (tools.recent_activity, "Recent activity", RECENT_DESCRIPTION),
+        (tools.timeline, "Timeline of a day", TIMELINE_DESCRIPTION),
     ]
     for fn, title, description in specs:
         server.add_tool(fn, title=title, description=description, annotations=READ_ONLY)
