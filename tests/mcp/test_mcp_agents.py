@@ -36,6 +36,8 @@ def items(now: datetime) -> list[dict[str, Any]]:
         meta = {"agent": agent, "session_id": sid, "user_messages": 1, "tool_calls": 1}
         if resume:
             meta["resume"] = resume
+        if agent == "codex":
+            meta["git_branch"] = "fix-ws"
         return {"id": f"agent:{agent}:{sid}", "source": "agent", "title": title, "uri": f"{agent}://session/{sid}",
                 "project": project, "created_at": iso(now - timedelta(hours=hours + 1)),
                 "updated_at": iso(now - timedelta(hours=hours)), "meta": meta,
@@ -79,7 +81,7 @@ def test_agent_sessions_reopen_in_their_own_agent() -> None:
     now = datetime.now(UTC)
     loc = {it["id"]: render.locate(it) for it in items(now)}
     assert loc[f"agent:codex:{CODEX}"] == {"agent": "codex", "session_id": CODEX, "project": SPACED,
-                                           "resume": f"codex resume {CODEX}",
+                                           "resume": f"codex resume {CODEX}", "git_branch": "fix-ws",
                                            "open": f"cd '{SPACED}' && codex resume {CODEX}"}
     assert loc[f"agent:gemini:{GEMINI}"]["open"] == f"cd {PROJECT} && gemini --resume {GEMINI}"  # already cds
     assert loc[f"agent:aider:{AIDER}"]["session_id"] == AIDER  # the id's rest, colons and all
@@ -89,7 +91,7 @@ def test_agent_sessions_reopen_in_their_own_agent() -> None:
     assert (bare["agent"], bare["session_id"], bare["open"]) == ("codex", "xyz", "get_item(id='agent:codex:xyz')")
     codex = items(now)[0]
     head, how = render.describe(codex, render.locate(codex))
-    assert head.startswith("Codex CLI session · ") and head.endswith(f"· project {SPACED}")
+    assert head.startswith("Codex CLI session · ") and head.endswith(f"· project {SPACED} · branch fix-ws")
     assert how == f"resume: cd '{SPACED}' && codex resume {CODEX}"
     opencode = items(now)[3]
     assert render.describe(opencode, render.locate(opencode))[1] == \

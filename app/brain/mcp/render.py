@@ -108,8 +108,11 @@ def _locate_agent(item: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
         action = f"cd {shlex.quote(project)} && {resume}"
     else:
         action = resume or f"get_item(id={item.get('id')!r})"
-    return {"agent": agent, "session_id": str(meta.get("session_id") or id_session), "project": project,
-            "resume": resume, "open": action}
+    out = {"agent": agent, "session_id": str(meta.get("session_id") or id_session), "project": project,
+           "resume": resume, "open": action}
+    if meta.get("git_branch"):
+        out["git_branch"] = meta["git_branch"]
+    return out
 
 
 def agent_name(item: dict[str, Any]) -> str:
