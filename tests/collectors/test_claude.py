@@ -336,5 +336,6 @@ def test_one_transcript_is_collected_as_the_full_run_collects_it(projects, make_
     agent = claude.collect_transcript(cfg, state, RecordingSink(state), redactor, None,
                                       projects / SYN_DIR / "agent-a123456.jsonl")
     assert "is not a session transcript" in agent.errors[0]
-    gone = claude.collect_transcript(cfg, state, RecordingSink(state), redactor, None, projects / SYN_DIR / "x.jsonl")
-    assert gone.errors == [] and "no transcript at" in gone.warnings[0]
+    for gone in (projects / SYN_DIR / "x.jsonl", projects / "no-such-folder" / "x.jsonl"):
+        stats = claude.collect_transcript(cfg, state, RecordingSink(state), redactor, None, gone)
+        assert stats.errors == [] and stats.warnings == [f"claude: no transcript at {gone} (nothing written yet?)"]

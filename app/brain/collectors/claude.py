@@ -777,6 +777,9 @@ def collect_transcript(cfg: Config, state: State, sink: Sink, redactor: Any, arc
     if transcript.suffix != ".jsonl" or transcript.name.startswith("agent-"):
         stats.errors.append(f"claude: {transcript} is not a session transcript (<sessionId>.jsonl)")
         return stats
+    if not transcript.is_file():
+        stats.warnings.append(f"claude: no transcript at {transcript} (nothing written yet?)")
+        return stats
     projects = _root_of(cfg, transcript.parent)
     try:
         sessions = group_sessions(project_sources(projects, transcript.parent))
