@@ -9,9 +9,10 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
-# podman, runc and debootstrap: the molecule smoke scenario's local systemd container;
+# podman, runc and debootstrap: the molecule smoke scenario's local systemd container; age: the
+# encrypted off-VM backups (tests/backup/test_offsite.py);
 # build-essential and cmake: building the llama.cpp server wheel the first time (then cached)
-ensure_system_packages podman runc debootstrap build-essential cmake
+ensure_system_packages podman runc debootstrap build-essential cmake age
 ensure_venv dev
 
 log "installing the test LLM (llama.cpp server + SmolLM2-135M; first build 5-6 min, then cached)"

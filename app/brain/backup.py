@@ -10,6 +10,10 @@ self-contained file (rollback journal, no ``-wal`` beside it), and written under
 that is renamed only when complete, so a crash never leaves a half backup that rotation would
 count. A restore checks the backup the same way before touching the live database, and keeps a
 safety copy of what it replaces.
+
+With ``backup.s3_bucket`` set, each backup also leaves the VM, age-encrypted, to an S3 bucket
+(OCI Object Storage's S3 API, or any other), pruned there to ``backup.s3_keep``; ``brain restore
+--from-bucket latest --identity KEY`` brings one back onto a fresh host (:mod:`brain.offsite`).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from pathlib import Path
 import click
 
 from . import config as config_mod
+from . import offsite
 from .config import Setting
 
 config_mod.register(
@@ -207,15 +212,29 @@ def backup_cmd(obj, dest: str | None, keep: int | None) -> None:
     click.echo(f"{result.path} ({result.size} bytes)")
     for old in result.removed:
         click.echo(f"removed {old}", err=True)
+    if offsite.configured(cfg):
+        try:
+            sent = offsite.send(result.path, cfg)
+        except offsite.OffsiteError as exc:  # the local backup stands; the timer's failure is what alerts
+            raise click.ClickException(f"backup kept at {result.path}, but not sent off the VM: {exc}") from None
+        click.echo(f"sent to s3://{cfg['backup.s3_bucket']}/{sent.key} ({sent.size} bytes, encrypted)")
+        for key in sent.removed:
+            click.echo(f"removed s3://{cfg['backup.s3_bucket']}/{key}", err=True)
 
 
 @click.command("restore")
-@click.argument("backup_file", type=click.Path(exists=True, dir_okay=False))
+@click.argument("backup_file", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.option("--from-bucket", "remote", metavar="NAME|latest",
+              help="Restore a backup from the S3 bucket (backup.s3_*) instead of a local file.")
+@click.option("--identity", type=click.Path(dir_okay=False),
+              help="age identity (private key) file that decrypts bucket backups.")
+@click.option("--list", "list_remote", is_flag=True, help="List the backups in the bucket and exit.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--no-safety-copy", is_flag=True, help="Do not keep a copy of the database being replaced.")
 @click.pass_obj
-def restore_cmd(obj, backup_file: str, yes: bool, no_safety_copy: bool) -> None:
-    """Replace the database with BACKUP_FILE after checking its integrity.
+def restore_cmd(obj, backup_file: str | None, remote: str | None, identity: str | None, list_remote: bool,
+                yes: bool, no_safety_copy: bool) -> None:
+    """Replace the database with BACKUP_FILE (or a bucket backup) after checking its integrity.
 
     Stop brain-api first. The replaced database is kept beside it as
     <db>.pre-restore-<time> unless --no-safety-copy.
@@ -225,15 +244,50 @@ def restore_cmd(obj, backup_file: str, yes: bool, no_safety_copy: bool) -> None:
       sudo systemctl stop brain
       sudo -u brain BRAIN_CONFIG=/etc/brain/config.toml \\
         brain restore /var/backups/brain/brain-20261127T031500Z.db --yes
+      sudo brain restore --from-bucket latest --identity /root/brain-backup.key --yes
       sudo systemctl start brain
     """
-    db = obj.cfg["server.db_path"]
+    cfg = obj.cfg
+    if (list_remote or remote) and not offsite.configured(cfg):
+        raise click.ClickException("no bucket configured: set backup.s3_endpoint and backup.s3_bucket")
+    if list_remote:
+        try:
+            for r in offsite.Bucket(cfg).list():
+                click.echo(f"{r.name}\t{r.size}")
+        except offsite.OffsiteError as exc:
+            raise click.ClickException(str(exc)) from None
+        return
+    if bool(backup_file) == bool(remote):
+        raise click.UsageError("give either BACKUP_FILE or --from-bucket NAME|latest")
+    if remote and not identity:
+        raise click.UsageError("--from-bucket needs --identity, the age key the backups were encrypted to")
+    db = cfg["server.db_path"]
     if not yes:
-        click.confirm(f"Replace {db} with {backup_file}? brain-api must be stopped", abort=True)
+        click.confirm(f"Replace {db} with {backup_file or remote}? brain-api must be stopped", abort=True)
+    if remote:
+        _restore_remote(cfg, remote, Path(identity or ""), db, not no_safety_copy)
+        return
     try:
         saved = restore_backup(backup_file, db, safety_copy=not no_safety_copy)
     except BackupError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"restored {backup_file} into {db}")
+    if saved:
+        click.echo(f"previous database kept as {saved}", err=True)
+
+
+def _restore_remote(cfg: config_mod.Config, remote: str, identity: Path, db: str, safety_copy: bool) -> None:
+    """Download and decrypt into a private temporary file beside the database, then restore it."""
+    import tempfile
+
+    Path(db).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with tempfile.TemporaryDirectory(prefix=".restore-", dir=Path(db).parent) as tmp:
+        plain = Path(tmp) / "backup.db"
+        try:
+            key = offsite.fetch(remote, identity, plain, cfg)
+            saved = restore_backup(plain, db, safety_copy=safety_copy)
+        except (offsite.OffsiteError, BackupError) as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(f"restored s3://{cfg['backup.s3_bucket']}/{key} into {db}")
     if saved:
         click.echo(f"previous database kept as {saved}", err=True)
