@@ -60,6 +60,9 @@ brain_ocpus = _or(cfg.get_float("brainOcpus"), 4.0)
 brain_memory_gb = _or(cfg.get_float("brainMemoryGb"), 24.0)
 # Boot volume (GB). 200 GB of block storage is free in total.
 brain_boot_volume_gb = _or(cfg.get_int("brainBootVolumeGb"), 100)
+# Data volume (GB, at least 50) for the database, apart from the disposable boot volume; boot + data
+# must stay within the 200 GB of free block storage.
+brain_data_volume_gb = _or(cfg.get_int("brainDataVolumeGb"), 50)
 # Pin an image OCID instead of looking up the latest Canonical Ubuntu aarch64 image.
 brain_image_id = cfg.get("brainImageId")
 # Ubuntu release looked up for the brain VM.
@@ -112,7 +115,8 @@ network = Network("brain-net", NetworkArgs(
 brain = BrainVm("brain", BrainVmArgs(
     compartment_id=compartment_id, subnet_id=network.subnet.id, ssh_public_keys=ssh_public_key.splitlines(),
     availability_domain=availability_domain, ocpus=brain_ocpus, memory_gb=brain_memory_gb,
-    boot_volume_gb=brain_boot_volume_gb, image_id=brain_image_id, image_os_version=brain_image_version,
+    boot_volume_gb=brain_boot_volume_gb, data_volume_gb=brain_data_volume_gb, image_id=brain_image_id,
+    image_os_version=brain_image_version,
     allow_beyond_free=brain_allow_beyond_free,
 ), pulumi.ResourceOptions(providers=[provider]))
 
@@ -124,6 +128,9 @@ pulumi.export("brain_public_ip", brain.public_ip)
 pulumi.export("brain_private_ip", brain.private_ip)
 pulumi.export("brain_availability_domain", brain.availability_domain)
 pulumi.export("brain_image_id", brain.image_id)
+# The database's own block volume (protected): its OCID, and where the brain role finds it.
+pulumi.export("brain_data_volume_id", brain.data_volume.id)
+pulumi.export("brain_data_device", brain.data_device)
 pulumi.export("brain_ssh_port", 22)
 pulumi.export("brain_ssh_user", brain_ssh_user)
 # SSH is allowed from these on both VMs (the inventory hands them to the GPU VM's firewall).

@@ -4,6 +4,13 @@ Sizes default to the seed plan (4 OCPU, 24 GB, 100 GB boot volume), which is the
 Always Free A1 allowance as Oracle documented it (3,000 OCPU-hours and 18,000 GB-hours a month).
 Reports from 2026 say new tenancies may get less; larger values are refused unless
 ``allow_beyond_free`` says paying is fine, so a typo cannot start billing.
+
+The memory lives on its own block volume, not on the boot volume (issue 15): the boot volume is
+disposable (``preserve_boot_volume=False``; a new SSH key or image replaces the instance), while
+the data volume is ``protect=True`` (``pulumi destroy`` and a replacement refuse to delete it) and
+``retain_on_delete=True`` (even an unprotected delete leaves it in OCI). It is attached
+paravirtualized at the consistent device path ``/dev/oracleoci/oraclevdb``, which the brain role
+formats once and mounts. Boot + data stay inside the 200 GB of Always Free block storage.
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ FREE_OCPUS = 4
 FREE_MEMORY_GB = 24
 FREE_BLOCK_STORAGE_GB = 200
 MIN_BOOT_VOLUME_GB = 50
+MIN_BLOCK_VOLUME_GB = 50  # OCI's smallest block volume
+DATA_DEVICE = "/dev/oracleoci/oraclevdb"  # OCI's consistent device path for the first attached volume
 DEFAULT_CLOUD_INIT = Path(__file__).resolve().parent.parent / "cloud_init.yaml"
 
 
@@ -37,6 +46,7 @@ class BrainVmArgs:
     ocpus: float = FREE_OCPUS
     memory_gb: float = FREE_MEMORY_GB
     boot_volume_gb: int = 100
+    data_volume_gb: int = MIN_BLOCK_VOLUME_GB
     image_os: str = "Canonical Ubuntu"
     image_os_version: str = "24.04"
     image_id: str | None = None
@@ -46,9 +56,12 @@ class BrainVmArgs:
     allow_beyond_free: bool = False
 
 
-def check_size(ocpus: float, memory_gb: float, boot_volume_gb: int, *, allow_beyond_free: bool = False) -> None:
+def check_size(ocpus: float, memory_gb: float, boot_volume_gb: int, *, allow_beyond_free: bool = False,
+               data_volume_gb: int = MIN_BLOCK_VOLUME_GB) -> None:
     """Refuse sizes A1.Flex cannot have, and (unless allowed) sizes beyond the Always Free allowance."""
     problems = []
+    if data_volume_gb < MIN_BLOCK_VOLUME_GB:
+        problems.append(f"brainDataVolumeGb must be at least {MIN_BLOCK_VOLUME_GB}, got {data_volume_gb}")
     if ocpus < 1 or ocpus > 80:
         problems.append(f"brainOcpus must be 1..80 for {SHAPE}, got {ocpus}")
     if memory_gb < ocpus or memory_gb > 64 * ocpus:
@@ -59,9 +72,10 @@ def check_size(ocpus: float, memory_gb: float, boot_volume_gb: int, *, allow_bey
         if ocpus > FREE_OCPUS or memory_gb > FREE_MEMORY_GB:
             problems.append(f"{ocpus} OCPU / {memory_gb} GB exceeds the Always Free A1 allowance "
                             f"({FREE_OCPUS} OCPU / {FREE_MEMORY_GB} GB); set brainAllowBeyondFree true to pay for it")
-        if boot_volume_gb > FREE_BLOCK_STORAGE_GB:
-            problems.append(f"a {boot_volume_gb} GB boot volume exceeds the {FREE_BLOCK_STORAGE_GB} GB of free "
-                            "block storage; set brainAllowBeyondFree true to pay for it")
+        if boot_volume_gb + data_volume_gb > FREE_BLOCK_STORAGE_GB:
+            problems.append(f"a {boot_volume_gb} GB boot volume plus a {data_volume_gb} GB data volume exceeds the "
+                            f"{FREE_BLOCK_STORAGE_GB} GB of free block storage; set brainAllowBeyondFree true to "
+                            "pay for it")
     if problems:
         raise ValueError("; ".join(problems))
 
@@ -120,7 +134,8 @@ class BrainVm(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: BrainVmArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("brain:infra:BrainVm", name, None, opts)
-        check_size(args.ocpus, args.memory_gb, args.boot_volume_gb, allow_beyond_free=args.allow_beyond_free)
+        check_size(args.ocpus, args.memory_gb, args.boot_volume_gb, allow_beyond_free=args.allow_beyond_free,
+                   data_volume_gb=args.data_volume_gb)
         keys = ssh_authorized_keys(args.ssh_public_keys)
         cloud_init = args.cloud_init if args.cloud_init is not None else DEFAULT_CLOUD_INIT.read_text("utf-8")
         invoke = pulumi.InvokeOutputOptions(parent=self)
@@ -156,8 +171,34 @@ class BrainVm(pulumi.ComponentResource):
             # creation only. Upgrades happen in place (unattended-upgrades, Ansible).
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["source_details"]),
         )
+        self.data_volume = oci.core.Volume(
+            f"{name}-data",
+            compartment_id=args.compartment_id,
+            availability_domain=self.availability_domain,
+            display_name=f"{args.display_name}-data",
+            size_in_gbs=str(args.data_volume_gb),
+            opts=data_volume_options(self),
+        )
+        self.data_attachment = oci.core.VolumeAttachment(
+            f"{name}-data-attachment",
+            attachment_type="paravirtualized",
+            instance_id=self.instance.id,
+            volume_id=self.data_volume.id,
+            device=DATA_DEVICE,
+            display_name=f"{args.display_name}-data",
+            # a new instance needs the volume the old attachment holds: detach first, then attach
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
+        )
         self.public_ip = self.instance.public_ip
         self.private_ip = self.instance.private_ip
+        self.data_device = pulumi.Output.from_input(DATA_DEVICE)
         self.register_outputs({"instance_id": self.instance.id, "public_ip": self.public_ip,
                                "private_ip": self.private_ip, "availability_domain": self.availability_domain,
-                               "image_id": self.image_id})
+                               "image_id": self.image_id, "data_volume_id": self.data_volume.id,
+                               "data_device": self.data_device})
+
+
+def data_volume_options(parent: pulumi.Resource) -> pulumi.ResourceOptions:
+    """The data volume outlives the VM: never deleted by Pulumi, never replaced for a new instance
+    (an instance replacement only re-creates the attachment)."""
+    return pulumi.ResourceOptions(parent=parent, protect=True, retain_on_delete=True)

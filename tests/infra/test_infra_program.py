@@ -388,3 +388,34 @@ def test_a_changed_first_boot_config_does_not_replace_the_gpu_vm(monkeypatch):
     run_program({})
     (opts,) = seen
     assert opts.ignore_changes == ["cloud_init"]
+
+
+# --- the memory survives the VM (issue 15, point 5)
+
+VOLUME = "oci:Core/volume:Volume"
+ATTACHMENT = "oci:Core/volumeAttachment:VolumeAttachment"
+
+
+def test_the_database_has_its_own_volume_attached_at_a_stable_path(program_run):
+    vol = program_run.mocks.one(VOLUME).inputs
+    assert vol["sizeInGbs"] == "50" and vol["availabilityDomain"] == ADS[0]
+    att = program_run.mocks.one(ATTACHMENT).inputs
+    assert att["attachmentType"] == "paravirtualized" and att["device"] == "/dev/oracleoci/oraclevdb"
+    assert att["instanceId"] and att["volumeId"]
+    assert program_run.mocks.one(INSTANCE).inputs["preserveBootVolume"] is False  # the boot volume is disposable
+    assert program_run.exports["brain_data_device"] == "/dev/oracleoci/oraclevdb"
+    assert "brain_data_volume_id" in program_run.exports
+
+
+def test_the_data_volume_is_protected_and_retained():
+    from components.brain_vm import data_volume_options
+
+    opts = data_volume_options(None)  # type: ignore[arg-type]
+    assert opts.protect is True and opts.retain_on_delete is True
+
+
+def test_boot_and_data_volumes_stay_within_the_free_block_storage():
+    with pytest.raises(Exception, match="200 GB of free block storage"):
+        run_program({"brain:brainBootVolumeGb": "100", "brain:brainDataVolumeGb": "120"})
+    with pytest.raises(Exception, match="brainDataVolumeGb must be at least 50"):
+        run_program({"brain:brainDataVolumeGb": "20"})
