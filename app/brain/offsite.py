@@ -159,7 +159,7 @@ def _client(cfg: Config) -> Any:
                       s3={"addressing_style": "path"},  # OCI's S3 compatibility serves path-style
                       request_checksum_calculation="when_required", response_checksum_validation="when_required")
     return boto3.session.Session().client(
-        "s3", endpoint_url=cfg["backup.s3_endpoint"], region_name=cfg["backup.s3_region"],
+        "s3", endpoint_url=cfg["backup.s3_endpoint"], region_name=cfg["backup.s3_region"] or None,
         aws_access_key_id=cfg["backup.s3_access_key"] or None,
         aws_secret_access_key=cfg["backup.s3_secret_key"] or None, config=conf)
 
