@@ -283,6 +283,21 @@ def test_the_real_run_and_the_dry_run_both_get_past_the_poisoned_transcript(home
     assert "claude: 2 scanned, 2 queued" in real.stdout and "repaired 2 (" in real.stdout
     assert set(standin.items) == {f"claude:{BAD_SID}", f"claude:{GOOD_SID}"}
     assert "PASSED \ufffd" in standin.items[f"claude:{BAD_SID}"]["content"]
+    # `brain collect status` names every bad record of the last real run (the dry run records nothing)
+    status = runner.invoke(main, ["collect", "status"], env=env)
+    assert status.exit_code == 0, status.output
+    rel = f"-home-dev-poison/{BAD_SID}.jsonl"
+    lines = status.stdout.splitlines()
+    assert any(ln.startswith("  claude at ") and "2 scanned, 2 queued" in ln for ln in lines), status.stdout
+    assert f"    repaired {rel} line 2: 1 lone surrogates replaced with U+FFFD" in lines
+    assert f"    repaired {rel} line 3: invalid UTF-8 replaced with U+FFFD" in lines
+    assert f"    dropped {rel} line 4: not valid JSON" in lines
+    # a clean run replaces the record: nothing bad is left to show
+    bad = Path(rel)
+    (home / ".claude" / "projects" / bad).unlink()
+    assert runner.invoke(main, ["collect", "claude"], env=env).exit_code == 0
+    status = runner.invoke(main, ["collect", "status"], env=env).stdout
+    assert "repaired" not in status and "dropped" not in status and "  claude at " in status
 
 
 def test_a_session_that_breaks_the_renderer_is_named_and_the_others_collected(home: Path, make_cfg, state, redactor,

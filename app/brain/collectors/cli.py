@@ -82,6 +82,40 @@ def _run_one(name: str, cfg: config_mod.Config, state: State, sink: Sink, since:
     return files.collect(cfg, state, sink, redactor, since)
 
 
+RUN_PROBLEMS_KEPT = 50  # bad records remembered per collector for `brain collect status`
+
+
+def _record_run(state: State, stats: RunStats) -> None:
+    """Keep this run's summary and its bad records (names and reasons, never content) in the state
+    database, so `brain collect status` can say what the last cron run skipped or repaired."""
+    record = {"finished_at": timeutil.now(), "summary": stats.summary(),
+              "repaired": stats.repaired[:RUN_PROBLEMS_KEPT], "dropped": stats.dropped[:RUN_PROBLEMS_KEPT],
+              "problems": len(stats.repaired) + len(stats.dropped), "errors": stats.errors[:RUN_PROBLEMS_KEPT]}
+    state.set_cursor(f"run:{stats.name.split(' ')[0]}", json.dumps(record))
+    state.checkpoint()
+
+
+def _print_runs(state: State) -> None:
+    runs = state.cursors("run:")
+    if not runs:
+        return
+    click.echo("last runs:")
+    for name, value in runs:
+        try:
+            run = json.loads(value)
+        except ValueError:
+            continue
+        click.echo(f"  {name.removeprefix('run:')} at {run['finished_at']}: {run['summary']}")
+        for label in ("repaired", "dropped"):
+            for what, why in run.get(label, []):
+                click.echo(f"    {label} {what}: {why}")
+        shown = len(run.get("repaired", [])) + len(run.get("dropped", []))
+        if run.get("problems", 0) > shown:
+            click.echo(f"    ... and {run['problems'] - shown} more")
+        for error in run.get("errors", []):
+            click.echo(f"    error: {error}")
+
+
 def _flush(cfg: config_mod.Config, state: State, err: Callable[[str], None], prog: Progress) -> tuple[str, str]:
     """Send the outbox. Returns (summary line, failure message or "")."""
     if not cfg["client.token"]:
@@ -150,6 +184,8 @@ def run_collect(obj: Any, which: tuple[str, ...], dry_run: bool, since: str | No
                     for e in stats.errors:
                         err(f"error: {e}")
                     failures.extend(stats.errors)
+                    if not dry_run:
+                        _record_run(state, stats)
                 if dry_run:
                     out("dry run: nothing was sent and no state was changed")
                 else:
@@ -263,7 +299,8 @@ def collect_all(obj: Any, dry_run: bool, since: str | None, quiet: bool) -> None
 @collect_group.command("status")
 @click.pass_obj
 def collect_status(obj: Any) -> None:
-    """Show the outbox: pending items, and items brain-api rejected with their error.
+    """Show the outbox (pending items, items brain-api rejected with their error) and each
+    collector's last run with the records it repaired or left out.
 
     \b
     Example:
@@ -278,6 +315,7 @@ def collect_status(obj: Any) -> None:
         click.echo(f"outbox: {p['upsert']} upserts and {p['delete']} deletes pending, {p['failed']} rejected")
         for row in state.failures():
             click.echo(f"  rejected {row['item_id']} ({row['op']}): {row['last_status']} {row['last_error']}")
+        _print_runs(state)
     finally:
         state.close()
 

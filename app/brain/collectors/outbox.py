@@ -167,6 +167,12 @@ class State:
         self.conn.execute("INSERT INTO cursors(name, value) VALUES (?, ?) "
                           "ON CONFLICT(name) DO UPDATE SET value = excluded.value", (name, value))
 
+    def cursors(self, prefix: str) -> list[tuple[str, str]]:
+        """Every cursor whose name starts with ``prefix``, by name (``run:`` holds each collector's last run)."""
+        rows = self.conn.execute("SELECT name, value FROM cursors WHERE substr(name, 1, ?) = ? ORDER BY name",
+                                 (len(prefix), prefix)).fetchall()
+        return [(row[0], row[1]) for row in rows]
+
     # ------------------------------------------------------------------ outbox
 
     def is_unchanged(self, item: dict[str, Any]) -> bool:
