@@ -116,6 +116,13 @@ def _list(v: Any) -> list[str]:
     raise ValueError("must be a list of strings (or a comma-separated string)")
 
 
+def _zone(v: Any) -> str:
+    from .zones import parse_tz
+
+    parse_tz(_str(v))  # ValueError names the problem
+    return _str(v)
+
+
 def _url(v: Any) -> str:
     s = _str(v).rstrip("/")
     if s and not (s.startswith("http://") or s.startswith("https://")):
@@ -215,6 +222,13 @@ SETTINGS: list[Setting] = [
     Setting("client.token", _str, "", "bearer token for brain-api", env="BRAIN_TOKEN", secret=True),
     Setting("client.timeout", _float(0.1), 60.0, "seconds per request to brain-api"),
     Setting("client.ca_bundle", _path, "", "CA bundle for a self-signed brain-api certificate"),
+    # the web page brain-api serves at / (app/brain/api/web.py)
+    Setting("web.session_hours", _int(1, 24 * 366), 168, "hours a sign-in to the web page lasts"),
+    Setting("web.trust_proxy", _bool, False,
+            "brain-api runs behind a proxy on loopback (Caddy): honour its X-Forwarded-Proto (the session "
+            "cookie is Secure over TLS) and X-Forwarded-For (failed sign-ins counted per client)"),
+    Setting("web.timezone", _zone, "UTC",
+            "time zone of the web page's days and times until the browser tells its own (IANA name or +HH:MM)"),
 ]
 
 _BY_NAME = {s.name: s for s in SETTINGS}

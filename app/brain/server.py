@@ -62,7 +62,9 @@ def gunicorn_options(cfg: Config, host: str, port: int, workers: int) -> dict[st
         "graceful_timeout": 30,
         "accesslog": "-",
         "errorlog": "-",
-        "forwarded_allow_ips": "127.0.0.1,::1",
+        # X-Forwarded-Proto from the proxy on loopback only when configured (web.trust_proxy): it makes
+        # the page's session cookie Secure; otherwise nobody may claim TLS for a plain connection
+        "forwarded_allow_ips": "127.0.0.1,::1" if cfg["web.trust_proxy"] else "",
         # no runtime-management socket in $HOME: nothing uses it, and under systemd's
         # ProtectSystem=strict the home folder is read-only
         "control_socket_disable": True,

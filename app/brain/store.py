@@ -164,6 +164,19 @@ CREATE TABLE tombstones(
 UPDATE items SET created_at = substr('000' || created_at, -24) WHERE length(created_at) BETWEEN 21 AND 23;
 UPDATE items SET updated_at = substr('000' || updated_at, -24) WHERE length(updated_at) BETWEEN 21 AND 23;
 """),
+    # issue 16: the web page's sign-in (app/brain/api/web_auth.py): sessions by the sha256 of their
+    # cookie, and failed sign-ins for the rate limit, shared by every gunicorn worker
+    (6, "web sessions, failed sign-ins", """
+CREATE TABLE web_sessions(
+  key TEXT PRIMARY KEY,
+  csrf TEXT NOT NULL,
+  token_fp TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  expires_at TEXT NOT NULL
+);
+CREATE TABLE web_signin_failures(id INTEGER PRIMARY KEY, at TEXT NOT NULL, client TEXT NOT NULL);
+CREATE INDEX web_signin_failures_at ON web_signin_failures(at);
+"""),
 ]
 
 # a queued text the embedder refused this many times (a permanent error, e.g. input too long) is

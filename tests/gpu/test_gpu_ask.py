@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import requests
 
-from brain import store
+from brain import gpu_starts, store
 from tests.ask.helpers import CORPUS, make_ask_app, parse_sse
 from tests.conftest import TOKEN, start_api_server, stop_api_server
 from tests.standins.openai_embeddings import EmbeddingsStandIn
@@ -68,10 +68,19 @@ def test_streamed_ask_reports_progress_then_answers(gpu_settings, td) -> None:
     stages = [d["stage"] for e, d in events if e == "status"]
     assert stages[0] == "checking" and stages[-1] == "ready"
     assert {"vm_starting", "waiting_ollama"} <= set(stages)
-    assert all(set(d) == {"stage", "message", "state", "elapsed_s"} for e, d in events if e == "status")
+    statuses = [d for e, d in events if e == "status"]
+    assert all(set(d) == {"stage", "message", "state", "elapsed_s", "usual_s", "timeout_s"} for d in statuses)
+    assert all(d["usual_s"] is None and d["timeout_s"] == 10.0 for d in statuses)  # no start measured before
     done = events[-1][1]
     assert "".join(d["text"] for e, d in events if e == "token") == done["answer"] == "Enable WAL mode [1]."
     assert done["timings"]["gpu_wait_ms"] > 0 and starts(td) == 1
+    # the start was measured: the next one says how long a start usually takes (issue 16, the page)
+    conn = store.connect(gpu_settings["server.db_path"])
+    try:
+        measured = gpu_starts.usual(conn)
+    finally:
+        conn.close()
+    assert measured is not None and 0 <= measured <= statuses[-1]["elapsed_s"] + 1
 
 
 def test_an_ask_on_the_running_vm_does_not_call_tensordock(gpu_settings, td, ollama) -> None:

@@ -48,4 +48,10 @@ def create_app(test_config: dict[str, Any] | config_mod.Config | None = None) ->
     app.register_blueprint(forget_api.bp)
     from . import timeline as timeline_api  # issue 16: GET /api/v1/timeline
     app.register_blueprint(timeline_api.bp)
+    from . import web  # issue 16: the web page at / (its own sign-in, CSP, CSRF)
+    app.register_blueprint(web.bp)
+    if cfg["web.trust_proxy"]:  # Caddy in front: its X-Forwarded-Proto/-For (see web_auth.set_cookie)
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)  # type: ignore[method-assign]
     return app

@@ -33,7 +33,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify
 
 from .. import ask as ask_core
-from .. import gpu
+from .. import gpu, gpu_starts, store
 from ..config import Config
 from ..embed import EmbedError
 from ..llm import LLMClient, get_llm
@@ -187,13 +187,37 @@ def _ask_on_gpu(control: gpu.GpuControl, cfg: Config, prep: ask_core.Prepared, l
         raise
 
 
+def _usual_start(cfg: Config) -> float | None:
+    """Own connections: these run while the response streams, outside the request's context."""
+    conn = store.connect(cfg["server.db_path"])
+    try:
+        return gpu_starts.usual(conn)
+    finally:
+        conn.close()
+
+
+def _record_start(cfg: Config, seconds: float) -> None:
+    conn = store.connect(cfg["server.db_path"])
+    try:
+        gpu_starts.record(conn, seconds)
+    finally:
+        conn.close()
+
+
 def _start_then_stream(control: gpu.GpuControl, cfg: Config, prep: ask_core.Prepared, llm: LLMClient,
                        show_thinking: bool) -> Iterator[tuple[str, Any]]:
-    """SSE events: ``status`` while the GPU VM starts, then the answer (or retrieval only)."""
+    """SSE events: ``status`` while the GPU VM starts, then the answer (or retrieval only).
+
+    Each status says how long a start usually takes (``usual_s``, measured: ``brain.gpu_starts``;
+    null before the first) and the most it may take (``timeout_s``, ``gpu.start_timeout``)."""
     started = time.monotonic()
+    usual, booting = _usual_start(cfg), False
     try:
         for progress in control.start_events(auto_start=cfg["gpu.auto_start"], origin="ask"):
-            yield "status", progress.as_dict()
+            booting = booting or progress.stage == "vm_starting"
+            if progress.stage == "ready" and booting:
+                _record_start(cfg, time.monotonic() - started)
+            yield "status", {**progress.as_dict(), "usual_s": usual, "timeout_s": cfg["gpu.start_timeout"]}
     except gpu.CannotStart as exc:
         out = ask_core.retrieval_only(prep, _note(exc), exc.code)
         yield "status", {"stage": "retrieval_only", "message": exc.message, "state": "stopped",

@@ -1,0 +1,226 @@
+"""The web page over Flask's test client (issue 16, points 1-4, 6, 7): sign-in, session cookie, CSRF,
+the rate limit, the bearer API unchanged, and what each page shows. The real browser drives the
+same pages in ``test_browser.py``."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from brain.api import create_app
+from tests.conftest import TOKEN
+
+SID = "55604662-cf2a-4331-851a-ec234028f8ca"
+SPOTTER = "/home/marco/projects/spotter"
+ITEMS = [
+    {"id": f"claude:{SID}", "source": "claude", "title": "Fix the flaky sqlite test", "project": SPOTTER,
+     "created_at": "2026-03-10T09:00:00Z", "updated_at": "2026-03-10T10:30:00Z",
+     "content": "user: the sqlite test is flaky: database is locked\nassistant: set busy_timeout <b>now</b>",
+     "meta": {"resume": f"claude --resume {SID}", "user_messages": 1}},
+    {"id": "browser:Default:aaa", "source": "browser", "title": "WAL mode", "uri": "https://sqlite.org/wal.html",
+     "created_at": "2026-03-10T11:00:00Z", "updated_at": "2026-03-10T11:00:00Z",
+     "content": "Write-Ahead Logging in sqlite", "meta": {"domain": "sqlite.org", "visit_count": 3}},
+    {"id": f"file:laptop:{SPOTTER}/db.py", "source": "file", "title": "spotter/db.py", "project": SPOTTER,
+     "created_at": "2026-03-10T12:00:00Z", "updated_at": "2026-03-10T12:00:00Z",
+     "content": "".join(f"line {n}\n" for n in range(1, 20_001)) + "def connect(): sqlite busy_timeout\n",
+     "meta": {"path": f"{SPOTTER}/db.py", "line_count": 20_001, "language": "python"}},
+]
+STATIC = Path(__file__).resolve().parents[2] / "app" / "brain" / "web"
+
+
+def nonce_of(html: str) -> str:
+    return re.search(r'name="nonce" value="([^"]+)"', html).group(1)
+
+
+def csrf_of(html: str) -> str:
+    return re.search(r'name="csrf-token" content="([^"]+)"', html).group(1)
+
+
+def sign_in(client, token: str = TOKEN, **kw):
+    form = client.get("/signin", **kw).get_data(as_text=True)
+    return client.post("/signin", data={"nonce": nonce_of(form), "token": token, "next": "/"}, **kw)
+
+
+@pytest.fixture
+def loaded(client, auth):
+    assert client.post("/api/v1/items", json={"items": ITEMS}, headers=auth).status_code == 200
+    return client
+
+
+@pytest.fixture
+def web(loaded):
+    """A signed-in browser (its cookies) and the page's CSRF token."""
+    assert sign_in(loaded).status_code == 303
+    loaded.csrf = csrf_of(loaded.get("/").get_data(as_text=True))
+    return loaded
+
+
+# ---------------------------------------------------------------------------------------- sign-in
+
+
+def test_every_page_asks_to_sign_in_first_and_the_form_is_labelled(client):
+    for path in ("/", "/search?q=x", "/ask", "/timeline", "/status", "/item/note:x", "/forget?source=note"):
+        r = client.get(path)
+        assert r.status_code == 303 and r.headers["Location"].startswith("/signin?next=/"), path
+    r = client.get("/signin")
+    html = r.get_data(as_text=True)
+    assert '<label for="token">' in html and 'id="token" name="token" type="password"' in html
+    assert r.headers["Content-Security-Policy"].startswith("default-src 'none'; script-src 'self'; style-src 'self'")
+    assert "frame-ancestors 'none'" in r.headers["Content-Security-Policy"]
+    assert r.headers["X-Frame-Options"] == "DENY" and r.headers["Cache-Control"] == "no-store"
+
+
+def test_nothing_is_loaded_from_elsewhere():
+    """Every asset ships with the package; the page and its files name no other host."""
+    for path in sorted(STATIC.rglob("*")):
+        if path.is_file():
+            text = path.read_text()
+            assert not re.search(r"(src|href)=\"(https?:)?//", text), path
+            assert "@import" not in text and "url(http" not in text, path
+            assert "<script>" not in text and " style=" not in text and "onclick" not in text, path  # CSP-clean
+
+
+def test_a_wrong_token_says_so_and_repeated_failures_are_braked(client):
+    r = sign_in(client, "not-the-token")
+    assert r.status_code == 401 and "That is not one of this brain-api" in r.get_data(as_text=True)
+    for _ in range(4):
+        assert sign_in(client, "still-wrong").status_code == 401
+    r = sign_in(client)  # even the right token waits out the window
+    assert r.status_code == 429 and int(r.headers["Retry-After"]) > 0
+    assert "Too many failed sign-ins" in r.get_data(as_text=True)
+    assert client.get("/status").status_code == 303
+
+
+def test_a_sign_in_posted_from_elsewhere_is_refused(client):
+    assert client.post("/signin", data={"nonce": "forged", "token": TOKEN}).status_code == 400
+    form = client.get("/signin").get_data(as_text=True)
+    r = client.post("/signin", data={"nonce": nonce_of(form), "token": TOKEN}, headers={"Origin": "https://evil.example"})
+    assert r.status_code == 400 and "brain_session" not in r.headers.get("Set-Cookie", "")
+
+
+def test_the_session_cookie_is_httponly_strict_and_secure_over_tls(db_path):
+    plain = create_app({"server.db_path": str(db_path), "server.api_tokens": [TOKEN]}).test_client()
+    cookie = sign_in(plain).headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Secure" not in cookie
+    tls = create_app({"server.db_path": str(db_path), "server.api_tokens": [TOKEN]}).test_client()
+    assert "Secure" in sign_in(tls, base_url="https://brain.example").headers["Set-Cookie"]
+    proxied = {"X-Forwarded-Proto": "https"}
+    untrusted = create_app({"server.db_path": str(db_path), "server.api_tokens": [TOKEN]}).test_client()
+    assert "Secure" not in sign_in(untrusted, headers=proxied).headers["Set-Cookie"]  # nobody said to trust it
+    trusted = create_app({"server.db_path": str(db_path), "server.api_tokens": [TOKEN],
+                          "web.trust_proxy": True}).test_client()
+    assert "Secure" in sign_in(trusted, headers=proxied).headers["Set-Cookie"]
+
+
+def test_next_never_leaves_the_site(client):
+    form = client.get("/signin?next=//evil.example/x").get_data(as_text=True)
+    r = client.post("/signin", data={"nonce": nonce_of(form), "token": TOKEN, "next": "//evil.example/x"})
+    assert r.headers["Location"] == "/"
+
+
+# ---------------------------------------------------------------------------------------- the API with the cookie
+
+
+def test_the_page_calls_the_api_with_its_cookie_and_csrf_token(web):
+    assert web.get("/api/v1/stats").status_code == 200
+    r = web.post("/api/v1/forget", json={"id": "note:none"})
+    assert r.status_code == 403 and r.json["error"]["code"] == "csrf_failed"
+    r = web.post("/api/v1/forget", json={"id": "note:none"},
+                 headers={"X-CSRF-Token": web.csrf, "Origin": "https://evil.example"})
+    assert r.status_code == 403
+    r = web.post("/api/v1/forget", json={"id": "note:none", "dry_run": True}, headers={"X-CSRF-Token": web.csrf})
+    assert r.status_code == 200 and r.json["matches"] == 0
+    # a bearer header is judged alone, as before: a wrong one fails even with a good cookie
+    assert web.get("/api/v1/stats", headers={"Authorization": "Bearer wrong"}).status_code == 401
+
+
+def test_a_form_without_its_csrf_token_changes_nothing(web):
+    assert web.post("/signout").status_code == 403
+    assert web.post("/forget", data={"id": f"claude:{SID}"}).status_code == 403
+    assert web.get(f"/item/claude:{SID}").status_code == 200
+
+
+def test_sign_out_ends_the_session_for_good(web):
+    cookie = web.get_cookie("brain_session").value
+    r = web.post("/signout", data={"csrf_token": web.csrf})
+    assert r.status_code == 303 and r.headers["Location"] == "/signin?signed_out=1"
+    assert "You are signed out." in web.get("/signin?signed_out=1").get_data(as_text=True)
+    web.set_cookie("brain_session", cookie)  # the old cookie, replayed
+    assert web.get("/status").status_code == 303
+    assert web.get("/api/v1/stats").status_code == 401
+
+
+def test_removing_a_token_signs_out_its_browsers(db_path):
+    app = create_app({"server.db_path": str(db_path), "server.api_tokens": [TOKEN]})
+    c = app.test_client()
+    sign_in(c)
+    assert c.get("/status").status_code == 200
+    app.config["BRAIN"] = app.config["BRAIN"].with_overrides(server__api_tokens=["another-token-" + "y" * 20])
+    assert c.get("/status").status_code == 303
+
+
+# ---------------------------------------------------------------------------------------- the pages
+
+
+def test_search_shows_highlighted_snippets_icons_times_and_how_to_reopen(web):
+    html = web.get("/search?q=sqlite+busy_timeout").get_data(as_text=True)
+    assert "<mark>" in html and 'class="icon icon-claude"' in html
+    assert f"cd {SPOTTER} &amp;&amp; claude --resume {SID}" in html and 'data-copy="cd ' in html
+    assert "&lt;b&gt;now&lt;/b&gt;" in html or "<b>now</b>" not in html  # content is escaped
+    assert "https://sqlite.org/wal.html" in html
+    filtered = web.get("/search?q=sqlite&source=browser").get_data(as_text=True)
+    assert "WAL mode" in filtered and "Fix the flaky" not in filtered
+    assert 'href="/forget?source=browser"' in filtered
+    dated = web.get("/search?q=sqlite&since=2026-03-11").get_data(as_text=True)
+    assert "0 results" in dated
+
+
+def test_an_item_is_read_whole_in_pages_with_its_lines(web):
+    first = web.get(f"/item/file:laptop:{SPOTTER}/db.py").get_data(as_text=True)
+    assert 'id="L1"' in first and "Next part" in first and 'id="L20001"' not in first
+    assert f"{SPOTTER}/db.py" in first and "20001 lines" in first
+    at = web.get(f"/item/file:laptop:{SPOTTER}/db.py?lines=20001-20001").get_data(as_text=True)
+    assert 'class="line hit" id="L20001"' in at and "Previous part" in at
+    session = web.get(f"/item/claude:{SID}").get_data(as_text=True)
+    assert f"cd {SPOTTER} &amp;&amp; claude --resume {SID}" in session and "Forget this item" in session
+    assert web.get("/item/note:missing").status_code == 404
+
+
+def test_forget_from_the_page_counts_confirms_and_sticks(web, auth):
+    confirm = web.get("/forget?source=browser").get_data(as_text=True)
+    assert "<strong>1</strong> item match" in confirm and "browser:Default:aaa" in confirm
+    assert web.get("/search?q=WAL").get_data(as_text=True).count("WAL mode") >= 1  # nothing forgotten yet
+    done = web.post("/forget", data={"csrf_token": web.csrf, "source": "browser"})
+    assert done.status_code == 200 and "Forgot 1 item" in done.get_data(as_text=True)
+    assert "WAL mode" not in web.get("/search?q=WAL").get_data(as_text=True)
+    again = web.post("/api/v1/items", json={"items": [ITEMS[1]]}, headers=auth)
+    assert again.json["forgotten"] == 1
+    status = web.get("/status").get_data(as_text=True)
+    assert "source=browser" in status and "/undo" in status
+
+
+def test_timeline_page_steps_through_days(web):
+    html = web.get("/timeline?day=2026-03-10").get_data(as_text=True)
+    assert "Tuesday 10 March 2026" in html and "1 sessions · 1 pages · 1 files" in html
+    assert 'href="/timeline?day=2026-03-09"' in html and 'href="/timeline?day=2026-03-11"' in html
+    assert "“the sqlite test is flaky: database is locked”" in html and "1 h 30 min" in html
+    assert html.index("spotter") < html.index("Web and notes")
+    web.set_cookie("brain_tz", "Asia/Tokyo")  # what brain.js sets: the browser's zone
+    tokyo = web.get("/timeline?day=2026-03-10").get_data(as_text=True)
+    assert ">18:00–19:30<" in tokyo and "Times in Asia/Tokyo" in tokyo
+
+
+def test_status_shows_sources_backlog_gpu_and_the_cost_chart(web):
+    html = web.get("/status").get_data(as_text=True)
+    assert "Embedding backlog" in html and "Not managed by this brain-api" in html
+    assert '<svg viewBox="0 0 640 96"' in html and 'role="img"' in html
+    assert html.count('class="tier"') == 3 and "Weekend 32 h" in html and "$11.20" in html
+
+
+def test_ask_without_javascript_answers_whole_with_sources(web):
+    r = web.post("/ask", data={"csrf_token": web.csrf, "question": "how did I fix the flaky sqlite test?"})
+    html = r.get_data(as_text=True)
+    # no LLM is listening in this test: the page says so and still lists what the brain found
+    assert r.status_code == 503 and "LLM" in html and f"/item/claude:{SID}" in html
