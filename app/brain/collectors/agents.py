@@ -1,8 +1,8 @@
-"""Other coding agents' sessions (Codex CLI, Gemini CLI, Aider) -> one item per session.
+"""Other coding agents' sessions (Codex CLI, Gemini CLI, Aider, opencode, Cursor) -> one item per session.
 
-Every agent has its own module (``codex``, ``gemini``, ``aider``; opencode and Cursor are next) that finds its
-files, reads them into a ``Session`` and says how to reopen it; this module holds what they
-share, so their items read like Claude sessions:
+Every agent has its own module (``codex``, ``gemini``, ``aider``, ``opencode``, ``cursor``) that finds
+its files or databases, reads them into a ``Session`` and says how to reopen it; this module holds
+what they share, so their items read like Claude sessions:
 
 * Items: ``source`` ``agent``, ``id`` ``agent:<agent>:<session id>``, ``uri``
   ``<agent>://session/<session id>``, ``meta.agent`` the agent's name and ``meta.resume`` the
@@ -14,7 +14,10 @@ share, so their items read like Claude sessions:
   boundary (``claude._clip``), ``--- context compacted ---`` where the agent compacted.
 * Incremental: a session is read again only when one of its files changed (size, mtime),
   remembered per file in the state's cursors; the outbox drops an item identical to the one
-  sent before, so a re-read is idempotent.
+  sent before, so a re-read is idempotent. A SQLite database (opencode, Cursor) is a unit that
+  expands into one unit per session only when the database or its ``-wal`` changed; it is read
+  from a private copy (``db_snapshot``), and each session in it is read again only when its
+  rows' stamp (their update times and counts) changed.
 * One bad record never stops the rest: a line that is not JSON, a record of the wrong shape,
   invalid UTF-8 or a lone surrogate is skipped or repaired and named in the run's
   ``dropped`` / ``repaired``; a session that fails for any other reason is dropped and named
@@ -26,8 +29,12 @@ share, so their items read like Claude sessions:
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import sqlite3
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +44,7 @@ from .. import timeutil
 from ..config import Config
 from . import Problem, RunStats, prepare, repair_text
 from .archive import Archive
+from .browser import snapshot
 from .claude import _clip, _one_line
 from .outbox import Queued, Sink, State
 
@@ -239,16 +247,22 @@ class Session:
 
 @dataclass
 class Unit:
-    """What one session is read from: its files (watched for changes and archived), and how."""
+    """What one session is read from: its files (watched for changes and archived), and how.
+
+    A database is a unit of its own: ``paths`` its file and ``-wal``, ``expand`` the units of its
+    sessions (read from one private copy), each with a ``stamp`` that changes when its rows do."""
 
     key: str  # names the session in problems before it is parsed (a file, a database row)
     paths: list[Path]
-    build: Callable[[], Session | list[Session] | None]  # a list: several sessions in one file (Aider)
+    build: Callable[[], Session | list[Session] | None] | None  # a list: several sessions in one file (Aider)
     archive: Callable[[Archive], None] | None = None
+    expand: Callable[[], Iterable[Unit]] | None = None  # a database: its sessions' units
+    stamp: str | None = None  # a session in a database: read again only when this changes
 
 
 class Tracker:
-    """Which files were read, with their size and mtime, in the collectors' state (cursors)."""
+    """Which files were read, with their size and mtime, and which database sessions, with their
+    rows' stamp, in the collectors' state (cursors)."""
 
     def __init__(self, state: State, agent: str):
         self.state, self.agent = state, agent
@@ -260,11 +274,16 @@ class Tracker:
             return "gone"
         return f"{st.st_size}:{st.st_mtime_ns}"
 
-    def changed(self, paths: Iterable[Path]) -> bool:
-        return any(self.state.get_cursor(f"{self.agent}-file:{p}") != self._sig(p) for p in paths)
+    def changed(self, unit: Unit) -> bool:
+        if unit.stamp is not None:
+            return self.state.get_cursor(f"{self.agent}-rows:{unit.key}") != unit.stamp
+        return any(self.state.get_cursor(f"{self.agent}-file:{p}") != self._sig(p) for p in unit.paths)
 
-    def remember(self, paths: Iterable[Path]) -> None:
-        for p in paths:
+    def remember(self, unit: Unit) -> None:
+        if unit.stamp is not None:
+            self.state.set_cursor(f"{self.agent}-rows:{unit.key}", unit.stamp)
+            return
+        for p in unit.paths:
             self.state.set_cursor(f"{self.agent}-file:{p}", self._sig(p))
 
 
@@ -279,36 +298,54 @@ def emit(session: Session, sink: Sink, stats: RunStats, redactor: Any, cfg: Conf
 
 
 def run_units(agent: str, units: Iterable[Unit], cfg: Config, state: State, sink: Sink, redactor: Any,
-              archive: Archive | None, since: datetime | None, stats: RunStats) -> None:
+              archive: Archive | None, since: datetime | None, stats: RunStats) -> bool:
     """Read the changed sessions, queue them, archive their files, remember them; a session that
-    fails is named in ``stats`` and the others still run."""
+    fails is named in ``stats`` and the others still run. True when every changed unit was read
+    and queued (a database's files are remembered only then, so a failed session is tried again)."""
     tracker = Tracker(state, agent)
+    done = True
     for unit in units:
-        if not tracker.changed(unit.paths):
+        if not tracker.changed(unit):
             stats.unchanged += 1
             continue
+        if _run_unit(agent, unit, cfg, state, sink, redactor, archive, since, stats):
+            tracker.remember(unit)
+            state.checkpoint()
+        else:
+            done = False
+    return done
+
+
+def _run_unit(agent: str, unit: Unit, cfg: Config, state: State, sink: Sink, redactor: Any,
+              archive: Archive | None, since: datetime | None, stats: RunStats) -> bool:
+    """One changed unit; False when it (or a session in it) could not be read or queued."""
+    if unit.expand is not None:
         try:
-            built = unit.build()
-        except OSError as exc:
+            return run_units(agent, unit.expand(), cfg, state, sink, redactor, archive, since, stats)
+        except (OSError, sqlite3.Error) as exc:
             stats.errors.append(f"{agent} {unit.key}: cannot read: {exc}")
-            continue
-        except Exception as exc:  # one strange session must not stop the others
-            stats.scanned += 1
-            stats.dropped.append((f"{agent} {unit.key}", f"cannot be read: {type(exc).__name__}"))
-            continue
-        sessions = built if isinstance(built, list) else [built]
-        for bad in {id(s.bad): s.bad for s in sessions if s is not None}.values():  # Aider's sessions share one
-            stats.dropped.extend(bad.dropped)
-            stats.repaired.extend(bad.repaired)
-        if not all(_queue(agent, unit.key, s, sink, stats, redactor, cfg, since) for s in sessions):
-            continue
-        if archive is not None and unit.archive is not None:
-            try:
-                unit.archive(archive)
-            except OSError as exc:
-                stats.errors.append(f"{agent} archive: {unit.key}: {exc}")
-        tracker.remember(unit.paths)
-        state.checkpoint()
+            return False
+    try:
+        built = unit.build() if unit.build is not None else None
+    except OSError as exc:
+        stats.errors.append(f"{agent} {unit.key}: cannot read: {exc}")
+        return False
+    except Exception as exc:  # one strange session must not stop the others
+        stats.scanned += 1
+        stats.dropped.append((f"{agent} {unit.key}", f"cannot be read: {type(exc).__name__}"))
+        return False
+    sessions = built if isinstance(built, list) else [built]
+    for bad in {id(s.bad): s.bad for s in sessions if s is not None}.values():  # Aider's sessions share one
+        stats.dropped.extend(bad.dropped)
+        stats.repaired.extend(bad.repaired)
+    if not all(_queue(agent, unit.key, s, sink, stats, redactor, cfg, since) for s in sessions):
+        return False
+    if archive is not None and unit.archive is not None:
+        try:
+            unit.archive(archive)
+        except OSError as exc:
+            stats.errors.append(f"{agent} archive: {unit.key}: {exc}")
+    return True
 
 
 def _queue(agent: str, key: str, session: Session | None, sink: Sink, stats: RunStats, redactor: Any,
@@ -337,6 +374,71 @@ def archive_files(root: Path, paths: list[Path]) -> Callable[[Archive], None]:
     return add
 
 
+def archive_rows(root: Path, rel: str, records: Callable[[], list[dict[str, Any]]]) -> Callable[[Archive], None]:
+    """Archive one session read from a database as a JSON-lines export (one record per row) at
+    ``rel`` under ``root``. Why not the database: it holds every other session and the agent's
+    own settings, changes on every use, and a JSON-lines file is redacted line by line at rest
+    like a transcript (a row that grew is one more version, a new row an appended line)."""
+    def add(archive: Archive) -> None:
+        data = b"".join(json.dumps(r, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "backslashreplace")
+                        + b"\n" for r in records())
+        archive.add(root, rel, data)
+    return add
+
+
+# ---------------------------------------------------------------------- databases
+
+
+@contextmanager
+def db_snapshot(db: Path) -> Iterator[sqlite3.Connection]:
+    """A read-only connection to a private copy of a live SQLite database, taken with its
+    ``-wal`` and ``-journal`` the way the browser collector copies Chrome's History
+    (``browser.snapshot``, retried when the files changed while copied).
+
+    Why a copy: the agent may be writing while the collector reads. The copy holds every
+    committed transaction (SQLite replays the copied ``-wal`` and rolls back a copied hot
+    ``-journal``) and never half of one, the agent is never blocked, and a lock the agent holds
+    cannot stop the run. Text comes back as bytes (``decode`` names invalid UTF-8): SQLite would
+    otherwise fail the whole query on one bad row."""
+    with tempfile.TemporaryDirectory(prefix="brain-agent-") as tmp:
+        os.chmod(tmp, 0o700)
+        conn = sqlite3.connect(snapshot(db, Path(tmp)), timeout=5)
+        conn.text_factory = bytes
+        try:
+            conn.execute("PRAGMA query_only = 1")
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            yield conn
+        finally:
+            conn.close()
+
+
+def tables(conn: sqlite3.Connection) -> set[str]:
+    return {as_text(r[0]) for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+def as_text(value: Any) -> str:
+    """A column read as bytes (``db_snapshot``) as text; not for user text (use ``decode``)."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return "" if value is None else str(value)
+
+
+def row_json(raw: Any, where: str, bad: Bad) -> dict[str, Any] | None:
+    """A JSON-object column (bytes, a string or NULL) parsed; None (and named) if it is not one."""
+    if raw is None:
+        bad.dropped.append((where, "no value"))
+        bad.skipped += 1
+        return None
+    value = load_json(decode(raw, where, bad) if isinstance(raw, bytes) else str(raw), where, bad)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        bad.dropped.append((where, "not a JSON object"))
+        bad.skipped += 1
+        return None
+    return value
+
+
 # ---------------------------------------------------------------------- all agents
 
 
@@ -350,9 +452,9 @@ class AgentModule(Protocol):
 
 def modules() -> list[AgentModule]:
     """The agents, in the order they are collected."""
-    from . import aider, codex, gemini
+    from . import aider, codex, gemini, opencode
 
-    return [codex, gemini, aider]  # type: ignore[list-item]
+    return [codex, gemini, aider, opencode]  # type: ignore[list-item]
 
 
 def collect(cfg: Config, state: State, sink: Sink, redactor: Any, archive: Archive | None,
