@@ -452,9 +452,9 @@ class AgentModule(Protocol):
 
 def modules() -> list[AgentModule]:
     """The agents, in the order they are collected."""
-    from . import aider, codex, gemini, opencode
+    from . import aider, codex, cursor, gemini, opencode
 
-    return [codex, gemini, aider, opencode]  # type: ignore[list-item]
+    return [codex, gemini, aider, opencode, cursor]  # type: ignore[list-item]
 
 
 def collect(cfg: Config, state: State, sink: Sink, redactor: Any, archive: Archive | None,
