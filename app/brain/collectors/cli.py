@@ -247,7 +247,7 @@ def collect_claude(obj: Any, dry_run: bool, since: str | None, quiet: bool, from
 @_options
 @click.pass_obj
 def collect_agents(obj: Any, dry_run: bool, since: str | None, quiet: bool) -> None:
-    """Other coding agents' sessions: Codex CLI, Gemini CLI, Aider (one item per session).
+    """Other coding agents' sessions: Codex CLI, Gemini CLI, Aider, opencode, Cursor (one item per session).
 
     \b
     Example:

@@ -44,7 +44,7 @@ ISO_HINT = "must be an ISO-8601 date or date-time, e.g. 2026-11-27 or 2026-11-27
 
 INSTRUCTIONS = """\
 This server is the user's "second brain": a searchable memory of their past Claude Code sessions \
-(source "claude") and other coding agents' sessions (Codex CLI, Gemini CLI, Aider: "agent"), the web \
+(source "claude") and other coding agents' sessions (Codex CLI, Gemini CLI, Aider, opencode, Cursor: "agent"), the web \
 pages they visited ("browser"), their code and text files ("file") and notes ("note"). Use it to recall how the user solved a problem before, what they read about it and \
 which files they changed, before solving it again from scratch.
 
@@ -62,8 +62,8 @@ Times are ISO-8601, UTC unless an offset is given."""
 SourceName = Literal["claude", "agent", "browser", "file", "note"]
 SourceArg = Annotated[SourceName | None, Field(
     description="Only items from this source: claude = Claude Code sessions, agent = the other coding agents' "
-                "sessions (Codex CLI, Gemini CLI, Aider), browser = visited web pages, file = code and text "
-                "files, note = notes. Omit for all sources.")]
+                "sessions (Codex CLI, Gemini CLI, Aider, opencode, Cursor), browser = visited web pages, file = code "
+                "and text files, note = notes. Omit for all sources.")]
 ProjectArg = Annotated[str | None, Field(
     min_length=1, max_length=4096,
     description="Only items of this project: its absolute directory exactly as recorded, e.g. "
@@ -85,7 +85,7 @@ item with its best matching snippet.
 Each result carries what is needed to act on it:
 - claude: session_id, project (directory) and `open`, the shell command that resumes the session \
 (`cd <project> && claude --resume <session id>`)
-- agent: agent (codex, gemini, aider), session_id, project and `open`, the command that reopens the \
+- agent: agent (codex, gemini, aider, opencode, cursor), session_id, project and `open`, the command that reopens the \
 session in its own agent (e.g. `cd <project> && codex resume <session id>`) where it has one
 - browser: url and visited_at (last visit, ISO-8601 UTC)
 - file: path, host and the matching line range (start_line-end_line); `open` is path:start-end
