@@ -25,8 +25,8 @@ jverre/agents-for-cursor's tool-bubble notes, thomas-pedersen/cursor-chat-browse
   ``workspaceUris``, else the folder of the workspace whose ``ItemTable``
   ``composer.composerData`` (``allComposers[].composerId``) lists the chat.
 * Incremental: a database is copied and read only when it (or its ``-wal``) changed; a chat is
-  read again when its ``composerData`` value or its number of messages changed (Cursor rewrites
-  ``composerData`` whenever a turn starts or ends).
+  read again when its ``composerData`` value or its number of messages changed (its ``status``,
+  ``lastUpdatedAt`` and headers change with every turn; a message's own row is not watched).
 * No resume command: a chat is reopened from Cursor's chat history in its project.
 """
 

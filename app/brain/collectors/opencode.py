@@ -6,7 +6,8 @@ ms), ``session/message-v2.ts`` (the JSON in ``message.data`` and ``part.data``),
 ``storage/json-migration.ts`` (the JSON files before the database and how they became rows),
 ``storage/db.ts`` (the database's name), ``session/index.ts`` (placeholder titles):
 
-* Database (since v1.2): ``$XDG_DATA_HOME`` (default ``~/.local/share``) ``/opencode/opencode.db``
+* Database (since v1.2): ``$XDG_DATA_HOME`` (default ``~/.local/share``, on macOS too: opencode
+  takes it from ``xdg-basedir``) ``/opencode/opencode.db``
   (``opencode-<channel>.db`` for other release channels; ``$OPENCODE_DB``, absolute or relative
   to that folder, overrides), SQLite in WAL mode, read from a private copy. Tables ``session``
   (``id``, ``project_id``, ``parent_id``, ``directory``, ``title``, ``version``, times),
