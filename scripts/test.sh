@@ -11,8 +11,10 @@ cd "$ROOT"
 
 # podman, runc and debootstrap: the molecule smoke scenario's local systemd container; age: the
 # encrypted off-VM backups (tests/backup/test_offsite.py);
-# build-essential and cmake: building the llama.cpp server wheel the first time (then cached)
-ensure_system_packages podman runc debootstrap build-essential cmake age
+# build-essential and cmake: building the llama.cpp server wheel the first time (then cached);
+# chromium and chromium-driver: the web page's browser tests (tests/web/test_browser.py, which
+# fail under CI without them), driven by Selenium through Debian's driver, nothing downloaded
+ensure_system_packages podman runc debootstrap build-essential cmake age chromium chromium-driver
 ensure_venv dev
 
 log "installing the test LLM (llama.cpp server + SmolLM2-135M; first build 5-6 min, then cached)"

@@ -72,6 +72,13 @@ def test_every_page_asks_to_sign_in_first_and_the_form_is_labelled(client):
     assert r.headers["X-Frame-Options"] == "DENY" and r.headers["Cache-Control"] == "no-store"
 
 
+def test_the_assets_are_served_before_sign_in(client):
+    for name, kind in (("brain.css", "text/css"), ("brain.js", "text/javascript"), ("icon.svg", "image/svg+xml")):
+        with client.get(f"/assets/{name}") as r:  # a file response: closed, or it warns
+            assert r.status_code == 200 and r.mimetype == kind and r.get_data(), name
+    assert '<script src="/assets/brain.js" defer>' in client.get("/signin").get_data(as_text=True)
+
+
 def test_nothing_is_loaded_from_elsewhere():
     """Every asset ships with the package; the page and its files name no other host."""
     for path in sorted(STATIC.rglob("*")):

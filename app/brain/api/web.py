@@ -33,7 +33,8 @@ from .deps import get_config, get_db, get_searcher
 from .errors import ApiError
 
 WEB = Path(__file__).resolve().parent.parent / "web"
-bp = Blueprint("web", __name__, static_folder=str(WEB / "static"), static_url_path="/static",
+# the assets live at /assets: Flask's app keeps /static for itself (its rule exists, folder or not)
+bp = Blueprint("web", __name__, static_folder=str(WEB / "static"), static_url_path="/assets",
                template_folder=str(WEB / "templates"))
 
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
@@ -145,10 +146,26 @@ def duration(seconds: float | None) -> str:
 
 
 def highlight(text: str, query: str) -> Markup:
-    """``text`` escaped, with the query's words marked (case-insensitive)."""
-    words = sorted({w for w in re.findall(r"\w{2,}", query)}, key=len, reverse=True)
+    """``text`` escaped, with the query's words marked (case-insensitive).
+
+    BM25 snippets arrive with FTS5's own ``[token]`` marks around what matched (stems included:
+    ``[start]ing``); those brackets become the marks. Other snippets get the query's words marked."""
+    words = sorted({w.lower() for w in re.findall(r"\w{2,}", query)}, key=len, reverse=True)
     if not words:
         return escape(text)
+
+    def fts_mark(token: str) -> bool:
+        t = token.lower()
+        return any(t == w or (len(t) >= 3 and (w.startswith(t) or t.startswith(w[:3]))) for w in words)
+
+    fts = re.compile(r"\[(\w{1,60})\]")
+    if any(fts_mark(m.group(1)) for m in fts.finditer(text)):
+        out, last = Markup(""), 0
+        for m in fts.finditer(text):
+            if fts_mark(m.group(1)):
+                out += escape(text[last:m.start()]) + Markup("<mark>{}</mark>").format(m.group(1))
+                last = m.end()
+        return out + escape(text[last:])
     pattern = re.compile("(" + "|".join(re.escape(w) for w in words) + ")", re.IGNORECASE)
     out = Markup("")
     for i, part in enumerate(pattern.split(text)):
@@ -346,6 +363,8 @@ def ask_post():
             return page("ask.html", 400, question=body["question"], answer=None, error=exc.message,
                         projects=projects(get_db()))
     data = resp.get_json() or {}
+    for c in data.get("citations") or []:
+        c["marked"] = highlight(c.get("snippet") or "", body["question"])
     error = (data.get("error") or {}).get("message") if resp.status_code >= 400 else None
     return page("ask.html", 200 if resp.status_code < 500 else resp.status_code, question=body["question"],
                 answer=data if not error else None, error=error, citations=data.get("citations") or [],

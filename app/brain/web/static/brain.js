@@ -42,7 +42,9 @@
       const text = button.dataset.copy || "";
       let ok = false;
       try {
-        await navigator.clipboard.writeText(text);
+        // a clipboard that asks for permission may never answer: give it a moment, then select instead
+        await Promise.race([navigator.clipboard.writeText(text),
+          new Promise((resolve, reject) => setTimeout(() => reject(new Error("no clipboard")), 1500))]);
         ok = true;
       } catch (e) {
         const code = button.parentElement.querySelector("code");
@@ -107,7 +109,8 @@
         li.append(el("span", { class: "n" }, "[" + c.n + "] "));
         li.append(el("a", { href: itemHref(c.id) }, c.title || c.id));
         if (c.uri && /^https?:/.test(c.uri)) li.append(el("span", { class: "where" }, " " + c.uri));
-        if (c.snippet) li.append(el("span", { class: "snippet" }, " " + c.snippet));
+        // FTS5 marks what matched as [word]: the page shows the words, not the brackets
+        if (c.snippet) li.append(el("span", { class: "snippet" }, " " + c.snippet.replace(/\[(\w{1,60})\]/g, "$1")));
         sources.append(li);
       }
     }
@@ -132,7 +135,7 @@
       const err = (payload && payload.error) || {};
       let msg;
       if (err.code === "llm_unavailable") {
-        msg = "The LLM is not answering (" + (err.reason || err.message) + "). Here is what the brain found:";
+        msg = "The LLM is not answering: " + (err.message || err.reason) + ". Here is what the brain found:";
       } else if (err.code === "gpu_unavailable") {
         msg = "The GPU VM could not be started: " + err.message + ". Here is what the brain found:";
       } else if (status === 401) {
