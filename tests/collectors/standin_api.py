@@ -142,7 +142,7 @@ class BrainApiStandIn:
                 for i, it in enumerate(items):
                     if not isinstance(it, dict) or not isinstance(it.get("id"), str) or \
                             not isinstance(it.get("content"), str) or it.get("source") not in (
-                                "claude", "browser", "file", "note"):
+                                "claude", "agent", "browser", "file", "note"):
                         self._error(400, "invalid_item", f"items[{i}] is invalid", index=i)
                         return
                 counts = {"inserted": 0, "updated": 0, "unchanged": 0, "queued": 0}
