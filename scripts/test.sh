@@ -28,7 +28,7 @@ log "ruff"
 ruff check .
 
 log "pytest"
-python -m pytest -m "not molecule and not bench" "$@"
+python -m pytest -m "not molecule and not bench and not rehearsal" "$@"
 
 if [ $# -eq 0 ]; then
   log "molecule smoke scenario: the brain role (converge, idempotence, verify) in a systemd container"
