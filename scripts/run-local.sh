@@ -44,7 +44,11 @@ BRAIN_COLLECT_FILES_ROOTS="$ROOT/docs,$ROOT/app" brain collect files
 
 cat <<EOF_HELP
 
-brain-api is running at $URL with the local embedding model. Try:
+brain-api is running at $URL with the local embedding model.
+
+  The web page:  $URL/   (sign in with the token in .brain-local/token)
+
+Or try:
 
   export TOKEN=\$(cat .brain-local/token)
   curl -s -H "Authorization: Bearer \$TOKEN" '$URL/api/v1/search?q=how+are+secrets+redacted&k=3' | python3 -m json.tool

@@ -210,7 +210,7 @@ def test_forget_from_the_page_counts_confirms_and_sticks(web, auth):
 
 def test_timeline_page_steps_through_days(web):
     html = web.get("/timeline?day=2026-03-10").get_data(as_text=True)
-    assert "Tuesday 10 March 2026" in html and "1 sessions · 1 pages · 1 files" in html
+    assert "Tuesday 10 March 2026" in html and "1 session · 1 page · 1 file" in html
     assert 'href="/timeline?day=2026-03-09"' in html and 'href="/timeline?day=2026-03-11"' in html
     assert "“the sqlite test is flaky: database is locked”" in html and "1 h 30 min" in html
     assert html.index("spotter") < html.index("Web and notes")
