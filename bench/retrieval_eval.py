@@ -1,0 +1,499 @@
+"""Retrieval evaluation that cannot be flattered: 245 questions over data nobody here tuned for.
+
+Run:  python bench/retrieval_eval.py [--half dev|heldout|both] [--modes hybrid,vector,bm25] [--json OUT]
+                                     [--misses] [--cache DIR]
+
+Why a sibling of ``bench/retrieval.py``: that corpus was written beside the search it measures, and
+scores it near 0.96. A user's questions are about code, sessions and pages the search has never seen.
+This benchmark builds its corpus the way a user's brain is built:
+
+- **code**: the sources of seven well-known pure-Python packages the project does not depend on
+  (``bench/eval/sources.json``: exact versions and wheel sha256), fetched with ``pip download
+  --no-deps``, unzipped, and read by the real files collector;
+- **sessions**: the real Claude Code fixtures (``tests/fixtures/claude-projects``) plus sessions
+  written in Claude Code's JSONL format (``bench/eval/claude-projects``), read by the real Claude
+  collector;
+- **browser**: hand-written history rows (``bench/eval/browser.json``) put into a real Chrome
+  ``History`` and a Firefox ``places.sqlite`` file, read by the real browser collector.
+
+Every item goes through the collectors' redaction and the store's ``Store.upsert`` (the code path
+behind ``POST /api/v1/items``); vectors come from the embedding worker with the configured embedder;
+questions are scored on ``Searcher.search(per_item=True)``, what ``/api/v1/search`` answers.
+
+The questions (``bench/eval/questions.json``, how they were written: ``bench/eval/README.md``) carry
+a development / held-out split fixed by a seed before any tuning: tune on ``dev``, report ``heldout``.
+Metrics per mode, half and source: recall@5 (share of a question's expected items in the top 5),
+MRR (1/rank of the first expected item within the top 10), nDCG@10 (binary relevance), and search
+latency p50/p95. Vectors are cached by (model, text sha256) under ``--cache`` so a rerun only embeds
+texts it has not seen; the cache holds exactly what the embedding worker would compute again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import hashlib
+import json
+import math
+import os
+import random
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "app"))
+sys.path.insert(0, str(REPO))
+
+from brain import config, store  # noqa: E402
+from brain.collectors import browser, claude, files  # noqa: E402
+from brain.collectors.outbox import Queued, Sink, State  # noqa: E402
+from brain.embed import get_embedder, get_text_model  # noqa: E402
+from brain.embed_worker import EmbedWorker  # noqa: E402
+from brain.redact import default_redactor  # noqa: E402
+from brain.search import MODES, Searcher  # noqa: E402
+
+EVAL = REPO / "bench" / "eval"
+FIXTURE_SESSIONS = REPO / "tests" / "fixtures" / "claude-projects"
+K = 5
+DEPTH = 10
+SOURCES = ("code", "session", "browser")
+HOST = "eval"
+
+
+# ---------------------------------------------------------------------- the data files
+
+
+def load_questions(path: Path = EVAL / "questions.json") -> tuple[list[dict[str, Any]], int]:
+    """The questions and their split seed; refuses a file whose splits are not the seeded ones
+    (a question moved between halves after tuning would flatter the held-out numbers)."""
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    questions, seed = doc["questions"], doc["split_seed"]
+    expected = seeded_split(questions, seed)
+    moved = [q["id"] for q in questions if q["split"] != expected[q["id"]]]
+    if moved:
+        raise SystemExit(f"{path}: split of {moved[:5]} differs from split_seed {seed}")
+    if len({q["id"] for q in questions}) != len(questions):
+        raise SystemExit(f"{path}: question ids repeat")
+    return questions, seed
+
+
+def seeded_split(questions: list[dict[str, Any]], seed: int) -> dict[str, str]:
+    """Per source: ids sorted, shuffled with a seeded RNG, the first half (rounded up) is dev."""
+    out: dict[str, str] = {}
+    for source in sorted({q["source"] for q in questions}):
+        ids = sorted(q["id"] for q in questions if q["source"] == source)
+        random.Random(f"{seed}/{source}").shuffle(ids)
+        half = (len(ids) + 1) // 2
+        out.update({qid: "dev" if i < half else "heldout" for i, qid in enumerate(ids)})
+    return out
+
+
+def default_cache() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "brain-bench" / "retrieval-eval"
+
+
+# ---------------------------------------------------------------------- code: pinned wheels
+
+
+def fetch_sources(cache: Path) -> list[Path]:
+    """Download (once) and unzip each pinned wheel; return one folder per package.
+
+    The sha256 of every wheel is checked against ``sources.json`` before it is unpacked."""
+    spec = json.loads((EVAL / "sources.json").read_text(encoding="utf-8"))["packages"]
+    wheels, src = cache / "wheels", cache / "src"
+    wheels.mkdir(parents=True, exist_ok=True)
+    roots = []
+    for pkg in spec:
+        wheel = wheels / pkg["wheel"]
+        if not wheel.exists():
+            subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "-q",
+                            "-d", str(wheels), f"{pkg['name']}=={pkg['version']}"], check=True)
+        digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+        if digest != pkg["sha256"]:
+            raise SystemExit(f"{wheel.name}: sha256 {digest} is not the pinned {pkg['sha256']}")
+        root = src / f"{pkg['name']}-{pkg['version']}"
+        if not root.exists():
+            _unzip_package(wheel, root)
+        roots.append(root)
+    return roots
+
+
+def _unzip_package(wheel: Path, root: Path) -> None:
+    """The wheel's package folders only (no ``*.dist-info``), into a fresh ``root``."""
+    tmp = root.with_name(root.name + ".part")
+    shutil.rmtree(tmp, ignore_errors=True)
+    with zipfile.ZipFile(wheel) as zf:
+        for name in zf.namelist():
+            if not name.split("/", 1)[0].endswith(".dist-info"):
+                zf.extract(name, tmp)
+    tmp.rename(root)
+
+
+# ---------------------------------------------------------------------- a fake home for the collectors
+
+
+class ListSink(Sink):
+    """Keeps what a collector produced (already redacted), in order."""
+
+    def __init__(self, state: State):
+        super().__init__(state)
+        self.items: list[dict[str, Any]] = []
+
+    def upsert(self, q: Queued) -> bool:
+        self.items.append(q.item)
+        self.queued += 1
+        return True
+
+    def delete(self, item_id: str) -> None:
+        pass
+
+
+@contextmanager
+def fake_home(tmp: Path) -> Iterator[Path]:
+    """HOME and XDG_CONFIG_HOME pointing into ``tmp`` while the collectors look for profiles."""
+    saved = {k: os.environ.get(k) for k in ("HOME", "XDG_CONFIG_HOME")}
+    home = tmp / "home"
+    home.mkdir()
+    os.environ["HOME"], os.environ["XDG_CONFIG_HOME"] = str(home), str(home / ".config")
+    try:
+        yield home
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _us(iso: str) -> int:
+    dt = datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone(UTC)
+    return int((dt - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds()) * 1_000_000
+
+
+def write_browsers(home: Path) -> None:
+    """``browser.json`` as a Chrome ``History`` and a Firefox ``places.sqlite`` (their real schemas)."""
+    from tests.collectors.fakehome import CHROME_SCHEMA, FIREFOX_SCHEMA, write_profiles_ini
+
+    rows = json.loads((EVAL / "browser.json").read_text(encoding="utf-8"))
+    db = home / ".config" / "google-chrome" / "Default" / "History"
+    db.parent.mkdir(parents=True)
+    with sqlite3.connect(db) as conn:
+        conn.executescript(CHROME_SCHEMA)
+        for r in rows["chrome"]:
+            times = [_us(v) + browser.CHROME_EPOCH_OFFSET_US for v in r["visits"]]
+            cur = conn.execute("INSERT INTO urls(url, title, visit_count, typed_count, last_visit_time, hidden) "
+                               "VALUES (?, ?, ?, 0, ?, 0)", (r["url"], r["title"], len(times), max(times)))
+            conn.executemany("INSERT INTO visits(url, visit_time, transition) VALUES (?, ?, 805306368)",
+                             [(cur.lastrowid, t) for t in times])
+            conn.executemany("INSERT INTO keyword_search_terms VALUES (2, ?, ?, ?)",
+                             [(cur.lastrowid, t, t.lower()) for t in r.get("terms", [])])
+    base = home / ".mozilla" / "firefox"
+    write_profiles_ini(base, {"default-release": "evalprof.default-release"})
+    places = base / "evalprof.default-release" / "places.sqlite"
+    places.parent.mkdir(parents=True)
+    with sqlite3.connect(places) as conn:
+        conn.executescript(FIREFOX_SCHEMA)
+        for n, r in enumerate(rows["firefox"]):
+            times = [_us(v) for v in r["visits"]]
+            cur = conn.execute("INSERT INTO moz_places(url, title, rev_host, visit_count, hidden, typed, frecency, "
+                               "last_visit_date, guid, description) VALUES (?, ?, '', ?, 0, 0, 100, ?, ?, ?)",
+                               (r["url"], r["title"], len(times), max(times), f"evalguid{n:04d}", r["description"]))
+            conn.executemany("INSERT INTO moz_historyvisits(place_id, visit_date, visit_type, session) "
+                             "VALUES (?, ?, 1, 0)", [(cur.lastrowid, t) for t in times])
+
+
+def collect_corpus(cache: Path) -> list[dict[str, Any]]:
+    """Every item of the evaluation, as the real collectors produce it."""
+    roots = fetch_sources(cache)
+    with tempfile.TemporaryDirectory(prefix="brain-eval-home-") as tmp_s:
+        tmp = Path(tmp_s)
+        projects = tmp / "claude" / "projects"
+        shutil.copytree(FIXTURE_SESSIONS, projects, dirs_exist_ok=True)
+        shutil.copytree(EVAL / "claude-projects", projects, dirs_exist_ok=True)
+        with fake_home(tmp) as home:
+            write_browsers(home)
+            cfg = config.load(env=dict(os.environ), overrides={
+                "collect.files_roots": [str(r) for r in roots], "collect.claude_roots": [str(tmp / "claude")],
+                "collect.host": HOST})
+            state = State(tmp / "state" / "collect.db")
+            try:
+                items = _run_collectors(cfg, state)
+            finally:
+                state.close()
+    return items
+
+
+def _run_collectors(cfg: config.Config, state: State) -> list[dict[str, Any]]:
+    redactor = default_redactor()
+    sink = ListSink(state)
+    for run in (lambda: files.collect(cfg, state, sink, redactor),
+                lambda: claude.collect(cfg, state, sink, redactor, None),
+                lambda: browser.collect(cfg, state, sink, redactor)):
+        stats = run()
+        if stats.errors:
+            raise SystemExit(f"collector {stats.name}: {stats.errors}")
+    return sink.items
+
+
+def resolve_refs(items: list[dict[str, Any]], questions: list[dict[str, Any]]) -> dict[str, str]:
+    """Map each expected reference to its item id; every reference must name exactly one item.
+
+    References are portable: ``file:<title>`` (``<package>/<path>``), ``claude:<session id>`` and
+    ``browser:<URL>``, while real ids hold the absolute path or a hash of the URL."""
+    by_ref: dict[str, list[str]] = {}
+    for it in items:
+        ref = {"file": f"file:{it['title']}", "browser": f"browser:{it['uri']}"}.get(it["source"], it["id"])
+        by_ref.setdefault(ref, []).append(it["id"])
+    out, bad = {}, []
+    for q in questions:
+        for ref in q["expected"]:
+            hits = by_ref.get(ref, [])
+            if len(hits) != 1:
+                bad.append(f"{q['id']}: {ref} names {len(hits)} items")
+            else:
+                out[ref] = hits[0]
+    if bad:
+        raise SystemExit("unresolved expected items:\n  " + "\n  ".join(bad))
+    return out
+
+
+# ---------------------------------------------------------------------- identifiers in questions
+
+_IDENT = re.compile(r"\b(?:[A-Za-z]\w*_\w+|[a-z]+[A-Z]\w*|[A-Z][a-z]+[A-Z]\w*|\w+\.\w+(?:\.\w+)*|\w+\(\))")
+
+
+def code_names(path: Path) -> set[str]:
+    """Names a Python file defines (functions, classes, methods, assigned names), lower-cased."""
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8", errors="replace"))
+    except SyntaxError:
+        return set()
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name.lower())
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id.lower())
+    return names
+
+
+def uses_identifiers(q: dict[str, Any], items_by_id: dict[str, dict[str, Any]], refs: dict[str, str]) -> bool:
+    """True when the question names code: an identifier-shaped token (snake_case, camelCase,
+    dotted.name, call()) or, for code, any name its expected files define (so "median" counts when
+    the file defines ``median``). Why so strict: half the questions must do without them."""
+    if _IDENT.search(q["q"]):
+        return True
+    words = {w.lower() for w in re.findall(r"[A-Za-z]\w+", q["q"])}
+    for ref in q["expected"]:
+        item = items_by_id[refs[ref]]
+        path = item["meta"].get("path") if item["source"] == "file" else None
+        if path and path.endswith(".py") and words & code_names(Path(path)):
+            return True
+    return False
+
+
+# ---------------------------------------------------------------------- the store
+
+
+def build_store(db: Path, items: list[dict[str, Any]], cfg: config.Config, vector_cache: Path) -> dict[str, Any]:
+    """Ingest through ``Store.upsert`` in collector-sized batches, then drain the embedding queue."""
+    conn = store.connect(db)
+    store.migrate(conn)
+    model = get_text_model(cfg)
+    st = store.Store(conn, cfg["embed.chunk_tokens"], cfg["embed.chunk_overlap"])
+    started = time.perf_counter()
+    for start in range(0, len(items), 100):
+        st.upsert(items[start:start + 100], model)
+    ingest_s = time.perf_counter() - started
+    reused = _reuse_vectors(conn, model.model_id, vector_cache)
+    started = time.perf_counter()
+    worker = EmbedWorker(db, model.model_id, lambda: get_embedder(cfg, threads=cfg["embed.threads"]),
+                         batch=cfg["embed.worker_batch"], wait=lambda s: False)
+    try:
+        embedded = worker.drain()
+    finally:
+        worker.close()
+    _save_vectors(conn, model.model_id, vector_cache)
+    chunks = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
+    conn.close()
+    return {"items": len(items), "chunks": chunks, "ingest_s": round(ingest_s, 2), "vectors_reused": reused,
+            "vectors_embedded": embedded, "embed_s": round(time.perf_counter() - started, 1)}
+
+
+def _vector_cache(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE IF NOT EXISTS vectors(model TEXT, text_hash TEXT, dim INTEGER, vector BLOB, "
+                 "PRIMARY KEY(model, text_hash))")
+    return conn
+
+
+def _reuse_vectors(conn: sqlite3.Connection, model: str, path: Path) -> int:
+    """Vectors computed by an earlier run for the same (model, text hash): stored, taken off the queue."""
+    cache = _vector_cache(path)
+    queued = [r[0] for r in conn.execute("SELECT text_hash FROM embed_queue WHERE model = ?", (model,))]
+    found = []
+    for start in range(0, len(queued), 500):
+        part = queued[start:start + 500]
+        found += cache.execute(f"SELECT text_hash, dim, vector FROM vectors WHERE model = ? AND text_hash IN "
+                               f"({','.join('?' * len(part))})", [model, *part]).fetchall()
+    cache.close()
+    with store.write_transaction(conn):
+        conn.executemany("INSERT OR IGNORE INTO embeddings(model, text_hash, dim, vector) VALUES (?, ?, ?, ?)",
+                         [(model, h, d, v) for h, d, v in found])
+        conn.executemany("DELETE FROM embed_queue WHERE model = ? AND text_hash = ?", [(model, h) for h, _, _ in found])
+    return len(found)
+
+
+def _save_vectors(conn: sqlite3.Connection, model: str, path: Path) -> None:
+    cache = _vector_cache(path)
+    with cache:
+        cache.executemany("INSERT OR IGNORE INTO vectors VALUES (?, ?, ?, ?)", conn.execute(
+            "SELECT model, text_hash, dim, vector FROM embeddings WHERE model = ?", (model,)))
+    cache.close()
+
+
+# ---------------------------------------------------------------------- scoring
+
+
+def score(ranked: list[str], expected: set[str], k: int = K, depth: int = DEPTH) -> dict[str, float]:
+    """recall@k, reciprocal rank within ``depth`` and nDCG@depth (binary gains) of one ranking."""
+    first = next((i for i, item in enumerate(ranked[:depth], 1) if item in expected), None)
+    dcg = sum(1 / math.log2(i + 1) for i, item in enumerate(ranked[:depth], 1) if item in expected)
+    ideal = sum(1 / math.log2(i + 1) for i in range(1, min(len(expected), depth) + 1))
+    return {f"recall@{k}": len(expected & set(ranked[:k])) / len(expected), "mrr": 1 / first if first else 0.0,
+            f"ndcg@{depth}": dcg / ideal}
+
+
+def _mean(rows: list[dict[str, float]]) -> dict[str, float]:
+    keys = [k for k in rows[0] if k != "ms"] if rows else []
+    out = {k: round(sum(r[k] for r in rows) / len(rows), 3) for k in keys}
+    times = sorted(r["ms"] for r in rows)
+    if times:
+        out["p50_ms"] = round(times[len(times) // 2], 1)
+        out["p95_ms"] = round(times[min(len(times) - 1, math.ceil(0.95 * len(times)) - 1)], 1)
+    out["n"] = len(rows)
+    return out
+
+
+def evaluate(searcher: Searcher, conn: sqlite3.Connection, questions: list[dict[str, Any]], refs: dict[str, str],
+             mode: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """One mode over the given questions: means per half and per (half, source), and the misses."""
+    per_q = []
+    for q in questions:
+        started = time.perf_counter()
+        hits = searcher.search(conn, q["q"], k=DEPTH, mode=mode, per_item=True)
+        ms = (time.perf_counter() - started) * 1000
+        ranked = [h.item_id for h in hits]
+        per_q.append({**score(ranked, {refs[r] for r in q["expected"]}), "ms": ms, "q": q, "ranked": ranked})
+    table: dict[str, Any] = {}
+    for half in ("dev", "heldout"):
+        rows = [r for r in per_q if r["q"]["split"] == half]
+        if not rows:
+            continue
+        table[half] = {"all": _mean([_metrics(r) for r in rows])}
+        for source in SOURCES:
+            part = [_metrics(r) for r in rows if r["q"]["source"] == source]
+            if part:
+                table[half][source] = _mean(part)
+    misses = [{"id": r["q"]["id"], "split": r["q"]["split"], "q": r["q"]["q"], "expected": r["q"]["expected"],
+               "got": r["ranked"][:K]} for r in per_q if r[f"recall@{K}"] < 1]
+    return table, misses
+
+
+def _metrics(row: dict[str, Any]) -> dict[str, float]:
+    return {k: v for k, v in row.items() if k not in ("q", "ranked")}
+
+
+# ---------------------------------------------------------------------- the run
+
+
+def run(cache: Path, halves: tuple[str, ...], modes: list[str]) -> dict[str, Any]:
+    """Collect, ingest, embed and score; the report as a dict."""
+    questions, seed = load_questions()
+    questions = [q for q in questions if q["split"] in halves]
+    cfg = config.load()
+    items = collect_corpus(cache)
+    refs = resolve_refs(items, questions)
+    items_by_id = {it["id"]: it for it in items}
+    with tempfile.TemporaryDirectory(prefix="brain-eval-db-") as tmp:
+        db = Path(tmp) / "eval.db"
+        built = build_store(db, items, cfg, cache / "vectors.sqlite")
+        conn = store.connect(db)
+        try:
+            searcher = Searcher(get_embedder(cfg))
+            searcher.search(conn, "warm up the model and the vector index", k=DEPTH, mode="hybrid")
+            results, misses = {}, {}
+            for mode in modes:
+                results[mode], misses[mode] = evaluate(searcher, conn, questions, refs, mode)
+        finally:
+            conn.close()
+    ident = sum(uses_identifiers(q, items_by_id, refs) for q in questions)
+    return {"date": datetime.now(UTC).strftime("%Y-%m-%d"), "load_avg": os.getloadavg(),
+            "embedder": get_text_model(cfg).model_id, "split_seed": seed, "questions": len(questions),
+            "questions_with_identifiers": ident,
+            "by_source": {s: sum(q["source"] == s for q in questions) for s in SOURCES},
+            "corpus": {**built, "by_source": _count_sources(items)}, "results": results, "misses": misses}
+
+
+def _count_sources(items: list[dict[str, Any]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for it in items:
+        out[it["source"]] = out.get(it["source"], 0) + 1
+    return out
+
+
+def print_report(report: dict[str, Any], show_misses: bool) -> None:
+    c = report["corpus"]
+    print(f"{report['date']}  load average {', '.join(f'{x:.2f}' for x in report['load_avg'])}  "
+          f"embedder {report['embedder']}")
+    print(f"corpus: {c['items']} items {c['by_source']}, {c['chunks']} chunks; ingest {c['ingest_s']} s; vectors "
+          f"reused {c['vectors_reused']}, embedded {c['vectors_embedded']} in {c['embed_s']} s")
+    print(f"questions: {report['questions']} {report['by_source']}; naming identifiers: "
+          f"{report['questions_with_identifiers']}")
+    print(f"{'mode':<10} {'half':<8} {'source':<8} {'n':>4} {'R@5':>6} {'MRR':>6} {'nDCG10':>7} {'p50ms':>7} {'p95ms':>7}")
+    for mode, halves in report["results"].items():
+        for half, rows in halves.items():
+            for source, m in rows.items():
+                print(f"{mode:<10} {half:<8} {source:<8} {m['n']:>4} {m['recall@5']:>6.3f} {m['mrr']:>6.3f} "
+                      f"{m['ndcg@10']:>7.3f} {m['p50_ms']:>7.1f} {m['p95_ms']:>7.1f}")
+    if show_misses:
+        for mode, rows in report["misses"].items():
+            for m in rows:
+                print(f"  miss [{mode} {m['split']}] {m['id']} {m['q']!r}: expected {m['expected']}, got {m['got']}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--half", choices=("dev", "heldout", "both"), default="both",
+                        help="questions to score (tune on dev, report heldout)")
+    parser.add_argument("--modes", default=",".join(("bm25", "vector", "hybrid")), help="comma-separated modes")
+    parser.add_argument("--cache", type=Path, default=default_cache(), help="wheels, sources and cached vectors")
+    parser.add_argument("--json", type=Path, help="also write the full report (with misses) here")
+    parser.add_argument("--misses", action="store_true", help="list the questions each mode missed")
+    args = parser.parse_args(argv)
+    modes = [m for m in args.modes.split(",") if m]
+    unknown = set(modes) - set(MODES)
+    if unknown:
+        raise SystemExit(f"unknown modes {sorted(unknown)}; use {', '.join(MODES)}")
+    halves = ("dev", "heldout") if args.half == "both" else (args.half,)
+    report = run(args.cache, halves, modes)
+    print_report(report, args.misses)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1, default=str) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
