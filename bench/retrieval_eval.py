@@ -61,7 +61,7 @@ from brain.collectors.outbox import Queued, Sink, State  # noqa: E402
 from brain.embed import get_embedder, get_text_model  # noqa: E402
 from brain.embed_worker import EmbedWorker  # noqa: E402
 from brain.redact import default_redactor  # noqa: E402
-from brain.search import MODES, Searcher  # noqa: E402
+from brain.search import DEFAULT_FUSION, MODES, Fusion, Searcher  # noqa: E402
 
 EVAL = REPO / "bench" / "eval"
 FIXTURE_SESSIONS = REPO / "tests" / "fixtures" / "claude-projects"
@@ -419,9 +419,25 @@ def _metrics(row: dict[str, Any]) -> dict[str, float]:
 
 # ---------------------------------------------------------------------- the run
 
+# Fusions tried on the development half (issue 13, point 2): signal weights, item-level ranks, and
+# credit for an item's further matching chunks.
+SWEEP: dict[str, Fusion] = {
+    "vec1.5": Fusion(weights=(("bm25", 1.0), ("vector", 1.5))),
+    "bm25-1.5": Fusion(weights=(("bm25", 1.5), ("vector", 1.0))),
+    "item": Fusion(by_item=True),
+    "item+0.3": Fusion(by_item=True, extra=0.3),
+    "item+0.6": Fusion(by_item=True, extra=0.6),
+    "item+0.3,k20": Fusion(by_item=True, extra=0.3, k=20),
+    "item,k20": Fusion(by_item=True, k=20),
+    "item+0.3,vec1.5": Fusion(weights=(("bm25", 1.0), ("vector", 1.5)), by_item=True, extra=0.3),
+}
 
-def run(cache: Path, halves: tuple[str, ...], modes: list[str]) -> dict[str, Any]:
-    """Collect, ingest, embed and score; the report as a dict."""
+
+def run(cache: Path, halves: tuple[str, ...], modes: list[str],
+        variants: dict[str, Fusion] | None = None) -> dict[str, Any]:
+    """Collect, ingest, embed and score; the report as a dict. ``variants``: fusions scored in
+    hybrid mode beside the default one (all on the same store, in one run)."""
+    variants = {"default": DEFAULT_FUSION, **(variants or {})}
     questions, seed = load_questions()
     questions = [q for q in questions if q["split"] in halves]
     cfg = config.load()
@@ -433,11 +449,13 @@ def run(cache: Path, halves: tuple[str, ...], modes: list[str]) -> dict[str, Any
         built = build_store(db, items, cfg, cache / "vectors.sqlite")
         conn = store.connect(db)
         try:
-            searcher = Searcher(get_embedder(cfg))
-            searcher.search(conn, "warm up the model and the vector index", k=DEPTH, mode="hybrid")
             results, misses = {}, {}
-            for mode in modes:
-                results[mode], misses[mode] = evaluate(searcher, conn, questions, refs, mode)
+            for name, fusion in variants.items():
+                searcher = Searcher(get_embedder(cfg), fusion=fusion)
+                searcher.search(conn, "warm up the model and the vector index", k=DEPTH, mode="hybrid")
+                for mode in modes if name == "default" else ["hybrid"]:
+                    label = mode if name == "default" else f"hybrid[{name}]"
+                    results[label], misses[label] = evaluate(searcher, conn, questions, refs, mode)
         finally:
             conn.close()
     ident = sum(uses_identifiers(q, items_by_id, refs) for q in questions)
@@ -483,13 +501,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cache", type=Path, default=default_cache(), help="wheels, sources and cached vectors")
     parser.add_argument("--json", type=Path, help="also write the full report (with misses) here")
     parser.add_argument("--misses", action="store_true", help="list the questions each mode missed")
+    parser.add_argument("--sweep", action="store_true", help="also score the fusion variants of SWEEP (hybrid)")
     args = parser.parse_args(argv)
     modes = [m for m in args.modes.split(",") if m]
     unknown = set(modes) - set(MODES)
     if unknown:
         raise SystemExit(f"unknown modes {sorted(unknown)}; use {', '.join(MODES)}")
     halves = ("dev", "heldout") if args.half == "both" else (args.half,)
-    report = run(args.cache, halves, modes)
+    report = run(args.cache, halves, modes, SWEEP if args.sweep else None)
     print_report(report, args.misses)
     if args.json:
         args.json.write_text(json.dumps(report, indent=1, default=str) + "\n", encoding="utf-8")

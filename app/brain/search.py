@@ -28,6 +28,75 @@ RRF_K = 60
 MODES = ("hybrid", "vector", "bm25")
 
 
+@dataclass(frozen=True)
+class Fusion:
+    """How hybrid search combines its ranked lists (reciprocal rank fusion, RRF).
+
+    ``weights``: each signal's weight in the fused score. ``by_item``: rank items, not chunks, in each
+    signal before fusing (an item's rank is that of its best chunk), and let its further chunks add
+    ``extra`` times their own contribution: a file whose several chunks match is more likely the
+    answer than a file with one lucky chunk. Chosen on the evaluation's development half
+    (bench/retrieval_eval.py, docs/PERFORMANCE.md)."""
+
+    weights: tuple[tuple[str, float], ...] = (("bm25", 1.0), ("vector", 1.0))
+    by_item: bool = False
+    extra: float = 0.0
+    k: int = RRF_K
+
+    def weight(self, signal: str) -> float:
+        return dict(self.weights).get(signal, 1.0)
+
+
+DEFAULT_FUSION = Fusion()
+
+
+def fuse_chunks(ranked: dict[str, list[tuple[int, float]]], fusion: Fusion) -> dict[int, float]:
+    """Weighted RRF over chunk ranks: what each chunk scores."""
+    fused: dict[int, float] = {}
+    for signal, hits in ranked.items():
+        w = fusion.weight(signal)
+        for rank, (cid, _score) in enumerate(hits, 1):
+            fused[cid] = fused.get(cid, 0.0) + w / (fusion.k + rank)
+    return fused
+
+
+def fuse_items(ranked: dict[str, list[tuple[int, float]]], owner: dict[int, str],
+               fusion: Fusion) -> dict[int, float]:
+    """Weighted RRF over item ranks, credited to each item's best chunk (the one shown).
+
+    Within one signal an item's first chunk gives ``w / (k + item rank)``; each further chunk of the
+    same item adds ``extra * w / (k + that chunk's rank)``."""
+    by_item: dict[str, float] = {}
+    best: dict[str, tuple[float, int]] = {}
+    for signal, hits in ranked.items():
+        w = fusion.weight(signal)
+        seen: dict[str, int] = {}
+        for rank, (cid, _score) in enumerate(hits, 1):
+            item = owner.get(cid)
+            if item is None:
+                continue
+            if item not in seen:
+                seen[item] = len(seen) + 1
+                gain = w / (fusion.k + seen[item])
+                if item not in best or gain > best[item][0]:
+                    best[item] = (gain, cid)
+            else:
+                gain = fusion.extra * w / (fusion.k + rank)
+            by_item[item] = by_item.get(item, 0.0) + gain
+    return {cid: by_item[item] for item, (_gain, cid) in best.items()}
+
+
+def _owners(conn: sqlite3.Connection, chunks: dict[int, Any]) -> dict[int, str]:
+    """The item of each candidate chunk (one indexed read of the chunk rows)."""
+    ids = list(chunks)
+    out: dict[int, str] = {}
+    for start in range(0, len(ids), 500):
+        part = ids[start:start + 500]
+        out.update(conn.execute(f"SELECT id, item_id FROM chunks WHERE id IN ({','.join('?' * len(part))})",
+                                part).fetchall())
+    return out
+
+
 @dataclass
 class Hit:
     chunk_id: int
@@ -194,11 +263,13 @@ class Searcher:
     """One per process: holds the embedder and the vector index of each database it searched."""
 
     def __init__(self, embedder: Embedder | None = None, *, model_id: str = "",
-                 make_embedder: Callable[[], Embedder] | None = None):
+                 make_embedder: Callable[[], Embedder] | None = None, fusion: Fusion | None = None):
         """Give the embedder, or its ``model_id`` and a factory: the model is then loaded on the first
-        query that needs a vector, so BM25 search works while it cannot load."""
+        query that needs a vector, so BM25 search works while it cannot load. ``fusion``: how the
+        signals are combined (``DEFAULT_FUSION`` unless given)."""
         if embedder is None and (make_embedder is None or not model_id):
             raise ValueError("Searcher needs an embedder, or a model_id and make_embedder")
+        self.fusion = fusion or DEFAULT_FUSION
         self._embedder = embedder
         self._make = make_embedder
         self.model_id = model_id or (embedder.model_id if embedder else "")
@@ -250,13 +321,15 @@ class Searcher:
                 if mode == "vector":
                     raise
                 degraded = f"vector search skipped, the query could not be embedded: {exc}"
-        fused: dict[int, float] = {}
         detail: dict[int, dict[str, float]] = {}
         for signal, hits in ranked.items():
             for rank, (cid, score) in enumerate(hits, 1):
-                fused[cid] = fused.get(cid, 0.0) + 1.0 / (RRF_K + rank)
                 detail.setdefault(cid, {})[signal] = round(score, 6)
                 detail[cid][f"{signal}_rank"] = rank
+        if per_item and self.fusion.by_item:
+            fused = fuse_items(ranked, _owners(conn, detail), self.fusion)
+        else:
+            fused = fuse_chunks(ranked, self.fusion)
         order = sorted(fused, key=lambda c: -fused[c])
         return SearchOutcome(self._materialise(conn, order, fused, detail, q, k, per_item), degraded)
 

@@ -61,3 +61,22 @@ def test_scores(bench) -> None:
     assert 0 < s["ndcg@10"] < 1
     assert module.score(["a", "b"], {"a", "b"})["ndcg@10"] == pytest.approx(1.0)
     assert module.score(["x"], {"a"}) == {"recall@5": 0.0, "mrr": 0.0, "ndcg@10": 0.0}
+
+
+def test_fusions_rank_what_they_say() -> None:
+    """Default fusion is plain RRF over chunks; item fusion ranks items by their best chunk, and
+    ``extra`` lets an item's further chunks add to its score."""
+    from brain.search import DEFAULT_FUSION, Fusion, fuse_chunks, fuse_items
+
+    ranked = {"bm25": [(1, 9.0), (2, 8.0), (3, 7.0)], "vector": [(3, 0.9), (4, 0.8)]}
+    plain = fuse_chunks(ranked, DEFAULT_FUSION)
+    assert plain[3] == pytest.approx(1 / 63 + 1 / 61)
+    assert max(plain, key=plain.get) == 3
+    owner = {1: "a", 2: "a", 3: "b", 4: "c"}
+    items = fuse_items(ranked, owner, Fusion(by_item=True))
+    assert set(items) == {1, 3, 4}  # one chunk per item: its best
+    assert items[1] == pytest.approx(1 / 61) and items[3] == pytest.approx(1 / 62 + 1 / 61)
+    more = fuse_items(ranked, owner, Fusion(by_item=True, extra=1.0))
+    assert more[1] == pytest.approx(1 / 61 + 1 / 62)
+    weighted = fuse_chunks(ranked, Fusion(weights=(("bm25", 1.0), ("vector", 2.0))))
+    assert weighted[4] == pytest.approx(2 / 62)
