@@ -195,6 +195,18 @@ KEY_ARGS = ("command", "cmd", "file_path", "filePath", "path", "absolute_path", 
             "description", "prompt", "input")
 
 
+def json_or_text(raw: Any) -> Any:
+    """Tool arguments and results that agents store as JSON strings (Codex's
+    ``function_call.arguments``, Cursor's ``rawArgs``/``params``/``result``), decoded; a string that
+    is not JSON stays as it is, so it is still shown."""
+    if isinstance(raw, str):
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return raw
+    return raw
+
+
 def tool_input(args: Any) -> str:
     """The one argument that says what a call did (a command list joined as a shell line), else
     the arguments as compact JSON."""

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Config
-from .agents import Bad, Lines, Session, Unit, archive_files, read_jsonl, text_of, when
+from .agents import Bad, Lines, Session, Unit, archive_files, json_or_text, read_jsonl, text_of, when
 
 NAME = "codex"
 _UUID = re.compile(r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.jsonl$", re.I)
@@ -118,7 +118,7 @@ class _Reader:
         elif t in ("function_call", "custom_tool_call"):
             name = str(p.get("name") or "tool")
             self.calls[str(p.get("call_id"))] = name
-            self.lines.tool(name, _arguments(p.get("arguments", p.get("input"))))
+            self.lines.tool(name, json_or_text(p.get("arguments", p.get("input"))))
         elif t == "local_shell_call":
             self.calls[str(p.get("call_id"))] = "shell"
             action = p.get("action") if isinstance(p.get("action"), dict) else {}
@@ -141,16 +141,6 @@ class _Reader:
                 (self.lines.user if role == "user" else self.lines.assistant)(text)
             elif line:
                 self.lines.out.append(line)
-
-
-def _arguments(raw: Any) -> Any:
-    """``function_call.arguments`` is a JSON string; a string that is not JSON is shown as is."""
-    if isinstance(raw, str):
-        try:
-            return json.loads(raw)
-        except ValueError:
-            return raw
-    return raw
 
 
 def _output(raw: Any) -> tuple[str, bool]:

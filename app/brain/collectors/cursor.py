@@ -44,7 +44,20 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from ..config import Config
-from .agents import Bad, Lines, Session, Unit, archive_rows, as_text, db_snapshot, decode, row_json, tables, when
+from .agents import (
+    Bad,
+    Lines,
+    Session,
+    Unit,
+    archive_rows,
+    as_text,
+    db_snapshot,
+    decode,
+    json_or_text,
+    row_json,
+    tables,
+    when,
+)
 
 NAME = "cursor"
 CHATDATA = "workbench.panel.aichat.view.aichat.chatdata"
@@ -276,27 +289,17 @@ def render_bubble(bubble: dict[str, Any], lines: Lines, models: list[str]) -> da
     return when(stamp)
 
 
-def _json_arg(raw: Any) -> Any:
-    """``rawArgs``/``params``/``result`` are JSON strings; a string that is not JSON stays as is."""
-    if isinstance(raw, str):
-        try:
-            return json.loads(raw)
-        except ValueError:
-            return raw
-    return raw
-
-
 def _tool(tool: dict[str, Any], lines: Lines) -> None:
     """A tool call (``toolFormerData``) and its result; a bubble with no tool name is not a call."""
     name = tool.get("name")
     if not isinstance(name, str) or not name:
         return
-    args = _json_arg(tool.get("rawArgs")) or _json_arg(tool.get("params"))
+    args = json_or_text(tool.get("rawArgs")) or json_or_text(tool.get("params"))
     if isinstance(args, dict):
         shown = next((args[k] for k in ARG_KEYS if isinstance(args.get(k), str) and args[k]), None)
         args = shown if shown is not None else args
     lines.tool(name, args)
-    result = _json_arg(tool.get("result"))
+    result = json_or_text(tool.get("result"))
     failed = tool.get("status") in ("error", "cancelled") or tool.get("userDecision") == "rejected" or \
         (isinstance(result, dict) and result.get("rejected") is True)
     if result is None and not failed:
