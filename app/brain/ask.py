@@ -27,9 +27,9 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from .config import Config, Setting, _float, _int, register
 from .llm import ChatStream, LLMClient, LLMError, Piece
@@ -324,22 +324,32 @@ def refit_after_refusal(prep: Prepared, llm: LLMClient, exc: LLMError) -> Prepar
     return repack(prep, exc.context_tokens, source)
 
 
-def answer(prep: Prepared, llm: LLMClient, show_thinking: bool = False) -> dict[str, Any]:
-    """The whole answer. Raises AskLLMError (with the citations) when the LLM fails."""
-    if not prep.packed.sources:
-        return prep.result(NO_SOURCES_ANSWER, None, prep.timings())
+T = TypeVar("T")
+
+
+def _call_fitted(prep: Prepared, llm: LLMClient, call: Callable[[Any, int], T]) -> tuple[Prepared, T]:
+    """``call(messages, answer_tokens)`` with the prompt packed for the server's context, and once
+    more, packed smaller, when the server refuses it as too long. Any other LLM failure (or a second
+    refusal) raises AskLLMError with the citations. Shared by the whole answer and the stream."""
     prep = fit_to_server(prep, llm)
     try:
         try:
-            done = llm.complete(prep.messages, prep.answer_tokens)
+            return prep, call(prep.messages, prep.answer_tokens)
         except LLMError as exc:
             again = refit_after_refusal(prep, llm, exc)
             if again is None:
                 raise
             prep = again
-            done = llm.complete(prep.messages, prep.answer_tokens)
+            return prep, call(prep.messages, prep.answer_tokens)
     except LLMError as exc:
         raise AskLLMError(exc, prep.packed.citations, prep.timings()) from exc
+
+
+def answer(prep: Prepared, llm: LLMClient, show_thinking: bool = False) -> dict[str, Any]:
+    """The whole answer. Raises AskLLMError (with the citations) when the LLM fails."""
+    if not prep.packed.sources:
+        return prep.result(NO_SOURCES_ANSWER, None, prep.timings())
+    prep, done = _call_fitted(prep, llm, llm.complete)
     out = prep.result(done.answer, done.model, prep.timings(done.first_token_ms, done.total_ms))
     if show_thinking:
         out["thinking"] = done.thinking
@@ -353,18 +363,7 @@ def open_stream(prep: Prepared, llm: LLMClient, show_thinking: bool = False) -> 
     ``error`` (the failure and the citations)."""
     if not prep.packed.sources:
         return iter([("done", prep.result(NO_SOURCES_ANSWER, None, prep.timings()))])
-    prep = fit_to_server(prep, llm)
-    try:
-        try:
-            stream = llm.stream(prep.messages, prep.answer_tokens)
-        except LLMError as exc:
-            again = refit_after_refusal(prep, llm, exc)
-            if again is None:
-                raise
-            prep = again
-            stream = llm.stream(prep.messages, prep.answer_tokens)
-    except LLMError as exc:
-        raise AskLLMError(exc, prep.packed.citations, prep.timings()) from exc
+    prep, stream = _call_fitted(prep, llm, llm.stream)
     return _events(prep, llm, stream, show_thinking)
 
 
