@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "app"))
 
 def corpus(count: Callable[[list[str]], list[int]], n: int) -> list[str]:
     """The first ``n`` chunks of the stdlib's .py files, in path order, as ingest would cut them."""
-    from brain.chunking import chunk_text
+    from brain.core.chunking import chunk_text
 
     texts: list[str] = []
     for path in sorted(Path(sysconfig.get_paths()["stdlib"]).rglob("*.py")):
@@ -58,8 +58,8 @@ def main() -> None:
 
     import numpy as np
 
-    from brain.embed import Embedder, LocalEmbedder
-    from brain.onnx_embed import OnnxEmbedder
+    from brain.core.embed import Embedder, LocalEmbedder
+    from brain.core.onnx_embed import OnnxEmbedder
 
     cache = args.cache_dir or Path(tempfile.mkdtemp(prefix="brain-onnx-"))
     threads = args.threads or None

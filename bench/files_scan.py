@@ -62,10 +62,10 @@ def main() -> None:
     for var in ("BRAIN_CONFIG", "BRAIN_COLLECT_FILES_ROOTS"):
         os.environ.pop(var, None)
 
-    from brain import config
-    from brain.collectors.files import FilesCollector
-    from brain.collectors.outbox import OutboxSink, State
-    from brain.redact import default_redactor
+    from brain.collect.files import FilesCollector
+    from brain.collect.outbox import OutboxSink, State
+    from brain.collect.redact import default_redactor
+    from brain.shared import config
 
     tree = tmp / "tree"
     t0 = time.perf_counter()

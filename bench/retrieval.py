@@ -25,9 +25,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "app"))
 
-from brain import config, store  # noqa: E402
-from brain.embed import get_embedder  # noqa: E402
-from brain.search import MODES, Searcher  # noqa: E402
+from brain.core import store  # noqa: E402
+from brain.core.embed import get_embedder  # noqa: E402
+from brain.core.search import MODES, Searcher  # noqa: E402
+from brain.shared import config
 
 HERE = Path(__file__).resolve().parent
 

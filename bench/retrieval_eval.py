@@ -55,13 +55,14 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "app"))
 sys.path.insert(0, str(REPO))
 
-from brain import config, store  # noqa: E402
-from brain.collectors import browser, claude, files  # noqa: E402
-from brain.collectors.outbox import Queued, Sink, State  # noqa: E402
-from brain.embed import get_embedder, get_text_model  # noqa: E402
-from brain.embed_worker import EmbedWorker  # noqa: E402
-from brain.redact import default_redactor  # noqa: E402
-from brain.search import DEFAULT_FUSION, MODES, Fusion, Searcher  # noqa: E402
+from brain.collect import browser, claude, files  # noqa: E402
+from brain.collect.outbox import Queued, Sink, State  # noqa: E402
+from brain.collect.redact import default_redactor  # noqa: E402
+from brain.core import store  # noqa: E402
+from brain.core.embed import get_embedder, get_text_model  # noqa: E402
+from brain.core.embed_worker import EmbedWorker  # noqa: E402
+from brain.core.search import DEFAULT_FUSION, MODES, Fusion, Searcher  # noqa: E402
+from brain.shared import config  # noqa: E402
 
 EVAL = REPO / "bench" / "eval"
 FIXTURE_SESSIONS = REPO / "tests" / "fixtures" / "claude-projects"

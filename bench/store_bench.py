@@ -33,9 +33,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "app"))
 
-from brain import store  # noqa: E402
-from brain.embed import EmbedResult, LocalEmbedder  # noqa: E402
-from brain.search import Searcher  # noqa: E402
+from brain.core import store  # noqa: E402
+from brain.core.embed import EmbedResult, LocalEmbedder  # noqa: E402
+from brain.core.search import Searcher  # noqa: E402
 
 MODEL_ID = "bench/synthetic-384"
 SUFFIXES = (".py", ".md", ".rst", ".txt")

@@ -3,8 +3,10 @@
 
 Groups ``brain`` (host ``brain-vm``, the Oracle A1 VM) and ``gpu`` (host ``gpu-vm``, the TensorDock
 VM), each with ``ansible_host``/``ansible_port``/``ansible_user``, plus the GPU VM's TensorDock
-instance id and hourly rate (brain-api's GPU control needs them) and ``site_admin_cidrs``, the
-networks SSH is allowed from (the GPU VM's firewall uses them).
+instance id, hourly rate and disk size (brain-api's GPU control and ``brain cost`` need them:
+TensorDock bills the disk while the VM is stopped), ``site_admin_cidrs``, the networks SSH is
+allowed from (the GPU VM's firewall uses them), and on the brain VM ``brain_data_device``, where
+the brain role finds the database's own block volume.
 
 Where the outputs come from, first match wins:
 1. ``$BRAIN_STACK_OUTPUTS``: a JSON file written by ``pulumi stack output --json > file``
@@ -99,12 +101,15 @@ def _admin_cidrs(outputs: Mapping[str, Any]) -> list[str]:
 
 def build_inventory(outputs: Mapping[str, Any]) -> dict[str, Any]:
     """The ``--list`` JSON: groups brain and gpu (possibly empty) and ``_meta.hostvars``."""
-    gpu_extra = {k: outputs[k] for k in ("gpu_instance_id", "gpu_hourly_rate") if outputs.get(k) is not None}
+    gpu_extra = {k: outputs[k] for k in ("gpu_instance_id", "gpu_hourly_rate", "gpu_storage_gb")
+                 if outputs.get(k) is not None}
     shared = {"site_admin_cidrs": _admin_cidrs(outputs)} if "admin_cidrs" in outputs else {}
     hostvars: dict[str, dict[str, Any]] = {}
     brain = _host_vars(outputs, "brain", "ubuntu")
     if brain is not None:
         brain.update({"brain_private_ip": outputs.get("brain_private_ip", ""), **gpu_extra, **shared})
+        if outputs.get("brain_data_device"):  # absent on a stack from before the data volume
+            brain["brain_data_device"] = str(outputs["brain_data_device"])
         hostvars[BRAIN_HOST] = brain
     gpu = _host_vars(outputs, "gpu", "user")
     if gpu is not None:

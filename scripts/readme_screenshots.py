@@ -79,8 +79,8 @@ def main() -> int:
     from selenium.webdriver.support.ui import WebDriverWait
 
     from brain.api import create_app
-    from brain.embed import get_embedder, get_text_model
-    from brain.embed_worker import EmbedWorker
+    from brain.core.embed import get_embedder, get_text_model
+    from brain.core.embed_worker import EmbedWorker
 
     chromium, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
     if not (chromium and driver_path):

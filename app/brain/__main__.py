@@ -1,3 +1,3 @@
-from .cli import main
+from brain.cli.main import main
 
 main()

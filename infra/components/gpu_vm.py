@@ -15,7 +15,7 @@ from typing import Any
 import pulumi
 from tensordock.provider import OLLAMA_PORT, GpuVm
 
-from brain import tensordock as tdapi
+from brain.gpu import tensordock as tdapi
 
 DEFAULT_CLOUD_INIT: dict[str, Any] = {
     # Just enough for Ansible; the gpu playbook installs the driver check, Ollama and the model.

@@ -1,1 +1,1 @@
-"""TensorDock GPU VM as a Pulumi dynamic resource (the REST client itself is ``brain.tensordock``)."""
+"""TensorDock GPU VM as a Pulumi dynamic resource (the REST client itself is ``brain.gpu.tensordock``)."""

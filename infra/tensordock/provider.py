@@ -1,7 +1,7 @@
 """``GpuVm``: a TensorDock virtual machine managed by a Pulumi dynamic provider.
 
 Pulumi has no TensorDock provider, so this one drives the v2 REST API through the shared
-client in ``brain.tensordock`` (brain-api's GPU control uses the same client).
+client in ``brain.gpu.tensordock`` (brain-api's GPU control uses the same client).
 
 How Pulumi runs it, and why the code looks the way it does:
 
@@ -9,7 +9,7 @@ How Pulumi runs it, and why the code looks the way it does:
   property) and unpickled by Pulumi's ``pulumi.dynamic`` host process, whose ``sys.path`` does not
   contain ``infra/``. ``dill`` pickles classes of importable modules by reference, which would make
   that host fail with ``No module named 'tensordock'``; so ``_pickle_by_value`` marks the class to be
-  pickled by value. The methods therefore use only importable modules (``brain.tensordock``,
+  pickled by value. The methods therefore use only importable modules (``brain.gpu.tensordock``,
   ``pulumi.dynamic``, the standard library), plain data constants, and the class's own methods.
 - The API token is never an input and never an attribute at pickling time: ``configure()`` reads
   ``tensordock:token`` (set with ``pulumi config set tensordock:token --secret``) or
@@ -31,7 +31,7 @@ import pulumi
 from pulumi import dynamic
 from pulumi.runtime.rpc import UNKNOWN
 
-from brain import tensordock as tdapi
+from brain.gpu import tensordock as tdapi
 
 OLLAMA_PORT = 11434
 

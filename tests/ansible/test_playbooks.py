@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 from ansible_helpers import REPO, ansible_env, find_tool, run_playbook
 
-import brain.cli  # noqa: F401 - registers every area's settings, as the `brain` command does
-from brain import config as config_mod
+import brain.cli.main  # noqa: F401 - registers every area's settings, as the `brain` command does
+from brain.shared import config as config_mod
 
 HERE = Path(__file__).resolve().parent
 
@@ -257,8 +257,8 @@ def test_backup_timer_runs_a_command_the_real_cli_accepts(tmp_path: Path, runner
     """Render the timer's service unit, then run its ExecStart through the brain CLI."""
     import sqlite3
 
-    from brain.backup import backup_files
-    from brain.cli import main
+    from brain.cli.main import main
+    from brain.core.backup import backup_files
 
     dest = tmp_path / "backups"
     timer = {"name": "brain-backup", "description": "backup", "command": "", "on_calendar": "daily",
@@ -436,7 +436,7 @@ def _collectors_vars(tmp_path: Path) -> dict:
 
 
 def test_collectors_config_is_read_by_the_real_config_loader(tmp_path: Path) -> None:
-    import brain.collectors  # noqa: F401 - registers the collect.* settings
+    import brain.collect  # noqa: F401 - registers the collect.* settings
 
     files = _render(tmp_path, "collectors", ["config.toml.j2"], **_collectors_vars(tmp_path))
     path = tmp_path / "config.toml"

@@ -24,8 +24,8 @@ CORPUS = [
 
 def make_ask_app(db_path: Path, token: str, llm_base_url: str, **overrides):
     """A brain-api app whose LLM is at ``llm_base_url``, with the small corpus ingested."""
-    import brain.ask  # noqa: F401 - register the area's settings before the config is loaded
-    import brain.llm  # noqa: F401
+    import brain.rag.ask  # noqa: F401 - register the area's settings before the config is loaded
+    import brain.rag.llm  # noqa: F401
     from brain.api import create_app
 
     settings = {"server.db_path": str(db_path), "server.api_tokens": [token], "llm.base_url": llm_base_url,

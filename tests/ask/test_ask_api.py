@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from brain.ask import NO_SOURCES_ANSWER
+from brain.rag.ask import NO_SOURCES_ANSWER
 
 from .helpers import CORPUS, make_ask_app, parse_sse
 from .standin_llm import Behaviour, StandinLLM, closed_port_url

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from brain import store
+from brain.core import store
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 

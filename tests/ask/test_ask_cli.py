@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from brain.ask_cli import iter_sse
-from brain.cli import main
+from brain.cli.ask import iter_sse
+from brain.cli.main import main
 
 from .helpers import make_ask_app
 from .standin_llm import Behaviour, StandinLLM, closed_port_url
@@ -105,7 +105,7 @@ def test_sse_parser_handles_split_bytes_and_multiline_data() -> None:
 
 
 def test_status_events_are_shown_while_the_gpu_starts(capsys) -> None:
-    from brain.ask_cli import Event, _consume
+    from brain.cli.ask import Event, _consume
 
     events = [Event("status", {"stage": "starting", "message": "starting the GPU VM"}),
               Event("token", {"text": "Hello"}), Event("done", {"answer": "Hello", "citations": []})]

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from brain.cli import main
+from brain.cli.main import main
 
 from .helpers import CORPUS, make_ask_app, parse_sse
 from .standin_context import ContextStandIn, Served, ollama_ps, ollama_show
@@ -54,7 +54,7 @@ def ollama_front(llama_server: str) -> Iterator[ContextStandIn]:
 def test_the_probe_packs_for_the_servers_context_before_the_first_call(db_path, auth, ollama_front,
                                                                        caplog) -> None:
     app = _app(db_path, auth, ollama_front.base_url)
-    with caplog.at_level(logging.WARNING, logger="brain.ask"):
+    with caplog.at_level(logging.WARNING, logger="brain.rag.ask"):
         resp = app.test_client().post("/api/v1/ask", json=QUESTION, headers=auth)
     assert resp.status_code == 200, resp.get_json()
     body = resp.get_json()
@@ -66,7 +66,7 @@ def test_the_probe_packs_for_the_servers_context_before_the_first_call(db_path, 
     chats = [c for c in ollama_front.served.calls if c.endswith("/chat/completions")]
     assert chats == ["POST /v1/chat/completions"]  # no refusal, no second try
     # the next question reuses the probed answer (cached by the process's one LLM client)
-    from brain.llm import get_llm
+    from brain.rag.llm import get_llm
 
     assert get_llm(app.config["BRAIN"]).context.get().tokens == 2048
     assert ollama_front.served.calls.count("POST /api/show") == 1

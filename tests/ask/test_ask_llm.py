@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from brain import config
-from brain.llm import LLMClient, LLMError, ThinkFilter, get_llm, split_thinking
+from brain.rag.llm import LLMClient, LLMError, ThinkFilter, get_llm, split_thinking
+from brain.shared import config
 
 from .standin_llm import Behaviour, StandinLLM, closed_port_url
 

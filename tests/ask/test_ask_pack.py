@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from brain.ask import (
+from brain.core.search import Hit
+from brain.rag.ask import (
     MIN_SOURCE_TOKENS,
     SYSTEM_PROMPT,
     build_messages,
@@ -12,7 +13,6 @@ from brain.ask import (
     pack,
     source_budget,
 )
-from brain.search import Hit
 
 CPT = 3.0
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 import requests
 
-from brain.cli import main
-from brain.llm import LLMClient
+from brain.cli.main import main
+from brain.rag.llm import LLMClient
 
 from .helpers import CORPUS, make_ask_app, parse_sse
 

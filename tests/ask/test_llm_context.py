@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from brain.llm_context import FAILED_TTL, UPPER_BOUND_TTL, ContextProbe, context_overflow
+from brain.rag.llm_context import FAILED_TTL, UPPER_BOUND_TTL, ContextProbe, context_overflow
 
 from .standin_context import ContextStandIn, Served, ollama_ps, ollama_show
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from brain.backup import BackupError, backup_files, make_backup, restore_backup
-from brain.cli import main
+from brain.cli.main import main
+from brain.core.backup import BackupError, backup_files, make_backup, restore_backup
 
 T0 = datetime(2026, 11, 27, 3, 15, tzinfo=UTC)
 

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from brain import config as config_mod
-from brain.backup import make_backup
-from brain.cli import main
-from brain.offsite import Bucket, OffsiteError, send
+from brain.cli.main import main
+from brain.core.backup import make_backup
+from brain.core.offsite import Bucket, OffsiteError, send
+from brain.shared import config as config_mod
 
 BUCKET = "brain-backups"
 T0 = datetime(2026, 11, 27, 3, 15, tzinfo=UTC)
@@ -70,7 +70,7 @@ def _cfg(env: dict[str, str]) -> config_mod.Config:
 
 
 def _bucket(env: dict[str, str]):
-    from brain.offsite import _client
+    from brain.core.offsite import _client
 
     return _client(_cfg(env))
 

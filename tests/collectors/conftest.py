@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from brain import config as config_mod
-from brain.collectors.outbox import Queued, Sink, State
-from brain.redact import default_redactor
+from brain.collect.outbox import Queued, Sink, State
+from brain.collect.redact import default_redactor
+from brain.shared import config as config_mod
 
 from .fakehome import copy_real_claude, write_synthetic_claude
 from .standin_api import BrainApiStandIn

@@ -1,12 +1,12 @@
-"""Aider chat histories, as ``aider/io.py`` writes them (see ``brain.collectors.aider``)."""
+"""Aider chat histories, as ``aider/io.py`` writes them (see ``brain.collect.aider``)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
 
-from brain import timeutil
-from brain.collectors import agents, aider
+from brain.collect import agents, aider
+from brain.shared import timeutil
 
 from .agent_homes import AIDER_HISTORY
 from .conftest import RecordingSink

@@ -16,9 +16,9 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from brain import config as config_mod
-from brain.cli import main
-from brain.collectors.archive import Archive, redact_transcript, root_key
+from brain.cli.main import main
+from brain.collect.archive import Archive, redact_transcript, root_key
+from brain.shared import config as config_mod
 
 SECRET = "sk-proj-AbCdEf0123456789AbCdEf0123456789xyz"
 CORE = "AbCdEf0123456789AbCdEf0123456789"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from brain import timeutil
-from brain.collectors import browser
+from brain.collect import browser
+from brain.shared import timeutil
 
 from .conftest import RecordingSink
 from .fakehome import (

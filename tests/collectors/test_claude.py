@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from brain.collectors import claude
-from brain.collectors.archive import Archive, ArchiveCorrupt, root_key
+from brain.collect import claude
+from brain.collect.archive import Archive, ArchiveCorrupt, root_key
 
 from .conftest import RecordingSink
 from .fakehome import (
@@ -147,7 +147,7 @@ def test_incremental_growing_session_is_resent(projects, make_cfg, state, redact
 
 
 def test_since_skips_older_sessions(projects, make_cfg, state, redactor) -> None:
-    from brain import timeutil
+    from brain.shared import timeutil
 
     sink, stats = run(make_cfg(), state, redactor, since=timeutil.parse("2026-02-11"))
     assert set(sink.items) == {ORPHAN, f"claude:{MAIN_SID}"}
@@ -271,7 +271,7 @@ def test_a_lone_surrogate_and_bad_lines_are_repaired_or_named_and_the_rest_colle
 
 
 def test_the_real_run_and_the_dry_run_both_get_past_the_poisoned_transcript(home: Path, runner, standin) -> None:
-    from brain.cli import main
+    from brain.cli.main import main
 
     write_poisoned_sessions(home / ".claude" / "projects")
     env = {"BRAIN_API_URL": standin.url, "BRAIN_TOKEN": standin.token, "BRAIN_CLIENT_MAX_RETRIES": "1"}
@@ -326,7 +326,7 @@ def test_clipping_never_cuts_through_a_token() -> None:
 
 def test_one_transcript_is_collected_as_the_full_run_collects_it(projects, make_cfg, state, redactor,
                                                                  tmp_path) -> None:
-    from brain.collectors.outbox import State
+    from brain.collect.outbox import State
 
     cfg = make_cfg()
     other = State(tmp_path / "full.db")

@@ -9,9 +9,9 @@ import json
 import time
 from pathlib import Path
 
-from brain.collectors import claude
-from brain.collectors.archive import Archive
-from brain.collectors.outbox import State
+from brain.collect import claude
+from brain.collect.archive import Archive
+from brain.collect.outbox import State
 
 from .conftest import RecordingSink
 from .fakehome import assistant, envelope, jsonl, user

@@ -7,9 +7,9 @@ import stat
 
 from click.testing import CliRunner
 
-from brain import config as config_mod
-from brain.cli import main
-from brain.collectors.outbox import RunLock, State
+from brain.cli.main import main
+from brain.collect.outbox import RunLock, State
+from brain.shared import config as config_mod
 
 from .standin_api import TOKEN, BrainApiStandIn
 

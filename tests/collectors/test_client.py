@@ -1,4 +1,4 @@
-"""brain.client.ApiClient against the brain-api stand-in, over real HTTP."""
+"""brain.client.http.ApiClient against the brain-api stand-in, over real HTTP."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from brain.client import ApiClient, ApiError, ApiUnavailable
+from brain.client.http import ApiClient, ApiError, ApiUnavailable
 
 from .standin_api import TOKEN, BrainApiStandIn
 

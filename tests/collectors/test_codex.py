@@ -1,4 +1,4 @@
-"""Codex CLI rollouts, in the shape Codex writes them (see ``brain.collectors.codex``)."""
+"""Codex CLI rollouts, in the shape Codex writes them (see ``brain.collect.codex``)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import json
 import os
 from pathlib import Path
 
-from brain.collectors import agents
-from brain.collectors.archive import Archive
-from brain.collectors.outbox import OutboxSink
+from brain.collect import agents
+from brain.collect.archive import Archive
+from brain.collect.outbox import OutboxSink
 
 from .agent_homes import CODEX_CWD, CODEX_FORK, CODEX_SID, codex_path, codex_session, write_codex, write_lines
 from .conftest import RecordingSink
@@ -118,7 +118,7 @@ def test_one_unreadable_session_does_not_stop_the_others(home: Path, make_cfg, s
                                                         monkeypatch) -> None:
     write_codex(home)
     write_lines(codex_path(home, CODEX_FORK, "2026/05/04"), codex_session(CODEX_FORK))
-    from brain.collectors import codex
+    from brain.collect import codex
 
     real = codex.parse
 

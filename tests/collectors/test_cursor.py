@@ -1,5 +1,5 @@
 """Cursor chats, in state.vscdb databases shaped as Cursor's open readers document them (see
-``brain.collectors.cursor``)."""
+``brain.collect.cursor``)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from brain.cli import main
-from brain.client import ApiClient
-from brain.collectors import agents, cursor
-from brain.collectors.archive import Archive
-from brain.collectors.outbox import OutboxSink, State
+from brain.cli.main import main
+from brain.client.http import ApiClient
+from brain.collect import agents, cursor
+from brain.collect.archive import Archive
+from brain.collect.outbox import OutboxSink, State
 
 from .agent_homes import (
     CURSOR_CID,

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from brain.cli import main
-from brain.collectors.outbox import DryRunSink, OutboxSink, Queued, State
+from brain.cli.main import main
+from brain.collect.outbox import DryRunSink, OutboxSink, Queued, State
 
 from .test_claude import write_poisoned_sessions
 

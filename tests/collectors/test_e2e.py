@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 import requests
 
-from brain import config as config_mod
-from brain.cli import main
-from brain.client import ApiClient, ApiError
-from brain.collectors.outbox import State
+from brain.cli.main import main
+from brain.client.http import ApiClient, ApiError
+from brain.collect.outbox import State
+from brain.shared import config as config_mod
 
 from .fakehome import LiveFirefox, copy_real_claude, write_chrome_history, write_profiles_ini, write_synthetic_claude
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from brain import timeutil
-from brain.collectors import files
+from brain.collect import files
+from brain.shared import timeutil
 
 from .conftest import RecordingSink
 

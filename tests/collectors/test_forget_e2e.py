@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from brain import config as config_mod
-from brain.cli import main
-from brain.client import ApiClient, ApiError
-from brain.collectors.outbox import State
+from brain.cli.main import main
+from brain.client.http import ApiClient, ApiError
+from brain.collect.outbox import State
+from brain.shared import config as config_mod
 from tests.conftest import closed_port_url
 
 from .fakehome import assistant, chrome_us, copy_real_claude, user, write_chrome_history

@@ -1,4 +1,4 @@
-"""Gemini CLI sessions, in the shape Gemini CLI writes them (see ``brain.collectors.gemini``)."""
+"""Gemini CLI sessions, in the shape Gemini CLI writes them (see ``brain.collect.gemini``)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from brain.collectors import agents
+from brain.collect import agents
 
 from .agent_homes import GEMINI_ROOT, GEMINI_SID, gemini_session, gm, write_gemini, write_lines
 from .conftest import RecordingSink

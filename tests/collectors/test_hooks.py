@@ -21,10 +21,10 @@ from typing import Any
 
 import pytest
 
-from brain import config as config_mod
-from brain.client import ApiClient
-from brain.collectors import hooks, session_context
-from brain.collectors.outbox import RunLock
+from brain.client.http import ApiClient
+from brain.collect import hooks, session_context
+from brain.collect.outbox import RunLock
+from brain.shared import config as config_mod
 from tests.conftest import ApiServer, closed_port_url, start_api_server, stop_api_server
 
 from .fakehome import copy_real_claude
@@ -410,14 +410,14 @@ def test_last_exchange_skips_interruptions_and_slash_commands() -> None:
 
 @pytest.mark.parametrize("cmd", ["install", "uninstall", "status", "session-start", "session-end", "collect"])
 def test_every_hooks_command_has_help_with_an_example(runner, cmd: str) -> None:
-    from brain.cli import main
+    from brain.cli.main import main
 
     r = runner.invoke(main, ["hooks", cmd, "--help"])
     assert r.exit_code == 0 and "Example" in r.output
 
 
 def test_brain_init_documents_the_hooks_settings(runner, home: Path) -> None:
-    from brain.cli import main
+    from brain.cli.main import main
 
     assert runner.invoke(main, ["init"]).exit_code == 0
     text = (home / ".config" / "brain" / "config.toml").read_text()

@@ -27,8 +27,8 @@ from typing import Any
 
 import pytest
 
-from brain import config as config_mod
-from brain.cli import main
+from brain.cli.main import main
+from brain.shared import config as config_mod
 
 from . import secret_corpus as corpus
 from .fakehome import FIREFOX_SCHEMA, UrlRow, assistant, jsonl, unix_us, user, write_chrome_history, write_profiles_ini

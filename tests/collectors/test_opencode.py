@@ -1,5 +1,5 @@
 """opencode sessions, in the database and the older JSON files as opencode writes them (see
-``brain.collectors.opencode``)."""
+``brain.collect.opencode``)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from brain.collectors import agents, browser, opencode
-from brain.collectors.archive import Archive
-from brain.collectors.outbox import OutboxSink, State
+from brain.collect import agents, browser, opencode
+from brain.collect.archive import Archive
+from brain.collect.outbox import OutboxSink, State
 
 from .agent_homes import (
     MS,

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from brain.client import ApiClient
-from brain.collectors.outbox import AuthFailed, LockBusy, RunLock, State
+from brain.client.http import ApiClient
+from brain.collect.outbox import AuthFailed, LockBusy, RunLock, State
 
 from .standin_api import TOKEN, BrainApiStandIn
 
@@ -148,7 +148,7 @@ def test_lock_excludes_a_second_run_and_survives_sigkill(tmp_path: Path) -> None
     with RunLock(lock):  # released on exit
         pass
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from pathlib import Path; from brain.collectors.outbox import RunLock\n"
+        "import sys, time; from pathlib import Path; from brain.collect.outbox import RunLock\n"
         f"l = RunLock(Path({str(lock)!r})).__enter__(); print('locked', flush=True); time.sleep(60)")],
         stdout=subprocess.PIPE, text=True)
     try:
@@ -170,7 +170,7 @@ def test_lock_excludes_a_second_run_and_survives_sigkill(tmp_path: Path) -> None
 
 
 def test_oversized_content_keeps_head_and_tail(redactor) -> None:
-    from brain.collectors import prepare
+    from brain.collect import prepare
 
     item = {"id": "note:big", "source": "note", "content": "HEAD" + "é" * 600_000 + "TAIL", "meta": {}}
     clean, _ = prepare(item, redactor, max_bytes=100_000)

@@ -1,6 +1,6 @@
 """Redaction: every kind of secret is replaced, ordinary text is left alone.
 
-The kinds table (``brain/redact_kinds.toml``) is tested entry by entry: each example must lose
+The kinds table (``brain/collect/redact_kinds.toml``) is tested entry by entry: each example must lose
 the span its pattern marks, each not_example must pass unchanged. The planted-secret corpus run
 through the real collectors into a real brain-api is in ``test_leaks.py``.
 """
@@ -13,7 +13,7 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 
-from brain.redact import Redactor, decoded_view, default_redactor, load_kinds, redact
+from brain.collect.redact import Redactor, decoded_view, default_redactor, load_kinds, redact
 
 KINDS = load_kinds()
 EXAMPLES = [(k, i, ex) for k in KINDS for i, ex in enumerate(k.examples)]

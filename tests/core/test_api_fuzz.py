@@ -19,7 +19,7 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from brain.store import SOURCES
+from brain.core.store import SOURCES
 from tests.conftest import ApiServer, stop_api_server
 from tests.core.rawhttp import send_raw, snapshot, start_server
 

@@ -13,7 +13,8 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from brain import store, timeutil
+from brain.core import store
+from brain.shared import timeutil
 from tests.conftest import ApiServer, stop_api_server
 from tests.core.rawhttp import address, assert_json_error, request_bytes, send_raw, snapshot, start_server
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from brain import config
-from brain.chunking import chunk_text
+from brain.core.chunking import chunk_text
+from brain.shared import config
 
 
 def words(texts):

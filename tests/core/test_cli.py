@@ -6,16 +6,16 @@ import json
 
 import pytest
 
-from brain import store
-from brain.cli import main
-from brain.embed import get_embedder
+from brain.cli.main import main
+from brain.core import store
+from brain.core.embed import get_embedder
 from tests.conftest import drain_embeddings
 
 
 @pytest.fixture
 def filled_db(db_path, monkeypatch):
     monkeypatch.setenv("BRAIN_DB", str(db_path))
-    from brain import config
+    from brain.shared import config
 
     cfg = config.load()
     conn = store.connect(db_path)
@@ -77,7 +77,7 @@ def test_stats_and_reindex_local(runner, filled_db, monkeypatch):
 def test_reindex_for_a_new_model_queues_and_embeds(runner, filled_db, monkeypatch):
     import shutil
 
-    from brain.embed import resolve_local_model
+    from brain.core.embed import resolve_local_model
 
     copy = filled_db.parent / "minilm-copy"
     shutil.copytree(resolve_local_model("all-MiniLM-L6-v2"), copy)

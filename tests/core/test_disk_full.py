@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from brain import store
-from brain.embed_worker import EmbedWorker
+from brain.core import store
+from brain.core.embed_worker import EmbedWorker
 from tests.conftest import ApiServer, stop_api_server
 from tests.core.rawhttp import snapshot, start_server
 from tests.standins.openai_embeddings import EmbeddingsStandIn
@@ -171,7 +171,7 @@ def test_the_embedding_worker_waits_out_a_full_disk_and_carries_on(disk):
     (A worker that starts on a full disk cannot open the database and exits, as brain-api does.)"""
     standin = EmbeddingsStandIn(dim=64).start()
     try:
-        from brain.embed import OpenAIEmbedder
+        from brain.core.embed import OpenAIEmbedder
 
         emb = OpenAIEmbedder("sk-test", base_url=standin.url, max_retries=0, batch_size=8)
         db = disk.path / "brain.db"

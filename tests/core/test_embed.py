@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from brain import config
 from brain.api import create_app
-from brain.embed import EmbedError, LocalEmbedder, OpenAIEmbedder, get_embedder, resolve_local_model
+from brain.core.embed import EmbedError, LocalEmbedder, OpenAIEmbedder, get_embedder, resolve_local_model
+from brain.shared import config
 from tests.conftest import drain_embeddings
 from tests.standins.openai_embeddings import EmbeddingsStandIn
 

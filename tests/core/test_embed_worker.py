@@ -11,9 +11,10 @@ import time
 import pytest
 import requests
 
-from brain import config, store
-from brain.embed import OpenAIEmbedder
-from brain.embed_worker import EmbedWorker, WorkerLock, wait_for_lock
+from brain.core import store
+from brain.core.embed import OpenAIEmbedder
+from brain.core.embed_worker import EmbedWorker, WorkerLock, wait_for_lock
+from brain.shared import config
 from tests.conftest import TOKEN, start_api_server, stop_api_server, wait_for_vectors
 from tests.standins.openai_embeddings import EmbeddingsStandIn
 

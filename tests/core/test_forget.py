@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from brain import store, tombstones
-from brain.tombstones import Rule, RuleError, parse_rule
+from brain.core import store
+from brain.shared import tombstones
+from brain.shared.tombstones import Rule, RuleError, parse_rule
 
 PAGE = {"id": "browser:chrome-default:1a2b", "source": "browser", "title": "Statement", "uri":
         "https://online.bank.example/statements?id=7", "created_at": "2026-03-09T08:00:00Z",

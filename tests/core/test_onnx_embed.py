@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from brain import model_fetch, onnx_embed
-from brain.chunking import chunk_text
-from brain.embed import EmbedError, LocalEmbedder, LocalTokenizer, resolve_local_model
-from brain.model_fetch import FetchError, PinnedModel, fetch_model, find_model
-from brain.onnx_embed import OnnxEmbedder
+from brain.core import model_fetch, onnx_embed
+from brain.core.chunking import chunk_text
+from brain.core.embed import EmbedError, LocalEmbedder, LocalTokenizer, resolve_local_model
+from brain.core.model_fetch import FetchError, PinnedModel, fetch_model, find_model
+from brain.core.onnx_embed import OnnxEmbedder
 from tests.standins.http import JsonHandler, LoopbackHTTPServer
 
 MODEL = "all-MiniLM-L6-v2"
@@ -427,7 +427,7 @@ def test_concurrent_fetches_download_once(tiny, tmp_path):
 
 
 def _cfg(tmp_path: Path, hub_url: str, **env: str):
-    from brain import config
+    from brain.shared import config
 
     return config.load(env={"BRAIN_EMBED_LOCAL_MODEL": "tiny", "BRAIN_EMBED_MODELS_DIR": str(tmp_path / "models"),
                             "BRAIN_EMBED_MODEL_HUB_URL": hub_url, "BRAIN_EMBED_MODEL_SOURCE": "hub", **env})
@@ -453,7 +453,7 @@ def test_locate_model_without_fetching_says_how_to_get_it(tiny, tmp_path):
 def test_brain_model_fetch_and_path(tiny, tmp_path, monkeypatch):
     from click.testing import CliRunner
 
-    from brain.cli import main
+    from brain.cli.main import main
 
     for key, value in {"BRAIN_EMBED_LOCAL_MODEL": "tiny", "BRAIN_EMBED_MODELS_DIR": str(tmp_path / "models"),
                        "BRAIN_EMBED_MODEL_HUB_URL": tiny.url, "BRAIN_EMBED_MODEL_SOURCE": "hub"}.items():

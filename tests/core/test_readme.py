@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from brain import config
+from brain.shared import config
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()

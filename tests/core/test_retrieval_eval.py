@@ -66,7 +66,7 @@ def test_scores(bench) -> None:
 def test_fusions_rank_what_they_say() -> None:
     """Default fusion is plain RRF over chunks; item fusion ranks items by their best chunk, and
     ``extra`` lets an item's further chunks add to its score."""
-    from brain.search import DEFAULT_FUSION, Fusion, fuse_chunks, fuse_items
+    from brain.core.search import DEFAULT_FUSION, Fusion, fuse_chunks, fuse_items
 
     ranked = {"bm25": [(1, 9.0), (2, 8.0), (3, 7.0)], "vector": [(3, 0.9), (4, 0.8)]}
     plain = fuse_chunks(ranked, DEFAULT_FUSION)

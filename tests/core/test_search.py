@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from brain import store
-from brain.embed import LocalEmbedder
-from brain.search import Searcher, VectorIndex, fts_query, make_snippet
+from brain.core import store
+from brain.core.embed import LocalEmbedder
+from brain.core.search import Searcher, VectorIndex, fts_query, make_snippet
 from tests.conftest import embed_queued
 
 CORPUS = [
@@ -174,7 +174,7 @@ def test_search_during_catch_up_uses_bm25_everywhere_and_says_what_waits(conn, s
 
 
 def test_hybrid_falls_back_to_bm25_when_the_query_cannot_be_embedded(conn, embedder):
-    from brain.embed import EmbedError
+    from brain.core.embed import EmbedError
 
     def broken():
         raise EmbedError("stand-in: model cannot load")

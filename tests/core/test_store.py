@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-from brain import store
-from brain.embed import EmbedError, EmbedResult, LocalEmbedder
-from brain.embed_worker import EmbedWorker
+from brain.core import store
+from brain.core.embed import EmbedError, EmbedResult, LocalEmbedder
+from brain.core.embed_worker import EmbedWorker
 from tests.conftest import embed_queued
 
 

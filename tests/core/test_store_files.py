@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from brain import store
 from brain.api import create_app
+from brain.core import store
 from tests.conftest import TOKEN
 
 

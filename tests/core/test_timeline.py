@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from brain.cli import main
-from brain.timeline import first_prompt
+from brain.cli.main import main
+from brain.core.timeline import first_prompt
 from tests.conftest import TOKEN
 
 SPOTTER = "/home/marco/projects/spotter"

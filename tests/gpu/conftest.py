@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-import brain.ask  # noqa: F401 - register the areas' settings before any config is loaded
-import brain.gpu  # noqa: F401
-import brain.llm  # noqa: F401
-from brain import config as config_mod
-from brain import store
+import brain.gpu.control  # noqa: F401
+import brain.rag.ask  # noqa: F401 - register the areas' settings before any config is loaded
+import brain.rag.llm  # noqa: F401
 from brain.api import create_app
-from brain.gpu import GpuControl
+from brain.core import store
+from brain.gpu.control import GpuControl
+from brain.shared import config as config_mod
 from tests.ask.helpers import CORPUS
 from tests.conftest import TOKEN, drain_embeddings
 from tests.standins.tensordock_server import TensorDockStandIn

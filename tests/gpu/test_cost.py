@@ -8,11 +8,12 @@ from datetime import UTC, datetime
 
 import pytest
 
-from brain import config as config_mod
-from brain import cost, store
 from brain.api import create_app
-from brain.cli import main
-from brain.gpu import BudgetExceeded
+from brain.cli.main import main
+from brain.core import store
+from brain.gpu import cost
+from brain.gpu.control import BudgetExceeded
+from brain.shared import config as config_mod
 from tests.ask.helpers import CORPUS
 from tests.conftest import TOKEN, drain_embeddings
 from tests.standins.openai_embeddings import EmbeddingsStandIn

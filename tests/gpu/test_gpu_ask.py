@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 import requests
 
-from brain import gpu_starts, store
+from brain.core import store
+from brain.gpu import starts as gpu_starts
 from tests.ask.helpers import CORPUS, make_ask_app, parse_sse
 from tests.conftest import TOKEN, start_api_server, stop_api_server
 from tests.standins.openai_embeddings import EmbeddingsStandIn

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from brain.cli import main
+from brain.cli.main import main
 from tests.conftest import TOKEN
 
 from .conftest import RATE, ledger, make_app, starts, stops

@@ -9,8 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from brain import store, timeutil
-from brain.cli import main
+from brain.cli.main import main
+from brain.core import store
+from brain.shared import timeutil
 from tests.conftest import TOKEN
 
 from .conftest import RATE, inflight, ledger, make_app, make_control, starts, stops

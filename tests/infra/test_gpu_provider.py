@@ -25,7 +25,7 @@ from pulumi.runtime import rpc
 from pulumi.runtime.rpc import UNKNOWN
 from tensordock.provider import DEFAULTS, GpuVm, GpuVmProvider
 
-from brain import tensordock as tdapi
+from brain.gpu import tensordock as tdapi
 from tests.standins.tensordock_server import TensorDockStandIn
 
 SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAITestKey me@laptop"

@@ -285,6 +285,7 @@ def test_exports_present(program_run):
     assert e["brain_instance_id"] == "brain-instance-id"
     assert e["gpu_instance_id"] == "td-instance-1" and e["gpu_public_ip"] == "203.0.113.5"
     assert (e["gpu_ssh_port"], e["gpu_ssh_user"], e["gpu_hourly_rate"]) == (22, "user", 0.399)
+    assert e["gpu_storage_gb"] == 100  # the default gpuStorageGb: brain cost prices the stopped VM's disk
     assert e["admin_cidrs"] == ["198.51.100.7/32"]
     assert {"region", "vcn_id", "subnet_id", "brain_availability_domain", "brain_image_id"} <= set(e)
 

@@ -24,12 +24,15 @@ SAMPLE = {
     "brain_private_ip": "10.0.1.5",
     "brain_availability_domain": "Uocm:EU-FRANKFURT-1-AD-2",
     "brain_image_id": "ocid1.image.oc1.eu-frankfurt-1.aaaa",
+    "brain_data_volume_id": "ocid1.volume.oc1.eu-frankfurt-1.aaaa",
+    "brain_data_device": "/dev/oracleoci/oraclevdb",
     "brain_ssh_port": 22,
     "brain_ssh_user": "ubuntu",
     "gpu_instance_id": "5c4f6a1e-0000-4000-8000-000000000001",
     "gpu_public_ip": "203.0.113.5",
     "gpu_ssh_port": 20022.0,
     "gpu_hourly_rate": 0.399,
+    "gpu_storage_gb": 200,
     "gpu_ssh_user": "user",
     "admin_cidrs": ["203.0.113.7/32", "2001:db8::/64"],
 }
@@ -62,6 +65,9 @@ def test_list_from_a_sample_outputs_file(tmp_path):
     assert (brain["ansible_host"], brain["ansible_port"], brain["ansible_user"]) == ("198.51.100.20", 22, "ubuntu")
     assert brain["brain_private_ip"] == "10.0.1.5"
     assert brain["gpu_instance_id"] == SAMPLE["gpu_instance_id"]  # brain-api controls the GPU VM
+    assert brain["gpu_storage_gb"] == 200  # brain cost: TensorDock bills the disk of the stopped VM
+    assert brain["brain_data_device"] == "/dev/oracleoci/oraclevdb"  # the brain role mounts the database's volume
+    assert "brain_data_device" not in inv["_meta"]["hostvars"]["gpu-vm"]
     gpu = inv["_meta"]["hostvars"]["gpu-vm"]
     assert (gpu["ansible_host"], gpu["ansible_port"], gpu["ansible_user"]) == ("203.0.113.5", 20022, "user")
     assert gpu["gpu_hourly_rate"] == 0.399
@@ -89,6 +95,7 @@ def test_defaults_when_port_and_user_are_missing(tmp_path):
     hv = json.loads(_run("--list", outputs=minimal, tmp_path=tmp_path).stdout)["_meta"]["hostvars"]
     assert (hv["brain-vm"]["ansible_port"], hv["brain-vm"]["ansible_user"]) == (22, "ubuntu")
     assert (hv["gpu-vm"]["ansible_port"], hv["gpu-vm"]["ansible_user"]) == (22, "user")
+    assert "brain_data_device" not in hv["brain-vm"]  # a stack from before the data volume: boot volume
 
 
 @pytest.mark.parametrize(("outputs", "message"), [

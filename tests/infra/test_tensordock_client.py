@@ -1,4 +1,4 @@
-"""brain.tensordock against the TensorDock stand-in, over real HTTP on loopback."""
+"""brain.gpu.tensordock against the TensorDock stand-in, over real HTTP on loopback."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from brain import tensordock as td
-from brain.tensordock import (
+from brain.gpu import tensordock as td
+from brain.gpu.tensordock import (
     PortForward,
     TensorDockAuthError,
     TensorDockClient,

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
-from brain.cli import main
+from brain.cli.main import main
 from tests.conftest import ApiServer, free_port, stop_process
 
 from .conftest import CLAUDE_ID, ok

@@ -7,10 +7,10 @@ from typing import Any
 
 from flask import Flask
 
-from .. import config as config_mod
-from .. import store
-from . import auth, errors, items, ops, params, search
-from .deps import close_db
+from brain.api import auth, errors, items, ops, params, search
+from brain.api.deps import close_db
+from brain.core import store
+from brain.shared import config as config_mod
 
 log = logging.getLogger(__name__)
 
@@ -40,15 +40,15 @@ def create_app(test_config: dict[str, Any] | config_mod.Config | None = None) ->
     for bp in (ops.health_bp, ops.bp, items.bp, search.bp):
         app.register_blueprint(bp)
     # --- blueprints of other areas register below (auth applies to them automatically) ---
-    from . import ask as ask_api  # issue 4: POST /api/v1/ask (its blueprint requires the token itself)
+    from brain.api import ask as ask_api  # issue 4: POST /api/v1/ask (its blueprint requires the token itself)
     app.register_blueprint(ask_api.bp)
-    from . import gpu as gpu_api  # issue 7: /api/v1/gpu, /api/v1/gpu/start|stop, /api/v1/cost
+    from brain.api import gpu as gpu_api  # issue 7: /api/v1/gpu, /api/v1/gpu/start|stop, /api/v1/cost
     app.register_blueprint(gpu_api.bp)
-    from . import forget as forget_api  # issue 16: POST /api/v1/forget, /api/v1/tombstones (undo)
+    from brain.api import forget as forget_api  # issue 16: POST /api/v1/forget, /api/v1/tombstones (undo)
     app.register_blueprint(forget_api.bp)
-    from . import timeline as timeline_api  # issue 16: GET /api/v1/timeline
+    from brain.api import timeline as timeline_api  # issue 16: GET /api/v1/timeline
     app.register_blueprint(timeline_api.bp)
-    from . import web  # issue 16: the web page at / (its own sign-in, CSP, CSRF)
+    from brain.api import web  # issue 16: the web page at / (its own sign-in, CSP, CSRF)
     app.register_blueprint(web.bp)
     if cfg["web.trust_proxy"]:  # Caddy in front: its X-Forwarded-Proto/-For (see web_auth.set_cookie)
         from werkzeug.middleware.proxy_fix import ProxyFix

@@ -14,7 +14,7 @@ Body: ``{"question", "k"?, "source"?, "project"?, "since"?, "until"?, "stream"?,
   "llm_unavailable", "message" (names the endpoint), "reason"}, "citations", "timings"}``.
 
 With a GPU VM configured (``gpu.instance_id``, issue 7) an ask that needs the LLM first makes
-sure the VM is up (``brain.gpu``): it counts as in flight until its answer ends (the idle stop
+sure the VM is up (``brain.gpu.control``): it counts as in flight until its answer ends (the idle stop
 waits for it); if the VM is stopped it starts it (once for all concurrent asks) and waits for
 Ollama, streaming ``status {"stage", "message", "state", "elapsed_s"}`` events meanwhile; with
 ``gpu.auto_start`` off, or past ``gpu.monthly_budget_usd``, it answers from retrieval only
@@ -32,15 +32,17 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
-from .. import ask as ask_core
-from .. import gpu, gpu_starts, store
-from ..config import Config
-from ..embed import EmbedError
-from ..llm import LLMClient, get_llm
-from .deps import get_config, get_db, get_searcher
-from .errors import ApiError
-from .gpu import get_gpu
-from .params import filters, int_field, json_body
+from brain.api.deps import get_config, get_db, get_searcher
+from brain.api.errors import ApiError
+from brain.api.gpu import get_gpu
+from brain.api.params import filters, int_field, json_body
+from brain.core import store
+from brain.core.embed import EmbedError
+from brain.gpu import control as gpu
+from brain.gpu import starts as gpu_starts
+from brain.rag import ask as ask_core
+from brain.rag.llm import LLMClient, get_llm
+from brain.shared.config import Config
 
 bp = Blueprint("ask", __name__, url_prefix="/api/v1")
 
@@ -208,7 +210,7 @@ def _start_then_stream(control: gpu.GpuControl, cfg: Config, prep: ask_core.Prep
                        show_thinking: bool) -> Iterator[tuple[str, Any]]:
     """SSE events: ``status`` while the GPU VM starts, then the answer (or retrieval only).
 
-    Each status says how long a start usually takes (``usual_s``, measured: ``brain.gpu_starts``;
+    Each status says how long a start usually takes (``usual_s``, measured: ``brain.gpu.starts``;
     null before the first) and the most it may take (``timeout_s``, ``gpu.start_timeout``)."""
     started = time.monotonic()
     usual, booting = _usual_start(cfg), False

@@ -11,9 +11,9 @@ import hmac
 
 from flask import request
 
-from . import web_auth
-from .deps import get_config, get_db
-from .errors import ApiError
+from brain.api import web_auth
+from brain.api.deps import get_config, get_db
+from brain.api.errors import ApiError
 
 PUBLIC_ENDPOINTS = frozenset({"health.healthz"})
 SELF_AUTHENTICATING = frozenset({"web"})  # blueprints that check the session themselves (the page)

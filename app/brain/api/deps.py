@@ -10,10 +10,10 @@ import sqlite3
 
 from flask import current_app, g
 
-from .. import store
-from ..config import Config
-from ..embed import Embedder, TextModel, get_embedder, get_text_model
-from ..search import Searcher
+from brain.core import store
+from brain.core.embed import Embedder, TextModel, get_embedder, get_text_model
+from brain.core.search import Searcher
+from brain.shared.config import Config
 
 
 def get_config() -> Config:

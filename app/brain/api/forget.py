@@ -1,4 +1,4 @@
-"""Forgetting over HTTP: ``POST /api/v1/forget``, the tombstones, undo (``brain.forgetting``).
+"""Forgetting over HTTP: ``POST /api/v1/forget``, the tombstones, undo (``brain.core.forgetting``).
 
 - ``POST /api/v1/forget`` ``{rule fields..., "dry_run"?}`` → ``{"deleted", "tombstone"}``, or with
   ``dry_run: true`` ``{"matches"}`` (nothing deleted, nothing recorded: the count to confirm).
@@ -13,11 +13,11 @@ from typing import Any
 
 from flask import Blueprint, jsonify
 
-from .. import forgetting
-from ..tombstones import Rule, RuleError, parse_rule
-from .deps import get_db
-from .errors import ApiError
-from .params import json_body
+from brain.api.deps import get_db
+from brain.api.errors import ApiError
+from brain.api.params import json_body
+from brain.core import forgetting
+from brain.shared.tombstones import Rule, RuleError, parse_rule
 
 bp = Blueprint("forget", __name__, url_prefix="/api/v1")
 

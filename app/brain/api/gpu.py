@@ -20,10 +20,11 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 
-from .. import cost, gpu
-from .deps import get_config, get_db
-from .errors import ApiError, error_response
-from .params import body_bytes, json_body
+from brain.api.deps import get_config, get_db
+from brain.api.errors import ApiError, error_response
+from brain.api.params import body_bytes, json_body
+from brain.gpu import control as gpu
+from brain.gpu import cost
 
 bp = Blueprint("gpu", __name__, url_prefix="/api/v1")
 

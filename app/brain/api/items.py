@@ -6,11 +6,11 @@ import logging
 
 from flask import Blueprint, jsonify, request
 
-from ..embed import EmbedError
-from ..store import ValidationError
-from .deps import get_config, get_store, get_text_model_for_app
-from .errors import ApiError
-from .params import filters, int_param, json_body
+from brain.api.deps import get_config, get_store, get_text_model_for_app
+from brain.api.errors import ApiError
+from brain.api.params import filters, int_param, json_body
+from brain.core.embed import EmbedError
+from brain.core.store import ValidationError
 
 log = logging.getLogger(__name__)
 bp = Blueprint("items", __name__, url_prefix="/api/v1")

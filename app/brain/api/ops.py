@@ -7,10 +7,10 @@ from pathlib import Path
 
 from flask import Blueprint, jsonify
 
-from ..embed import EmbedError
-from ..store import write_transaction
-from .deps import get_config, get_db, get_store, get_text_model_for_app
-from .errors import ApiError, filesystem_state, storage_error
+from brain.api.deps import get_config, get_db, get_store, get_text_model_for_app
+from brain.api.errors import ApiError, filesystem_state, storage_error
+from brain.core.embed import EmbedError
+from brain.core.store import write_transaction
 
 # below this much free space the next ingest may fail with 507: the API is not ready. Why not 0:
 # a write probe can still succeed on a full disk (SQLite reuses its WAL file's pages), ingest not

@@ -17,9 +17,9 @@ from flask import request
 from gunicorn.http.errors import ParseException
 from werkzeug.exceptions import ClientDisconnected, HTTPException
 
-from .. import timeutil
-from ..store import SOURCES, text_problem
-from .errors import ApiError
+from brain.api.errors import ApiError
+from brain.core.store import SOURCES, text_problem
+from brain.shared import timeutil
 
 # deep enough for any item's meta a collector writes (a handful of levels); a body nested deeper
 # is refused before json.loads recurses into it (RecursionError at ~1000 levels) or json.dumps does
@@ -46,7 +46,7 @@ def body_bytes() -> bytes:
 def _read_error(exc: BaseException | None) -> ApiError:
     if isinstance(exc, ParseException):
         return ApiError(400, "invalid_body", f"the request body could not be read: {exc}")
-    if isinstance(exc, (BlockingIOError, TimeoutError)):  # EAGAIN: SO_RCVTIMEO passed (brain.gunicorn_worker)
+    if isinstance(exc, (BlockingIOError, TimeoutError)):  # EAGAIN: SO_RCVTIMEO passed (brain.api.gunicorn_worker)
         return ApiError(408, "request_timeout", "the request body stopped arriving before it was complete")
     return ApiError(400, "invalid_body", "the request body ended before it was complete")
 
@@ -136,7 +136,7 @@ def json_body(allowed: Iterable[str] | None = None, unknown_code: str = "invalid
 
 
 def check_url_text() -> None:
-    """``before_request``: the body's text rule (:func:`brain.store.text_problem`) for the query
+    """``before_request``: the body's text rule (:func:`brain.core.store.text_problem`) for the query
     string and the path too. (Werkzeug decodes both with replacement, so only a NUL can get here.)"""
     for key, value in request.args.items(multi=True):
         why = text_problem(key) or text_problem(value)

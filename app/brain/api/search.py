@@ -6,11 +6,11 @@ import time
 
 from flask import Blueprint, jsonify, request
 
-from ..embed import EmbedError
-from ..search import MODES
-from .deps import get_db, get_searcher
-from .errors import ApiError
-from .params import filters, int_param
+from brain.api.deps import get_db, get_searcher
+from brain.api.errors import ApiError
+from brain.api.params import filters, int_param
+from brain.core.embed import EmbedError
+from brain.core.search import MODES
 
 bp = Blueprint("search", __name__, url_prefix="/api/v1")
 

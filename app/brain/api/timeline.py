@@ -1,4 +1,4 @@
-"""``GET /api/v1/timeline``: a day (or a range) across all sources, grouped by project (``brain.timeline``).
+"""``GET /api/v1/timeline``: a day (or a range) across all sources, grouped by project (``brain.core.timeline``).
 
 Query: ``day=YYYY-MM-DD`` (default today) and ``days`` (1..31) cut in ``tz`` (an IANA zone or an
 offset, default UTC), or ``since``/``until`` for any range; ``source``, ``project``, ``limit``.
@@ -10,11 +10,11 @@ from datetime import date, datetime
 
 from flask import Blueprint, jsonify, request
 
-from .. import timeline
-from ..zones import parse_tz
-from .deps import get_db
-from .errors import ApiError
-from .params import int_param, source_param, str_param, time_param
+from brain.api.deps import get_db
+from brain.api.errors import ApiError
+from brain.api.params import int_param, source_param, str_param, time_param
+from brain.core import timeline
+from brain.shared.zones import parse_tz
 
 bp = Blueprint("timeline", __name__, url_prefix="/api/v1")
 

@@ -23,16 +23,18 @@ from urllib.parse import quote
 from flask import Blueprint, Response, current_app, g, redirect, render_template, request
 from markupsafe import Markup, escape
 
-from .. import cost, forgetting, timeline, timeutil
-from ..embed import EmbedError
-from ..store import SOURCES, Store
-from ..tombstones import RuleError, parse_rule
-from ..zones import parse_tz
-from . import web_auth, web_status
-from .deps import get_config, get_db, get_searcher
-from .errors import ApiError
+from brain.api import web_auth, web_status
+from brain.api.deps import get_config, get_db, get_searcher
+from brain.api.errors import ApiError
+from brain.core import forgetting, timeline
+from brain.core.embed import EmbedError
+from brain.core.store import SOURCES, Store
+from brain.gpu import cost
+from brain.shared import timeutil
+from brain.shared.tombstones import RuleError, parse_rule
+from brain.shared.zones import parse_tz
 
-WEB = Path(__file__).resolve().parent.parent / "web"
+WEB = Path(__file__).resolve().parent / "web_page"
 # the assets live at /assets: Flask's app keeps /static for itself (its rule exists, folder or not)
 bp = Blueprint("web", __name__, static_folder=str(WEB / "static"), static_url_path="/assets",
                template_folder=str(WEB / "templates"))
@@ -140,7 +142,7 @@ def reopen(item: dict[str, Any]) -> str | None:
 
 @bp.app_template_global()
 def duration(seconds: float | None) -> str:
-    from ..timeline_text import duration as text_duration
+    from brain.shared.timeline_text import duration as text_duration
 
     return text_duration(seconds)
 
@@ -350,7 +352,7 @@ def ask():
 @bp.post("/ask")
 def ask_post():
     """Without JavaScript: the API's own ask, answered whole, rendered as a page."""
-    from . import ask as ask_api
+    from brain.api import ask as ask_api
 
     body: dict[str, Any] = {"question": (request.form.get("question") or "").strip()}
     for name in ("source", "project"):
@@ -376,7 +378,7 @@ def ask_post():
 
 @bp.get("/timeline")
 def timeline_page():
-    from .timeline import window_from
+    from brain.api.timeline import window_from
 
     args = {"day": request.args.get("day") or "", "days": request.args.get("days") or "", "tz": tz_name()}
     try:

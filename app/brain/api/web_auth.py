@@ -26,8 +26,8 @@ from urllib.parse import urlsplit
 
 from flask import Request, Response
 
-from .. import timeutil
-from ..store import write_transaction
+from brain.core.store import write_transaction
+from brain.shared import timeutil
 
 SESSION_COOKIE = "brain_session"
 SIGNIN_COOKIE = "brain_signin"

@@ -10,10 +10,10 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from .. import gpu
-from ..embed import EmbedError
-from .deps import get_store, get_text_model_for_app
-from .gpu import get_gpu
+from brain.api.deps import get_store, get_text_model_for_app
+from brain.api.gpu import get_gpu
+from brain.core.embed import EmbedError
+from brain.gpu import control as gpu
 
 WIDTH, BAR_Y, BAR_H = 640, 34, 26
 

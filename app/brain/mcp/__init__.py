@@ -3,7 +3,7 @@
 Why a thin layer over brain-api and no database access: the server runs on the developer's laptop
 next to Claude Code while the memory lives on the brain VM. It talks HTTP(S) with the configured
 token (``client.api_url`` / ``client.token``, env ``BRAIN_API_URL`` / ``BRAIN_TOKEN``) through the
-shared :class:`~brain.client.ApiClient`, so timeouts, retries and error messages match the CLI's.
+shared :class:`~brain.client.http.ApiClient`, so timeouts, retries and error messages match the CLI's.
 
 Layout: this module holds the settings and the click command only, because every ``brain``
 invocation (cron collectors included) imports the CLI and the MCP SDK costs about a second to
@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .. import config as config_mod
-from ..config import Setting
+from brain.shared import config as config_mod
+from brain.shared.config import Setting
 
-if TYPE_CHECKING:  # brain.cli imports this module to register the command
-    from ..cli import Ctx
+if TYPE_CHECKING:  # brain.cli.main imports this module to register the command
+    from brain.cli.main import Ctx
 
 config_mod.register(
     Setting("mcp.max_chars", config_mod._int(1000, 60_000), 20_000,
@@ -83,7 +83,7 @@ def mcp_command(obj: Ctx, use_http: bool, host: str | None, port: int | None, lo
     host, port = host or cfg["mcp.host"], port or cfg["mcp.port"]
     if use_http:
         check_http_exposure(host, cfg["mcp.http_token"])
-    from .server import build_server, run_http  # the MCP SDK: imported only here (see module docstring)
+    from brain.mcp.server import build_server, run_http  # the MCP SDK: imported only here (see module docstring)
 
     log_level = log_level.upper()
     logging.basicConfig(level=log_level, format="brain mcp: %(levelname)s %(name)s: %(message)s")

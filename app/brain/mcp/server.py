@@ -26,13 +26,13 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field, ValidationError
 
-from .. import __version__
-from .. import config as config_mod
-from ..client import ApiClient, ApiError, ApiUnavailable
-from ..timeline_text import now_in
-from ..timeline_text import render as render_timeline
-from ..zones import local_tz_name
-from . import check_http_exposure, render
+from brain import __version__
+from brain.client.http import ApiClient, ApiError, ApiUnavailable
+from brain.mcp import check_http_exposure, render
+from brain.shared import config as config_mod
+from brain.shared.timeline_text import now_in
+from brain.shared.timeline_text import render as render_timeline
+from brain.shared.zones import local_tz_name
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,88 @@
+"""Run brain-api: gunicorn in production, Flask's server for development."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from brain.shared.config import Config
+
+
+@contextmanager
+def embed_worker_process(cfg: Config) -> Iterator[subprocess.Popen[bytes] | None]:
+    """Run ``brain embed-worker`` beside the server (unless ``server.embed_worker`` is false).
+
+    Why a child process and not a thread of a gunicorn worker: one worker per database, whatever
+    the number of gunicorn processes, and its CPU-bound batches never hold up request threads.
+    It exits with the server: stopped here, and by itself if this process dies (--exit-with-parent)."""
+    if not cfg["server.embed_worker"]:
+        yield None
+        return
+    cmd = [sys.executable, "-m", "brain"]
+    if cfg.path:
+        cmd += ["--config", str(cfg.path)]
+    proc = subprocess.Popen([*cmd, "embed-worker", "--exit-with-parent"])
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def run_dev(cfg: Config, host: str, port: int) -> None:
+    from brain.api import create_app
+
+    app = create_app(cfg)
+    with embed_worker_process(cfg):
+        app.run(host=host, port=port, debug=False, threaded=True)
+
+
+def gunicorn_options(cfg: Config, host: str, port: int, workers: int) -> dict[str, Any]:
+    """Threads per worker let a long streaming ``ask`` not block other requests.
+
+    The worker is gthread reading request heads off its threads, with read/write timeouts and
+    JSON errors (``brain.api.gunicorn_worker``); it bounds the request line itself, so gunicorn's
+    ``limit_request_line`` (at most 8190 bytes, too short for a 2,000-character CJK ``q``) is off."""
+    from brain.api.gunicorn_worker import BrainThreadWorker
+
+    return {
+        "bind": f"{host}:{port}",
+        "workers": workers,
+        "worker_class": BrainThreadWorker.with_timeouts(cfg["server.head_timeout"], cfg["server.read_timeout"]),
+        "threads": 4,
+        "limit_request_line": 0,
+        "timeout": 360,
+        "graceful_timeout": 30,
+        "accesslog": "-",
+        "errorlog": "-",
+        # X-Forwarded-Proto from the proxy on loopback only when configured (web.trust_proxy): it makes
+        # the page's session cookie Secure; otherwise nobody may claim TLS for a plain connection
+        "forwarded_allow_ips": "127.0.0.1,::1" if cfg["web.trust_proxy"] else "",
+        # no runtime-management socket in $HOME: nothing uses it, and under systemd's
+        # ProtectSystem=strict the home folder is read-only
+        "control_socket_disable": True,
+    }
+
+
+def run_gunicorn(cfg: Config, host: str, port: int, workers: int) -> None:
+    from gunicorn.app.base import BaseApplication
+
+    from brain.api import create_app
+
+    class BrainApplication(BaseApplication):
+        def load_config(self) -> None:
+            for key, value in gunicorn_options(cfg, host, port, workers).items():
+                self.cfg.set(key, value)
+
+        def load(self):
+            return create_app(cfg)
+
+    with embed_worker_process(cfg):
+        BrainApplication().run()

@@ -1,0 +1,237 @@
+"""``brain ask "question"``: the answer streamed to the terminal, then the numbered sources.
+
+Why its own HTTP code instead of the shared ApiClient: the answer arrives as server-sent events
+that must be printed as they come, and a 503 from an unreachable LLM still carries the
+citations, which the terminal should show rather than only an error.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import click
+import requests
+
+from brain.rag import ask as _ask  # noqa: F401 - registers the ask.* settings before the config is loaded
+from brain.rag import llm as _llm  # noqa: F401 - registers the llm.* settings added by this area
+from brain.shared.config import Config, Setting, _float, register
+
+register(
+    Setting("client.ask_timeout", _float(1.0), 600.0,
+            "seconds `brain ask` waits for the next piece of an answer (the LLM may be loading a model)"),
+)
+
+CONNECT_RETRIES = 2
+
+
+class AskFailed(click.ClickException):
+    """brain-api answered with an error; the message is the API's own."""
+
+
+@dataclass
+class Event:
+    event: str
+    data: Any
+
+
+def iter_sse(chunks: Iterator[bytes]) -> Iterator[Event]:
+    """Server-sent events from a byte stream (``event:``/``data:`` lines, blank line ends one).
+
+    Bytes are decoded incrementally: a UTF-8 character may be split across network reads.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    buf = ""
+    event, data = "message", []
+    for chunk in chunks:
+        buf += decoder.decode(chunk)
+        while True:
+            nl = buf.find("\n")
+            if nl < 0:
+                break
+            line, buf = buf[:nl].rstrip("\r"), buf[nl + 1:]
+            if not line:
+                if data:
+                    yield Event(event, _json_or_text("\n".join(data)))
+                event, data = "message", []
+            elif line.startswith(":"):
+                continue
+            else:
+                name, _, value = line.partition(":")
+                value = value[1:] if value.startswith(" ") else value
+                if name == "event":
+                    event = value
+                elif name == "data":
+                    data.append(value)
+    if data:
+        raise click.ClickException("brain-api closed the answer stream in the middle of an event")
+
+
+def _json_or_text(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+class AskHttp:
+    """POST /api/v1/ask with bearer auth, a connect timeout, and bounded retries before sending."""
+
+    def __init__(self, cfg: Config):
+        self.url = cfg["client.api_url"].rstrip("/") + "/api/v1/ask"
+        self.timeout = (cfg["client.timeout"], cfg["client.ask_timeout"])
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Bearer {cfg['client.token']}"
+        self.session.verify = cfg["client.ca_bundle"] or True
+
+    def post(self, body: dict[str, Any], stream: bool) -> requests.Response:
+        """Retry only failures to connect: then nothing reached brain-api and a retry is harmless."""
+        for attempt in range(CONNECT_RETRIES + 1):
+            try:
+                return self.session.post(self.url, json=body, stream=stream, timeout=self.timeout)
+            except requests.ConnectionError as exc:
+                if attempt == CONNECT_RETRIES:
+                    raise click.ClickException(f"cannot reach brain-api at {self.url}: {exc}") from None
+                time.sleep(0.5 * 2 ** attempt)
+            except requests.Timeout:
+                raise click.ClickException(
+                    f"brain-api at {self.url} did not answer within {self.timeout[1]:g} s (client.ask_timeout)"
+                ) from None
+        raise AssertionError("unreachable")
+
+
+def _error_of(resp: requests.Response) -> tuple[str, dict[str, Any]]:
+    try:
+        body = resp.json()
+    except ValueError:
+        return f"brain-api answered HTTP {resp.status_code}: {resp.text[:200]}", {}
+    err = body.get("error") if isinstance(body, dict) else None
+    if isinstance(err, dict):
+        field = f" (field {err['field']})" if err.get("field") else ""
+        return f"{err.get('message', 'error')}{field} [HTTP {resp.status_code} {err.get('code')}]", body
+    return f"brain-api answered HTTP {resp.status_code}", body if isinstance(body, dict) else {}
+
+
+def print_sources(citations: list[dict[str, Any]]) -> None:
+    if not citations:
+        click.echo("\nNo sources.")
+        return
+    click.echo("\n" + click.style("Sources:", bold=True))
+    for c in citations:
+        where = c.get("uri") or c["id"]
+        click.echo(f"  [{c['n']}] {c.get('title') or c['id']}  ({c['source']}) {where}")
+
+
+def _fail_with_sources(message: str, body: dict[str, Any]) -> None:
+    click.echo(click.style("brain ask: ", fg="red") + message, err=True)
+    if body.get("citations") is not None:
+        click.echo("No complete answer, but this is what the brain remembers:", err=True)
+        print_sources(body["citations"])
+    sys.exit(1)
+
+
+def run_stream(http: AskHttp, body: dict[str, Any], show_thinking: bool) -> None:
+    resp = http.post(body | {"stream": True}, stream=True)
+    with resp:
+        if resp.status_code != 200:
+            message, payload = _error_of(resp)
+            if resp.status_code == 503 and "citations" in payload:
+                _fail_with_sources(message, payload)
+            raise AskFailed(message)
+        try:
+            final = _consume(iter_sse(resp.iter_content(chunk_size=None)), show_thinking)
+        except requests.RequestException as exc:
+            raise click.ClickException(f"the answer stream from {http.url} broke: {exc}") from None
+    if final is None:
+        raise click.ClickException(f"the answer stream from {http.url} ended without a final event")
+    if final.event == "error":
+        click.echo()
+        _fail_with_sources(final.data["error"]["message"], final.data)
+    print_sources(final.data["citations"])
+
+
+def _consume(events: Iterator[Event], show_thinking: bool) -> Event | None:
+    """Print pieces as they come; return the final ``done`` or ``error`` event."""
+    thinking = False
+    for ev in events:
+        if ev.event == "thinking" and show_thinking:
+            thinking = True
+            click.echo(click.style(ev.data["text"], dim=True), nl=False)
+        elif ev.event == "status":  # the GPU VM is starting: say so instead of sitting silent
+            click.echo(click.style(f"[{ev.data.get('message', ev.data.get('stage', ''))}]", dim=True), err=True)
+        elif ev.event == "token":
+            if thinking:
+                click.echo("\n")
+                thinking = False
+            click.echo(ev.data["text"], nl=False)
+        elif ev.event in ("done", "error"):
+            if ev.event == "done":
+                click.echo()
+            return ev
+    return None
+
+
+def run_once(http: AskHttp, body: dict[str, Any], as_json: bool, no_llm: bool, show_thinking: bool) -> None:
+    resp = http.post(body, stream=False)
+    if resp.status_code != 200:
+        message, payload = _error_of(resp)
+        if as_json and payload:
+            click.echo(json.dumps(payload, indent=2, ensure_ascii=False))
+            sys.exit(1)
+        if resp.status_code == 503 and "citations" in payload:
+            _fail_with_sources(message, payload)
+        raise AskFailed(message)
+    data = resp.json()
+    if as_json:
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        return
+    if no_llm:
+        click.echo(data.get("context") or "(nothing retrieved)")
+    else:
+        if show_thinking and data.get("thinking"):
+            click.echo(click.style(data["thinking"], dim=True) + "\n")
+        click.echo(data["answer"])
+    print_sources(data["citations"])
+
+
+@click.command("ask")
+@click.argument("question")
+@click.option("-k", "--k", "k", type=click.IntRange(1, 50), help="Most sources to use (default ask.k).")
+@click.option("--source", type=click.Choice(["claude", "agent", "browser", "file", "note"]), help="Only this source.")
+@click.option("--project", help="Only items of this project (its path).")
+@click.option("--since", help="Only items active since this date/time (ISO-8601).")
+@click.option("--until", help="Only items active until this date/time (ISO-8601).")
+@click.option("--json", "as_json", is_flag=True, help="Print the API's JSON answer (no streaming).")
+@click.option("--no-llm", is_flag=True, help="Print only the retrieved context and sources; no LLM call.")
+@click.option("--think", "show_thinking", is_flag=True, help="Also show a reasoning model's <think> text.")
+@click.option("--no-stream", is_flag=True, help="Wait for the whole answer instead of streaming it.")
+@click.pass_obj
+def ask(obj: Any, question: str, k: int | None, source: str | None, project: str | None, since: str | None,
+        until: str | None, as_json: bool, no_llm: bool, show_thinking: bool, no_stream: bool) -> None:
+    """Ask the brain a question; the answer cites what you remembered as [n].
+
+    Exit status 1 when the LLM is unavailable (the sources are still printed).
+
+    \b
+    Example:
+      brain ask "how did I fix the sqlite busy errors?" --since 2026-11-01
+      brain ask "ansible ollama role" --no-llm
+    """
+    body: dict[str, Any] = {"question": question}
+    for name, value in (("k", k), ("source", source), ("project", project), ("since", since), ("until", until)):
+        if value is not None:
+            body[name] = value
+    if show_thinking:
+        body["show_thinking"] = True
+    if no_llm:
+        body["llm"] = False
+    http = AskHttp(obj.cfg)
+    if as_json or no_llm or no_stream:
+        run_once(http, body, as_json, no_llm, show_thinking)
+    else:
+        run_stream(http, body, show_thinking)

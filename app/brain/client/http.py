@@ -1,0 +1,221 @@
+"""HTTP client for brain-api (docs/API.md), shared by the collectors, the CLI and the MCP server.
+
+Why one client: every caller needs the same timeouts, bounded retries with backoff, and error
+messages that name the URL, so a cron mail or an MCP tool error says exactly what failed.
+
+Errors:
+* ``ApiError(status, code, message)``: brain-api answered with a 4xx/5xx (after retries for
+  429/5xx). ``code`` is the API's snake_case error code.
+* ``ApiUnavailable``: no answer at all (connection refused, DNS, TLS, timeout) after retries.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+from brain.shared import config as config_mod
+from brain.shared.config import Setting
+
+config_mod.register(
+    Setting("client.max_retries", config_mod._int(0, 20), 3,
+            "retries per request to brain-api on 429/5xx/connection errors (with exponential backoff)"),
+)
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+class ApiError(Exception):
+    """brain-api answered with an error status."""
+
+    def __init__(self, status: int, code: str, message: str, *, url: str = "", field: str | None = None,
+                 index: int | None = None):
+        self.status, self.code, self.message = status, code, message
+        self.url, self.field, self.index = url, field, index
+        where = f" ({url})" if url else ""
+        super().__init__(f"brain-api error {status} {code}: {message}{where}")
+
+    @property
+    def retryable(self) -> bool:
+        """429 and 5xx mean "try again later"; other 4xx will fail the same way again."""
+        return self.status in RETRY_STATUSES
+
+
+class ApiUnavailable(Exception):
+    """brain-api could not be reached (connection error or timeout)."""
+
+    def __init__(self, url: str, reason: str):
+        self.url, self.reason = url, reason
+        super().__init__(f"brain-api unreachable at {url}: {reason}")
+
+
+def _clean(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in params.items() if v is not None}
+
+
+class ApiClient:
+    """A small typed wrapper over brain-api's HTTP endpoints.
+
+    ``retries`` bounds the extra attempts on 429/5xx/connection errors; the wait doubles from
+    ``backoff`` seconds (with jitter), capped at ``max_backoff``, and honours ``Retry-After``.
+    Every method is safe to retry: item upserts are idempotent on the server.
+    """
+
+    def __init__(self, base_url: str, token: str, timeout: float = 60, ca_bundle: str = "", *,
+                 retries: int = 3, backoff: float = 0.5, max_backoff: float = 10.0,
+                 session: requests.Session | None = None, sleep: Callable[[float], None] = time.sleep):
+        if not base_url:
+            raise ValueError("brain-api URL is empty: set client.api_url or BRAIN_API_URL")
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self._sleep = sleep
+        self.session = session or requests.Session()
+        self.session.headers["User-Agent"] = "brain-client/1"
+        if token:
+            self.session.headers["Authorization"] = f"Bearer {token}"
+        if ca_bundle:
+            self.session.verify = ca_bundle
+
+    @classmethod
+    def from_config(cls, cfg: config_mod.Config, **kw: Any) -> ApiClient:
+        """Build a client from ``client.*`` settings (env BRAIN_API_URL / BRAIN_TOKEN)."""
+        kw.setdefault("retries", cfg["client.max_retries"])
+        return cls(cfg["client.api_url"], cfg["client.token"], timeout=cfg["client.timeout"],
+                   ca_bundle=cfg["client.ca_bundle"], **kw)
+
+    # ------------------------------------------------------------------ transport
+
+    def _wait(self, attempt: int, resp: requests.Response | None) -> float:
+        delay = min(self.max_backoff, self.backoff * (2 ** attempt))
+        if resp is not None and resp.headers.get("Retry-After", "").strip().isdigit():
+            delay = min(self.max_backoff, float(resp.headers["Retry-After"].strip()))
+        return delay * (0.8 + 0.4 * random.random())
+
+    def request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
+                json: Any = None) -> dict[str, Any]:
+        """Send one request with retries; return the decoded JSON body or raise."""
+        url = self.base_url + path
+        last: ApiError | ApiUnavailable | None = None
+        last_resp: requests.Response | None = None
+        for attempt in range(self.retries + 1):
+            if attempt:
+                self._sleep(self._wait(attempt - 1, last_resp))
+            last_resp = None
+            try:
+                resp = self.session.request(method, url, params=_clean(params or {}), json=json,
+                                            timeout=self.timeout)
+            except requests.Timeout:
+                last = ApiUnavailable(url, f"no answer within {self.timeout:g} s")
+                continue
+            except requests.exceptions.SSLError as exc:
+                raise ApiUnavailable(url, f"TLS error: {_short(exc)}") from None
+            except requests.ConnectionError as exc:
+                last = ApiUnavailable(url, f"connection failed ({_short(exc)})")
+                continue
+            if resp.status_code < 400:
+                return self._decode(resp, url)
+            last, last_resp = self._error(resp, url), resp
+            if not last.retryable:
+                raise last
+        assert last is not None
+        raise last
+
+    @staticmethod
+    def _decode(resp: requests.Response, url: str) -> dict[str, Any]:
+        try:
+            data = resp.json()
+        except ValueError:
+            raise ApiError(resp.status_code, "bad_response", "answer is not JSON", url=url) from None
+        if not isinstance(data, dict):
+            raise ApiError(resp.status_code, "bad_response", "answer is not a JSON object", url=url)
+        return data
+
+    @staticmethod
+    def _error(resp: requests.Response, url: str) -> ApiError:
+        try:
+            body = resp.json()
+            err = body["error"] if isinstance(body, dict) and isinstance(body.get("error"), dict) else {}
+        except ValueError:
+            err = {}
+        code = str(err.get("code") or f"http_{resp.status_code}")
+        message = str(err.get("message") or (resp.text[:200].strip() or resp.reason or "no message"))
+        index = err.get("index") if isinstance(err.get("index"), int) else None
+        return ApiError(resp.status_code, code, message, url=url, field=err.get("field"), index=index)
+
+    # ------------------------------------------------------------------ endpoints
+
+    def healthz(self) -> dict[str, Any]:
+        return self.request("GET", "/healthz")
+
+    def post_items(self, items: list[dict[str, Any]]) -> dict[str, Any]:
+        """Upsert a batch: ``{"inserted", "updated", "unchanged", "queued"}`` (queued: texts waiting for vectors)."""
+        return self.request("POST", "/api/v1/items", json={"items": items})
+
+    def get_item(self, id: str, offset: int = 0, limit: int | None = None) -> dict[str, Any]:
+        params = {"offset": offset or None, "limit": limit}
+        return self.request("GET", "/api/v1/items/" + quote(id, safe=":/@"), params=params)
+
+    def list_items(self, source: str | None = None, project: str | None = None, since: str | None = None,
+                   until: str | None = None, limit: int = 50, offset: int = 0) -> dict[str, Any]:
+        params = {"source": source, "project": project, "since": since, "until": until, "limit": limit,
+                  "offset": offset}
+        return self.request("GET", "/api/v1/items", params=params)
+
+    def delete_item(self, id: str) -> dict[str, Any]:
+        return self.request("DELETE", "/api/v1/items/" + quote(id, safe=":/@"))
+
+    def forget(self, **rule: Any) -> dict[str, Any]:
+        """Forget for good: delete what the rule matches (``id``, ``source``, ``project``, ``id_prefix``,
+        ``domain``, ``path_glob``, ``since``, ``until``) and refuse it from now on. ``dry_run=True``
+        only counts: ``{"matches": n}``."""
+        return self.request("POST", "/api/v1/forget", json=_clean(rule))
+
+    def tombstones(self) -> list[dict[str, Any]]:
+        """The forgetting rules: ``[{"id", "rule", "created_at", "deleted"}]``."""
+        return self.request("GET", "/api/v1/tombstones").get("tombstones", [])
+
+    def remove_tombstone(self, tombstone_id: int) -> dict[str, Any]:
+        """Undo one forget: its items are no longer refused (they are not restored)."""
+        return self.request("DELETE", f"/api/v1/tombstones/{int(tombstone_id)}")
+
+    def search(self, q: str, k: int = 10, source: str | None = None, project: str | None = None,
+               since: str | None = None, until: str | None = None, mode: str | None = None) -> dict[str, Any]:
+        params = {"q": q, "k": k, "source": source, "project": project, "since": since, "until": until,
+                  "mode": mode}
+        return self.request("GET", "/api/v1/search", params=params)
+
+    def stats(self) -> dict[str, Any]:
+        return self.request("GET", "/api/v1/stats")
+
+    def timeline(self, day: str | None = None, days: int | None = None, tz: str | None = None,
+                 since: str | None = None, until: str | None = None, source: str | None = None,
+                 project: str | None = None, limit: int | None = None) -> dict[str, Any]:
+        """A day (``day`` + ``days`` in zone ``tz``) or a ``since``/``until`` range, grouped by project."""
+        params = {"day": day, "days": days, "tz": tz, "since": since, "until": until, "source": source,
+                  "project": project, "limit": limit}
+        return self.request("GET", "/api/v1/timeline", params=params)
+
+    def ask(self, question: str, **kw: Any) -> dict[str, Any]:
+        """Non-streaming ask: ``{"answer", "citations", "model", "timings"}``."""
+        body = {"question": question, **_clean(kw)}
+        body.pop("stream", None)
+        return self.request("POST", "/api/v1/ask", json=body)
+
+
+def _short(exc: Exception) -> str:
+    """The innermost reason of a requests ConnectionError, without the long urllib3 wrapper."""
+    text = str(exc)
+    for marker in ("Connection refused", "Name or service not known", "No route to host", "timed out",
+                   "Connection reset", "Remote end closed connection"):
+        if marker in text:
+            return marker.lower()
+    return text[:160]
