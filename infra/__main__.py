@@ -151,4 +151,6 @@ if gpu_enabled:
     pulumi.export("gpu_public_ip", gpu.public_ip)
     pulumi.export("gpu_ssh_port", gpu.ssh_port)
     pulumi.export("gpu_hourly_rate", gpu.hourly_rate)
+    # The disk TensorDock bills while the VM is stopped (brain cost counts it: gpu.storage_gb).
+    pulumi.export("gpu_storage_gb", gpu_storage_gb)
     pulumi.export("gpu_ssh_user", gpu_ssh_user)
