@@ -10,7 +10,10 @@ writes, nothing is patched in the roles):
   test suite's small GGUF; ``ollama_require_gpu: false`` (there is no GPU here);
 - ``site_llm_context_tokens`` is 4096, not 8192: the small model on 2 cores answers sooner, and a
   value that is not the default shows that both hosts follow it;
-- ``site_admin_cidrs`` is the podman gateway, the address this machine's SSH comes from.
+- ``site_admin_cidrs`` is the podman gateway, the address this machine's SSH comes from;
+- the off-VM backups go to moto's S3 server (a real S3 implementation over HTTP, as in
+  tests/backup) that this process serves on the podman gateway, in place of OCI Object Storage;
+  the age key pair is made for the run, its private half stays on this machine.
 
 BRAIN_REHEARSAL_KEEP=1 keeps the containers after the run; BRAIN_REHEARSAL_REUSE=1 then runs
 site.yml again on them instead of booting new ones (for iterating on a failure, never for a verdict).
@@ -37,6 +40,9 @@ from .podman_site import REPO, Host, Site
 HERE = Path(__file__).resolve().parent
 TOKEN = "rehearsal-token-0123456789abcdef"
 CONTEXT_TOKENS = 4096
+S3_PORT = 9555  # fixed, so a REUSE run writes the same config.toml
+S3_BUCKET = "brain-rehearsal"
+S3_KEYS = ("rehearsal-access", "rehearsal-secret")
 WHEELS = Path(os.environ.get("BRAIN_CI_CACHE", "/var/cache/brain-ci")) / "wheels"
 
 
@@ -88,12 +94,53 @@ def _prepare(site: Site) -> None:
     """, user="dev")
 
 
+class Bucket:
+    """moto's S3 server on the podman gateway, where the brain host's backups go, and the age key
+    pair they are encrypted to (the identity is what the user keeps off the VM)."""
+
+    def __init__(self, gateway: str, work: Path):
+        from moto.server import ThreadedMotoServer
+
+        self.url = f"http://{gateway}:{S3_PORT}"
+        self.identity = work / "brain-backup.key"
+        if not self.identity.exists():
+            subprocess.run(["age-keygen", "-o", str(self.identity)], check=True, capture_output=True, timeout=30)
+        self.recipient = subprocess.run(["age-keygen", "-y", str(self.identity)], check=True, capture_output=True,
+                                        text=True, timeout=30).stdout.strip()
+        self._server = ThreadedMotoServer(ip_address=gateway, port=S3_PORT, verbose=False)
+        self._server.start()
+        self.client().create_bucket(Bucket=S3_BUCKET)
+
+    def client(self):
+        import boto3
+
+        return boto3.session.Session().client("s3", endpoint_url=self.url, region_name="us-east-1",
+                                              aws_access_key_id=S3_KEYS[0], aws_secret_access_key=S3_KEYS[1])
+
+    def objects(self) -> list[str]:
+        return [o["Key"] for o in self.client().list_objects_v2(Bucket=S3_BUCKET).get("Contents", [])]
+
+    def read(self, key: str) -> bytes:
+        return self.client().get_object(Bucket=S3_BUCKET, Key=key)["Body"].read()
+
+    def host_vars(self) -> dict[str, object]:
+        """The brain role's off-VM backup settings for this bucket."""
+        return {"brain_backup_s3_endpoint": self.url, "brain_backup_s3_region": "us-east-1",
+                "brain_backup_s3_bucket": S3_BUCKET, "brain_backup_s3_access_key": S3_KEYS[0],
+                "brain_backup_s3_secret_key": S3_KEYS[1], "brain_backup_age_recipient": self.recipient}
+
+    def stop(self) -> None:
+        self._server.stop()
+
+
 @dataclass
 class Rehearsal:
     site: Site
     inventory: Path
     work: Path
     first_run_seconds: float
+    bucket: Bucket
+    host_vars: dict[str, dict[str, object]]
 
     @property
     def brain(self) -> Host:
@@ -107,10 +154,17 @@ class Rehearsal:
     def laptop(self) -> Host:
         return self.site.hosts["laptop"]
 
+    def replace_brain(self) -> None:
+        """The brain VM is gone and Pulumi made a new one: a blank host at a new address, and the
+        inventory rewritten from the new "outputs"."""
+        self.site.replace("brain")
+        self.inventory = self.site.inventory(self.host_vars)
+
     def site_yml(self, name: str) -> str:
         """``ansible-playbook site.yml`` against the three hosts; returns its output (kept in work/)."""
         env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_FORCE_COLOR": "0",
                "ANSIBLE_HOST_KEY_CHECKING": "False", "BRAIN_API_TOKENS": TOKEN, "ANSIBLE_STDOUT_CALLBACK": "default",
+               "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks",  # each task's time, the slowest last
                "ANSIBLE_LOCAL_TEMP": str(self.work / "ansible-tmp")}
         for var in ("BRAIN_TOKEN", "BRAIN_API_URL", "BRAIN_DOMAIN", "OPENAI_API_KEY", "TENSORDOCK_API_TOKEN"):
             env.pop(var, None)
@@ -162,6 +216,7 @@ def rehearsal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rehearsal]:
     checksum = _standin_archive(archive)
     site = Site(work)
     started = time.monotonic()
+    bucket: Bucket | None = None
     try:
         reused = bool(os.environ.get("BRAIN_REHEARSAL_REUSE")) and site.attach()
         if not reused:
@@ -172,15 +227,19 @@ def rehearsal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rehearsal]:
                            f"{REPO / 'docs'}:/srv/project:ro"],
             })
             _prepare(site)
-        inventory = site.inventory({
+        bucket = Bucket(site.gateway, work)
+        host_vars: dict[str, dict[str, object]] = {
+            "brain": bucket.host_vars(),
             "gpu": {"ollama_download_url": "file:///srv/ollama-standin.tgz", "ollama_checksum": checksum,
                     "ollama_require_gpu": False},
             "laptop": {"collectors_config": {"collect": {"files_roots": ["~/projects"]}}},
-        })
-        run = Rehearsal(site, inventory, work, 0.0)
+        }
+        run = Rehearsal(site, site.inventory(host_vars), work, 0.0, bucket, host_vars)
         run.site_yml("site-1")
         run.first_run_seconds = time.monotonic() - started
         yield run
     finally:
+        if bucket is not None:
+            bucket.stop()
         if not os.environ.get("BRAIN_REHEARSAL_KEEP"):
             site.destroy()

@@ -23,6 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 IMAGE = "localhost/brain-test:bookworm"
 CONTAINERS_CONF = REPO / "tests/ansible/containers.conf"
 APT_CACHE = Path("/var/cache/brain-molecule/apt")
+PIP_CACHE = Path("/var/cache/brain-molecule/pip")  # root's pip cache on each host (the roles pip-install as root)
 
 
 def podman(*args: str, check: bool = True, timeout: float = 300, input: str | None = None,
@@ -73,18 +74,37 @@ class Site:
         if not self.key.exists():
             subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(self.key)], check=True)
         for host in self.hosts.values():
-            cache = APT_CACHE / host.container
-            cache.mkdir(parents=True, exist_ok=True)
-            mounts = [f"{cache}:/var/cache/apt/archives", *extra_mounts.get(host.name, [])]
-            args = ["run", "-d", "--name", host.container, "--hostname", host.name, "--network", self.network,
-                    "--systemd", "always", "--cap-add", "SYS_ADMIN,NET_ADMIN,NET_RAW", "--device", "/dev/net/tun"]
-            for mount in mounts:
-                args += ["-v", mount]
-            podman(*args, IMAGE, "/sbin/init")
-            host.ip = json.loads(podman("inspect", host.container).stdout)[0]["NetworkSettings"]["Networks"][
-                self.network]["IPAddress"]
+            host.mounts = extra_mounts.get(host.name, [])
+            self._run(host)
         for host in self.hosts.values():
             self._boot(host)
+
+    def replace(self, name: str) -> None:
+        """Destroy one host and boot a blank one in its place, as a replaced VM: same name and
+        role, nothing kept, an address of its own (OCI gives a new VM a new ephemeral public IP)."""
+        host = self.hosts[name]
+        old_ip = host.ip
+        podman("rm", "-f", "-t", "5", host.container)
+        # take the old address first, so podman cannot hand it straight back
+        placeholder = f"{host.container}-old-address"
+        podman("run", "-d", "--name", placeholder, "--network", self.network, "--ip", old_ip, IMAGE, "sleep", "600")
+        try:
+            self._run(host)
+        finally:
+            podman("rm", "-f", "-t", "0", placeholder, check=False)
+        self._boot(host)
+
+    def _run(self, host: Host) -> None:
+        caches = {APT_CACHE / host.container: "/var/cache/apt/archives", PIP_CACHE / host.container: "/root/.cache/pip"}
+        for cache in caches:
+            cache.mkdir(parents=True, exist_ok=True)
+        args = ["run", "-d", "--name", host.container, "--hostname", host.name, "--network", self.network,
+                "--systemd", "always", "--cap-add", "SYS_ADMIN,NET_ADMIN,NET_RAW", "--device", "/dev/net/tun"]
+        for mount in [*(f"{src}:{dst}" for src, dst in caches.items()), *host.mounts]:
+            args += ["-v", mount]
+        podman(*args, IMAGE, "/sbin/init")
+        host.ip = json.loads(podman("inspect", host.container).stdout)[0]["NetworkSettings"]["Networks"][
+            self.network]["IPAddress"]
 
     def attach(self) -> bool:
         """Use the containers of an earlier run kept with BRAIN_REHEARSAL_KEEP (for iterating on a
@@ -143,6 +163,12 @@ class Site:
                          for name, group in groups.items()}}}
         (inv / "hosts.yml").write_text(json.dumps(data, indent=2))  # JSON is YAML
         return inv
+
+    def copy(self, name: str, src: Path, dest: str, owner: str, mode: str) -> None:
+        """A file put on a host as ``scp`` by ``owner`` would leave it."""
+        host = self.hosts[name]
+        podman("cp", str(src), f"{host.container}:{dest}")
+        host.sh(f"chown {owner}: {shlex.quote(dest)} && chmod {mode} {shlex.quote(dest)}")
 
     def stop(self, name: str) -> None:
         podman("stop", "-t", "5", self.hosts[name].container)

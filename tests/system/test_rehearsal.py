@@ -1,13 +1,15 @@
 """Production as one system (issue 15): the real ``site.yml`` provisions a brain, a GPU and a laptop
 host (tests/system/conftest.py), then the laptop collects, searches and asks through HTTPS, the
-LLM answers over the WireGuard tunnel, a second run changes nothing, and the paths that must be
-closed are closed. Run: tests/system/rehearse.sh (about 15-20 minutes with warm caches).
+LLM answers over the WireGuard tunnel, a second run changes nothing, the memory survives the brain
+host (backed up to a bucket, the host destroyed and provisioned anew, restored from the bucket),
+and the paths that must be closed are closed. Run: tests/system/rehearse.sh.
 
 The tests run in file order and share one provisioned site; the GPU host is stopped last."""
 
 from __future__ import annotations
 
 import json
+import re
 import shlex
 
 import pytest
@@ -59,6 +61,57 @@ def test_ask_answers_with_citations_from_the_llm_over_the_tunnel(rehearsal: Rehe
 def test_a_second_site_yml_run_changes_nothing(rehearsal: Rehearsal) -> None:
     result = recap(rehearsal.site_yml("site-2"))
     assert {h: r["changed"] for h, r in result.items()} == {"brain-vm": 0, "gpu-vm": 0, "laptop": 0}, result
+
+
+QUERIES = ("'start phoenix in background' --mode bm25", "'reciprocal rank fusion'", "'how are backups encrypted'")
+
+
+def _search(rehearsal: Rehearsal, query: str) -> list[dict]:
+    return json.loads(brain_cli(rehearsal, f"search {query} --json").stdout)["results"]
+
+
+def _all_embedded(rehearsal: Rehearsal) -> dict[str, list[dict]] | None:
+    """Every query's results, once no hit waits for its vectors (else None: poll again)."""
+    out = {q: _search(rehearsal, q) for q in QUERIES}
+    return out if all(out.values()) and not any(h["vectors_pending"] for r in out.values() for h in r) else None
+
+
+def test_the_memory_survives_the_brain_host(rehearsal: Rehearsal) -> None:
+    """Point 5: collect, back up (encrypted, to the bucket), destroy the brain host, provision a
+    new one with site.yml, restore from the bucket as docs/OPERATIONS.md says, and the laptop's
+    searches give the same results as before."""
+    before = wait_for(lambda: _all_embedded(rehearsal), "the collected items' vectors", 300, every=3)
+
+    # the nightly backup, run by its own unit as the timer runs it (oneshot: start waits for it)
+    rehearsal.brain.sh("systemctl start brain-backup.service", timeout=300)
+    log = rehearsal.brain.sh("journalctl -u brain-backup.service --no-pager -o cat").stdout
+    assert "sent to s3://brain-rehearsal/brain/" in log, log
+    keys = rehearsal.bucket.objects()
+    assert len(keys) == 1 and re.fullmatch(r"brain/brain-\d{8}T\d{6}Z\.db\.age", keys[0]), keys
+    sealed = rehearsal.bucket.read(keys[0])
+    assert sealed.startswith(b"age-encryption.org/v1\n") and b"SQLite format 3" not in sealed  # never in clear
+
+    old_ip = rehearsal.brain.ip
+    rehearsal.replace_brain()
+    assert rehearsal.brain.ip != old_ip
+    assert rehearsal.brain.sh("test -e /var/lib/brain/brain.db", check=False).returncode != 0  # a blank host
+    result = recap(rehearsal.site_yml("site-3"))
+    assert all(r["failed"] == 0 and r["unreachable"] == 0 for r in result.values()), result
+    assert all(not _search(rehearsal, q) for q in QUERIES)  # the laptop reaches the new, empty brain
+
+    # docs/OPERATIONS.md, "Restore onto a new VM": the identity is copied in as the login user
+    admin = rehearsal.brain.user
+    rehearsal.site.copy("brain", rehearsal.bucket.identity, "/tmp/brain-backup.key", owner=admin, mode="0600")
+    steps = ["sudo chown brain: /tmp/brain-backup.key",
+             "sudo systemctl stop brain brain-embed-worker",
+             "sudo brain restore --from-bucket latest --identity /tmp/brain-backup.key --yes",
+             "sudo shred -u /tmp/brain-backup.key",
+             "sudo systemctl start brain brain-embed-worker"]
+    for step in steps:
+        proc = rehearsal.brain.sh(step, user=admin, check=False, timeout=300)
+        assert proc.returncode == 0, f"{step}: {proc.stdout}{proc.stderr}"
+    after = wait_for(lambda: _all_embedded(rehearsal), "search on the restored brain", 120, every=2)
+    assert after == before
 
 
 def _reaches(host, url: str) -> bool:
