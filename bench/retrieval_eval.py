@@ -58,7 +58,7 @@ sys.path.insert(0, str(REPO))
 from brain.collect import browser, claude, files  # noqa: E402
 from brain.collect.outbox import Queued, Sink, State  # noqa: E402
 from brain.collect.redact import default_redactor  # noqa: E402
-from brain.core import store  # noqa: E402
+from brain.core import search_index, store  # noqa: E402
 from brain.core.embed import get_embedder, get_text_model  # noqa: E402
 from brain.core.embed_worker import EmbedWorker  # noqa: E402
 from brain.core.search import DEFAULT_FUSION, MODES, Fusion, Searcher  # noqa: E402
@@ -435,9 +435,10 @@ SWEEP: dict[str, Fusion] = {
 
 
 def run(cache: Path, halves: tuple[str, ...], modes: list[str],
-        variants: dict[str, Fusion] | None = None) -> dict[str, Any]:
+        variants: dict[str, Fusion] | None = None, indexes: bool = True) -> dict[str, Any]:
     """Collect, ingest, embed and score; the report as a dict. ``variants``: fusions scored in
-    hybrid mode beside the default one (all on the same store, in one run)."""
+    hybrid mode beside the default one (all on the same store, in one run). ``indexes``: build the
+    search indexes the embedding worker keeps and search through them (False: FTS5 and the exact scan)."""
     variants = {"default": DEFAULT_FUSION, **(variants or {})}
     questions, seed = load_questions()
     questions = [q for q in questions if q["split"] in halves]
@@ -448,11 +449,13 @@ def run(cache: Path, halves: tuple[str, ...], modes: list[str],
     with tempfile.TemporaryDirectory(prefix="brain-eval-db-") as tmp:
         db = Path(tmp) / "eval.db"
         built = build_store(db, items, cfg, cache / "vectors.sqlite")
+        if indexes:
+            search_index.catch_up(db, get_text_model(cfg).model_id)
         conn = store.connect(db)
         try:
             results, misses = {}, {}
             for name, fusion in variants.items():
-                searcher = Searcher(get_embedder(cfg), fusion=fusion)
+                searcher = Searcher(get_embedder(cfg), fusion=fusion, indexes=indexes)
                 searcher.search(conn, "warm up the model and the vector index", k=DEPTH, mode="hybrid")
                 for mode in modes if name == "default" else ["hybrid"]:
                     label = mode if name == "default" else f"hybrid[{name}]"
@@ -461,7 +464,7 @@ def run(cache: Path, halves: tuple[str, ...], modes: list[str],
             conn.close()
     ident = sum(uses_identifiers(q, items_by_id, refs) for q in questions)
     return {"date": datetime.now(UTC).strftime("%Y-%m-%d"), "load_avg": os.getloadavg(),
-            "embedder": get_text_model(cfg).model_id, "split_seed": seed, "questions": len(questions),
+            "embedder": get_text_model(cfg).model_id, "indexes": indexes, "split_seed": seed, "questions": len(questions),
             "questions_with_identifiers": ident,
             "by_source": {s: sum(q["source"] == s for q in questions) for s in SOURCES},
             "corpus": {**built, "by_source": _count_sources(items)}, "results": results, "misses": misses}
@@ -477,7 +480,8 @@ def _count_sources(items: list[dict[str, Any]]) -> dict[str, int]:
 def print_report(report: dict[str, Any], show_misses: bool) -> None:
     c = report["corpus"]
     print(f"{report['date']}  load average {', '.join(f'{x:.2f}' for x in report['load_avg'])}  "
-          f"embedder {report['embedder']}")
+          f"embedder {report['embedder']}  "
+          f"{'tantivy + HNSW indexes' if report.get('indexes') else 'FTS5 + exact scan (no indexes)'}")
     print(f"corpus: {c['items']} items {c['by_source']}, {c['chunks']} chunks; ingest {c['ingest_s']} s; vectors "
           f"reused {c['vectors_reused']}, embedded {c['vectors_embedded']} in {c['embed_s']} s")
     print(f"questions: {report['questions']} {report['by_source']}; naming identifiers: "
@@ -503,13 +507,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", type=Path, help="also write the full report (with misses) here")
     parser.add_argument("--misses", action="store_true", help="list the questions each mode missed")
     parser.add_argument("--sweep", action="store_true", help="also score the fusion variants of SWEEP (hybrid)")
+    parser.add_argument("--no-indexes", action="store_true",
+                        help="search with FTS5 and the exact vector scan alone (no tantivy / HNSW indexes)")
     args = parser.parse_args(argv)
     modes = [m for m in args.modes.split(",") if m]
     unknown = set(modes) - set(MODES)
     if unknown:
         raise SystemExit(f"unknown modes {sorted(unknown)}; use {', '.join(MODES)}")
     halves = ("dev", "heldout") if args.half == "both" else (args.half,)
-    report = run(args.cache, halves, modes, SWEEP if args.sweep else None)
+    report = run(args.cache, halves, modes, SWEEP if args.sweep else None, indexes=not args.no_indexes)
     print_report(report, args.misses)
     if args.json:
         args.json.write_text(json.dumps(report, indent=1, default=str) + "\n", encoding="utf-8")

@@ -1,60 +1,111 @@
-"""Store benchmark: ingest rate and search latency (bm25, vector, hybrid) at 10k and 100k chunks of real text.
+"""Store benchmark: ingest rate, and search latency and recall of every candidate index, side by side,
+at 10k and 100k chunks of real text.
 
-Run:  python bench/store_bench.py [--sizes 10000 100000] [--queries 200]
+Run:  python bench/store_bench.py [--sizes 10000 100000] [--queries 200] [--real-vectors 2000]
 
 How it measures, honestly:
-- The text is real: Python sources, READMEs and docs found on this machine (the standard library and
-  the installed packages), one item per file, cut by the project's chunker with the real tokenizer.
-- Embedding 100k chunks with the local model would take over half an hour on 2 cores, so stored
-  vectors are *synthetic*: a distinct random unit vector per chunk text (seeded by the text's hash),
-  written straight into the embedding cache. Every query is embedded with the REAL model, and that
-  time is printed on its own line, so search latency with and without it is visible.
+- The text is real: the Claude Code sessions of the test fixtures and of the retrieval evaluation (read
+  by the real Claude collector), then Python sources, READMEs and docs of the standard library and the
+  installed packages, one item per file, cut by the project's chunker with the real tokenizer.
+- The vectors are distinct, and say where they come from. The first ``--real-vectors`` queued chunk
+  texts are embedded with the REAL local model. Embedding 100k chunks that way takes over an hour on 2
+  cores, so every other text gets a deterministic *hashed bag-of-words* vector: each word adds a fixed
+  pseudo-random ±1 pattern on 8 of the 384 dimensions (seeded by the word's blake2b), plus a little noise
+  seeded by the text's sha256, normalised. Texts sharing words are near each other as with a real model
+  (an approximate index meets clusters, not uniform noise), and no two texts share a vector.
 - Queries are 2-7 consecutive words taken from random chunks (function words and all), as a person
-  half-remembering a passage types them.
-- ``bm25-legacy`` is the query form used before 2026-12-02 (every word OR-ed, a JOIN of every match
-  to its item, a snippet for every candidate), measured beside the current one in the same run.
+  half-remembering a passage types them. Each is embedded once with the real model (that time is its own
+  line); every latency line below it excludes it, so search cost and model cost are both visible.
+- Recall@10 of an approximate vector index is measured against the exact scan over the same vectors,
+  for two kinds of query vector: the real model's (whose neighbours are the real-model chunks) and the
+  hashed vector of the same words (whose neighbours are spread over the whole store).
+- All candidates run interleaved on the same queries, so they see the same load: compare within a run.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import random
 import re
 import resource
+import shutil
 import statistics
 import sys
 import sysconfig
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "app"))
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+sys.path.insert(0, str(REPO / "app"))
 
-from brain.core import store  # noqa: E402
-from brain.core.embed import EmbedResult, LocalEmbedder  # noqa: E402
-from brain.core.search import Searcher  # noqa: E402
+from brain.core import search_index, store  # noqa: E402
+from brain.core.embed import EmbedResult, LocalEmbedder, get_embedder  # noqa: E402
+from brain.core.search import Searcher, query_words  # noqa: E402
+from brain.shared import config  # noqa: E402
 
-MODEL_ID = "bench/synthetic-384"
+MODEL_ID = "bench/mixed-384"
+DIM = 384
 SUFFIXES = (".py", ".md", ".rst", ".txt")
+SESSION_DIRS = (REPO / "tests" / "fixtures" / "claude-projects", REPO / "bench" / "eval" / "claude-projects")
 
 
-class QueryEmbedder:
-    """Embeds queries with the real model, under the synthetic store's model id."""
+class CachedQueryEmbedder:
+    """The real model under the bench store's model id; a query embedded once is answered from memory,
+    so search timings can leave the model out (it is timed on its own)."""
 
-    model_id, dim, price_per_mtok = MODEL_ID, 384, 0.0
+    dim, price_per_mtok = DIM, 0.0
 
-    def __init__(self, real: LocalEmbedder):
+    def __init__(self, real: Any, model_id: str = MODEL_ID):
         self.real = real
+        self.model_id = model_id
         self.max_tokens = real.max_tokens
+        self.cache: dict[str, np.ndarray] = {}
 
     def count_tokens(self, texts: list[str]) -> list[int]:
         return self.real.count_tokens(texts)
 
     def embed(self, texts: list[str]) -> EmbedResult:
-        return self.real.embed(texts)
+        missing = [t for t in texts if t not in self.cache]
+        if missing:
+            for t, v in zip(missing, self.real.embed(missing).vectors):
+                self.cache[t] = np.asarray(v, np.float32)
+        return EmbedResult(np.stack([self.cache[t] for t in texts]), 0)
+
+
+# ---------------------------------------------------------------------- real text
+
+
+def session_items() -> list[dict[str, Any]]:
+    """The Claude Code sessions of the fixtures and of the retrieval evaluation, through the real collector."""
+    import retrieval_eval as reval
+
+    from brain.collect import claude
+    from brain.collect.outbox import State
+    from brain.collect.redact import default_redactor
+
+    with tempfile.TemporaryDirectory(prefix="brain-bench-home-") as tmp_s:
+        tmp = Path(tmp_s)
+        projects = tmp / "claude" / "projects"
+        for d in SESSION_DIRS:
+            shutil.copytree(d, projects, dirs_exist_ok=True)
+        with reval.fake_home(tmp):
+            cfg = config.load(env=dict(os.environ), overrides={"collect.claude_roots": [str(tmp / "claude")],
+                                                               "collect.host": "bench"})
+            state = State(tmp / "state" / "collect.db")
+            try:
+                sink = reval.ListSink(state)
+                claude.collect(cfg, state, sink, default_redactor(), None)
+            finally:
+                state.close()
+    return sink.items
 
 
 def real_files() -> list[Path]:
@@ -65,7 +116,7 @@ def real_files() -> list[Path]:
     return found
 
 
-def items_from_files(files: list[Path]):
+def file_items(files: list[Path]) -> Iterator[dict[str, Any]]:
     for n, path in enumerate(files):
         try:
             text = path.read_text(encoding="utf-8")[:60_000]
@@ -79,50 +130,70 @@ def items_from_files(files: list[Path]):
                "created_at": f"2026-{1 + n % 12:02d}-{1 + n % 28:02d}T00:00:00Z"}
 
 
-def fill_vectors(conn, model: str) -> None:
-    """A distinct unit vector per queued chunk text, stored as the embedding worker would."""
-    rows = conn.execute("SELECT id, text_hash FROM embed_queue WHERE model = ?", (model,)).fetchall()
-    conn.execute("BEGIN IMMEDIATE")
-    for _, h in rows:
-        v = np.random.default_rng(int(h[:16], 16)).standard_normal(384).astype(np.float32)
-        v /= np.linalg.norm(v)
-        conn.execute("INSERT OR IGNORE INTO embeddings(model, text_hash, dim, vector) VALUES (?, ?, 384, ?)",
-                     (model, h, v.tobytes()))
-    conn.execute("DELETE FROM embed_queue WHERE model = ?", (model,))
-    conn.execute("COMMIT")
+# ---------------------------------------------------------------------- distinct vectors
+
+_WORD = re.compile(r"\w+")
+_PATTERNS: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
 
-def legacy_bm25(conn, q: str, n: int) -> list:
-    """The BM25 query as it was: all words OR-ed, JOINed to items, a snippet for every candidate."""
-    words = list(dict.fromkeys(w.lower() for w in re.findall(r"\w+", q)))[:32]
-    match = " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
-    return conn.execute(
-        "SELECT f.rowid, bm25(chunks_fts, 1.0, 0.5) AS s, snippet(chunks_fts, 0, '[', ']', ' … ', 24) "
-        "FROM chunks_fts f JOIN chunks c ON c.id = f.rowid JOIN items i ON i.id = c.item_id "
-        "WHERE chunks_fts MATCH ? ORDER BY s LIMIT ?", (match, n)).fetchall()
+def _pattern(word: str) -> tuple[np.ndarray, np.ndarray]:
+    got = _PATTERNS.get(word)
+    if got is None:
+        digest = hashlib.blake2b(word.encode(), digest_size=16).digest()
+        idx = np.frombuffer(digest, np.uint16)[:8] % DIM
+        sign = np.where(np.frombuffer(digest, np.uint8)[:8] & 1, 1.0, -1.0).astype(np.float32)
+        got = _PATTERNS[word] = (idx.astype(np.intp), sign)
+    return got
 
 
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+def hashed_vector(text: str, text_hash: str) -> np.ndarray:
+    """A deterministic unit vector: hashed bag of words (log-scaled counts) plus noise seeded by the text's hash."""
+    counts: dict[str, int] = {}
+    for w in _WORD.findall(text.lower()):
+        counts[w] = counts.get(w, 0) + 1
+    v = np.random.default_rng(int(text_hash[:16], 16)).standard_normal(DIM).astype(np.float32) * 0.05
+    for w, c in counts.items():
+        idx, sign = _pattern(w)
+        np.add.at(v, idx, sign * np.float32(1 + np.log(c)))
+    return v / (np.linalg.norm(v) or 1.0)
 
 
-def measure_model(real: LocalEmbedder, texts: list[str]) -> float:
-    start = time.perf_counter()
-    real.embed(texts)
-    return len(texts) / (time.perf_counter() - start)
+def fill_vectors(conn, real: Any, n_real: int, model_id: str = MODEL_ID) -> tuple[int, float]:
+    """A vector for every queued text, stored as the embedding worker would: the first ``n_real`` from
+    the real model (in queue order), the rest hashed. Returns (real vectors, seconds spent on them)."""
+    st = store.Store(conn)
+    queued = st.claim(model_id, 10**9)
+    took = 0.0
+    done: list[tuple[Any, np.ndarray]] = []
+    for start in range(0, min(n_real, len(queued)), 32):
+        part = queued[start:min(start + 32, n_real)]
+        t = time.perf_counter()
+        vecs = real.embed([q.text or "" for q in part]).vectors
+        took += time.perf_counter() - t
+        done += list(zip(part, vecs))
+    done += [(q, hashed_vector(q.text or "", q.text_hash)) for q in queued[len(done):]]
+    for start in range(0, len(done), 5000):
+        st.store_vectors(model_id, done[start:start + 5000], [], 0, 0.0)
+    return min(n_real, len(queued)), took
 
 
-def build(target_chunks: int, real: LocalEmbedder, files: list[Path]) -> tuple[Path, float, int]:
+def build(target_chunks: int, real: Any, files: list[Path], sessions: list[dict[str, Any]],
+          n_real: int, model_id: str = MODEL_ID) -> tuple[Path, float, int, int, float]:
+    """A store of about ``target_chunks`` chunks of real text with a vector for each (see the module doc)."""
     tmp = Path(tempfile.mkdtemp(prefix="brain-bench-"))
     conn = store.connect(tmp / "bench.db")
     store.migrate(conn)
     st = store.Store(conn)
-    model = QueryEmbedder(real)
+    model = CachedQueryEmbedder(real, model_id)
     start = time.perf_counter()
-    batch: list[dict] = []
     n_items = 0
-    for item in items_from_files(files):
+
+    def items() -> Iterator[dict[str, Any]]:
+        yield from sessions
+        yield from file_items(files)
+
+    batch: list[dict[str, Any]] = []
+    for item in items():
         batch.append(item)
         if len(batch) == 100:
             st.upsert(batch, model)
@@ -130,74 +201,217 @@ def build(target_chunks: int, real: LocalEmbedder, files: list[Path]) -> tuple[P
             batch = []
             if conn.execute("SELECT max(id) FROM chunks").fetchone()[0] >= target_chunks:
                 break
+    if batch:
+        st.upsert(batch, model)
+        n_items += len(batch)
     ingest_s = time.perf_counter() - start
-    fill_vectors(conn, MODEL_ID)
+    n_real_done, real_s = fill_vectors(conn, real, n_real, model_id)
     conn.close()
-    return tmp / "bench.db", ingest_s, n_items
+    return tmp / "bench.db", ingest_s, n_items, n_real_done, real_s
 
 
-def bench_size(target_chunks: int, queries: int, real: LocalEmbedder, files: list[Path]) -> None:
-    db, ingest_s, n_items = build(target_chunks, real, files)
-    conn = store.connect(db)
-    n_chunks = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
-    searcher = Searcher(QueryEmbedder(real))
-    t = time.perf_counter()
-    searcher.search(conn, "warm up", mode="vector")  # first call loads the matrix
-    load_s = time.perf_counter() - t
-    qrnd = random.Random(3)
+# ---------------------------------------------------------------------- candidates
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def exact_top(ids: np.ndarray, mat: np.ndarray, vec: np.ndarray, n: int) -> set[int]:
+    sims = mat @ vec
+    best = np.argpartition(-sims, n - 1)[:n]
+    return {int(ids[i]) for i in best}
+
+
+def faiss_candidates(ids: np.ndarray, mat: np.ndarray) -> dict[str, tuple[float, Callable[[np.ndarray, int], list]]]:
+    import faiss
+    faiss.omp_set_num_threads(1)  # one request thread's share, as in a gunicorn worker
+    out = {}
+    for name, factory in (("faiss HNSW32", "HNSW32,Flat"), ("faiss HNSW32 SQ8", "HNSW32,SQ8")):
+        t = time.perf_counter()
+        faiss.omp_set_num_threads(os.cpu_count() or 1)  # build on every core
+        index = faiss.index_factory(DIM, factory, faiss.METRIC_INNER_PRODUCT)
+        index.train(mat)
+        index.add(mat)
+        faiss.omp_set_num_threads(1)
+        built = time.perf_counter() - t
+        for ef in (64, 128):
+            def search(vec: np.ndarray, n: int, index=index, ef=ef) -> list[int]:
+                sims, rows = index.search(vec[None, :], n, params=faiss.SearchParametersHNSW(efSearch=max(ef, n)))
+                return [(int(ids[r]), float(s)) for r, s in zip(rows[0], sims[0]) if r >= 0]
+            out[f"{name} ef={ef}"] = (built, search)
+    return out
+
+
+def usearch_candidates(ids: np.ndarray, mat: np.ndarray) -> dict[str, tuple[float, Callable[[np.ndarray, int], list]]]:
+    """usearch's HNSW (not a dependency: measured when installed; its extension must be loaded after
+    ONNX Runtime's, or importing ONNX Runtime crashes the process, which ruled it out)."""
+    try:
+        from usearch.index import Index
+    except ImportError:
+        return {}
+    out = {}
+    for dtype in ("f32", "i8"):
+        t = time.perf_counter()
+        index = Index(ndim=DIM, metric="ip", dtype=dtype, connectivity=32, expansion_add=128)
+        index.add(ids, mat, threads=os.cpu_count() or 1)
+        built = time.perf_counter() - t
+        for ef in (64, 128):
+            def search(vec: np.ndarray, n: int, index=index, ef=ef) -> list[int]:
+                index.expansion_search = max(ef, n)
+                m = index.search(vec, n, threads=1)
+                return [(int(k), 1.0 - float(d)) for k, d in zip(m.keys, m.distances)]
+            out[f"usearch {dtype} ef={ef}"] = (built, search)
+    return out
+
+
+# ---------------------------------------------------------------------- one size
+
+
+def queries_from(conn, count: int) -> list[str]:
+    rnd = random.Random(3)
     max_id = conn.execute("SELECT max(id) FROM chunks").fetchone()[0]
-    qs = []
-    while len(qs) < queries:
-        row = conn.execute("SELECT text FROM chunks WHERE id >= ? LIMIT 1", (qrnd.randint(1, max_id),)).fetchone()
+    qs: list[str] = []
+    while len(qs) < count:
+        row = conn.execute("SELECT text FROM chunks WHERE id >= ? LIMIT 1", (rnd.randint(1, max_id),)).fetchone()
         words = re.findall(r"[A-Za-z_]{3,}", row[0]) if row else []
         if len(words) >= 8:
-            start = qrnd.randint(0, len(words) - 7)
-            qs.append(" ".join(words[start:start + qrnd.randint(2, 7)]))
-    lat: dict[str, list[float]] = {m: [] for m in ("query embedding", "vector", "hybrid", "bm25", "bm25-legacy")}
-    for q in qs:  # interleaved: every mode sees the same load
-        t = time.perf_counter()
-        real.embed([q])
-        lat["query embedding"].append((time.perf_counter() - t) * 1000)
-        for mode in ("vector", "hybrid", "bm25"):
-            t = time.perf_counter()
-            searcher.search(conn, q, k=10, mode=mode)
-            lat[mode].append((time.perf_counter() - t) * 1000)
-        t = time.perf_counter()
-        legacy_bm25(conn, q, 80)
-        lat["bm25-legacy"].append((time.perf_counter() - t) * 1000)
-    t = time.perf_counter()
-    for q in qs[:50]:
-        searcher.search(conn, q, k=10, mode="vector", project=conn.execute(
-            "SELECT project FROM items LIMIT 1").fetchone()[0])
-    filtered = (time.perf_counter() - t) * 1000 / 50
-    db_mb = os.path.getsize(db) / 1e6
-    print(f"\n== {n_chunks:,} chunks ({n_items:,} items of real text), db {db_mb:.0f} MB; "
-          f"load average {os.getloadavg()[0]:.2f}")
+            start = rnd.randint(0, len(words) - 7)
+            qs.append(" ".join(words[start:start + rnd.randint(2, 7)]))
+    return qs
+
+
+def line(name: str, values: list[float], extra: str = "") -> None:
+    print(f"  {name:28s} p50 {statistics.median(values):7.2f} ms   p95 {percentile(values, 95):7.2f} ms   {extra}")
+
+
+def bench_size(target: int, n_queries: int, real: Any, bulk: Any, files: list[Path],
+               sessions: list[dict[str, Any]], n_real: int, everything: bool) -> None:
+    db, ingest_s, n_items, n_real_done, real_s = build(target, bulk, files, sessions, n_real)
+    conn = store.connect(db)
+    n_chunks = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
+    print(f"\n== {n_chunks:,} chunks ({n_items:,} items of real text, {len(sessions)} of them Claude sessions), "
+          f"db {os.path.getsize(db) / 1e6:.0f} MB; load average {os.getloadavg()[0]:.2f}", flush=True)
     print(f"ingest (validate, chunk with the real tokenizer, FTS, queue): {n_items / ingest_s:,.0f} items/s, "
-          f"{n_chunks / ingest_s:,.0f} chunks/s, {ingest_s:.1f} s total")
-    print(f"vector matrix first load: {load_s * 1000:.0f} ms")
-    for mode, values in lat.items():
-        print(f"{mode:16s}: p50 {statistics.median(values):6.1f} ms   p95 {percentile(values, 95):6.1f} ms"
-              f"   ({queries} queries, k=10)")
-    print(f"vector search with a project filter: mean {filtered:.1f} ms")
-    print(f"peak RSS so far: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+          f"{n_chunks / ingest_s:,.0f} chunks/s, {ingest_s:.1f} s")
+    print(f"vectors: {n_real_done:,} from the real model ({n_real_done / max(real_s, 1e-9):.1f} chunks/s), "
+          f"{n_chunks - n_real_done:,} hashed bag-of-words", flush=True)
+    emb = CachedQueryEmbedder(real)
+    today = Searcher(emb, indexes=False)  # FTS5 and the exact scan, as before the indexes
+    t = time.perf_counter()
+    index = today.index_for(conn)
+    index.sync(conn)
+    print(f"vector matrix first load (exact scan, every process): {(time.perf_counter() - t) * 1000:.0f} ms")
+    t = time.perf_counter()
+    search_index.catch_up(db, MODEL_ID)
+    built_s = time.perf_counter() - t
+    side = search_index.index_dir(db)
+    side_mb = sum(f.stat().st_size for f in side.rglob("*") if f.is_file()) / 1e6
+    print(f"search indexes built from the database (tantivy + faiss HNSW{search_index.HNSW_M}, as the embedding "
+          f"worker keeps them): {built_s:.1f} s, {side_mb:.0f} MB beside the database", flush=True)
+    shipped = Searcher(emb)
+    t = time.perf_counter()
+    shipped.index_for(conn).sync(conn)
+    shipped.text_index_for(conn).search(conn, ["warm"], 1)
+    print(f"snapshot and text index first load (every process): {(time.perf_counter() - t) * 1000:.0f} ms")
+    ids, mat = index.ids[index.alive], index.mat[index.alive]
+    qs = queries_from(conn, n_queries)
+    lat: dict[str, list[float]] = {"query embedding (real model)": []}
+    for q in qs:
+        t = time.perf_counter()
+        emb.embed([q])
+        lat["query embedding (real model)"].append((time.perf_counter() - t) * 1000)
+    hashed_q = {q: hashed_vector(q, hashlib.sha256(q.encode()).hexdigest()) for q in qs}
+
+    shipped_vi = shipped.index_for(conn)
+    assert shipped_vi._ann is not None, "the HNSW snapshot was not picked up"
+    vec_cands: dict[str, tuple[float, Callable[[np.ndarray, int], list]]] = {
+        "exact (NumPy matrix, today)": (0.0, index.top),
+        f"HNSW{search_index.HNSW_M} ef={search_index.EF_SEARCH} + exact re-score (shipped)": (built_s, shipped_vi.top)}
+    opt_db = db.parent / "optimized.db"
+    shutil.copy(db, opt_db)
+    opt = store.connect(opt_db)
+    t = time.perf_counter()
+    opt.execute("INSERT INTO chunks_fts(chunks_fts) VALUES ('optimize')")
+    print(f"FTS5 'optimize' (one b-tree per term) on a copy: {time.perf_counter() - t:.1f} s")
+    text_reader = shipped.text_index_for(conn)
+    bm25_cands: dict[str, Callable[[str, int], list]] = {
+        "FTS5 (today)": lambda q, n: today._bm25(conn, q, n, {}),
+        "FTS5 after 'optimize'": lambda q, n: today._bm25(opt, q, n, {}),
+        "tantivy (shipped)": lambda q, n: text_reader.search(conn, query_words(q), n),
+    }
+    if everything:
+        print(f"load average {os.getloadavg()[0]:.2f}; building the other candidates", flush=True)
+        vec_cands.update(faiss_candidates(ids, mat))
+        vec_cands.update(usearch_candidates(ids, mat))
+        for name in dict.fromkeys(n.rsplit(" ef=", 1)[0] for n in list(vec_cands)[2:]):
+            print(f"  built {name}: {next(b for n, (b, _) in vec_cands.items() if n.startswith(name)):.1f} s")
+    hybrids = {"hybrid today (FTS5 + exact)": today, "hybrid shipped (tantivy + HNSW)": shipped}
+    recall: dict[str, dict[str, list[float]]] = {}
+    truth = {kind: {q: exact_top(ids, mat, (emb.cache[q] if kind == "real" else hashed_q[q]), 10) for q in qs}
+             for kind in ("real", "hashed")}
+    for q in qs:  # interleaved: every candidate sees the same load
+        vec = emb.cache[q]
+        for name, (_, fn) in vec_cands.items():
+            t = time.perf_counter()
+            fn(vec, 80)
+            lat.setdefault("vector " + name, []).append((time.perf_counter() - t) * 1000)
+            for kind, qv in (("real", vec), ("hashed", hashed_q[q])):
+                got = {c for c, _ in fn(qv, 10)}
+                recall.setdefault(name, {}).setdefault(kind, []).append(len(got & truth[kind][q]) / 10)
+        for name, fn in bm25_cands.items():
+            t = time.perf_counter()
+            fn(q, 80)
+            lat.setdefault("bm25 " + name, []).append((time.perf_counter() - t) * 1000)
+        for name, searcher in hybrids.items():
+            t = time.perf_counter()
+            searcher.search(conn, q, k=10, mode="hybrid")
+            lat.setdefault(name, []).append((time.perf_counter() - t) * 1000)
+    print(f"latency of {n_queries} queries (k=10, pool 80), query embedding excluded except on its line; "
+          f"load average {os.getloadavg()[0]:.2f}")
+    for name, values in lat.items():
+        extra = ""
+        for cand, by_kind in recall.items():
+            if name == "vector " + cand:
+                extra = "recall@10 of exact: real-model queries {:.3f}, hashed {:.3f}".format(
+                    *(statistics.mean(by_kind[k]) for k in ("real", "hashed")))
+        line(name, values, extra)
+    same = sum(today.search(conn, q, k=10, mode="bm25")[0].item_id == shipped.search(conn, q, k=10, mode="bm25")[0]
+               .item_id for q in qs[:100] if today.search(conn, q, k=1, mode="bm25"))
+    print(f"BM25 top result the same item in FTS5 and tantivy: {same} of {min(100, len(qs))} queries")
+    t = time.perf_counter()
+    proj = conn.execute("SELECT project FROM items ORDER BY rowid DESC LIMIT 1").fetchone()[0]
+    for q in qs[:50]:
+        shipped.search(conn, q, k=10, mode="vector", project=proj)
+    print(f"vector search with a project filter (exact scan of the matrix, mean, incl. query embedding from cache): "
+          f"{(time.perf_counter() - t) * 1000 / 50:.1f} ms")
+    print(f"peak RSS so far: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB", flush=True)
+    opt.close()
     conn.close()
+    shutil.rmtree(db.parent, ignore_errors=True)
+    shutil.rmtree(side, ignore_errors=True)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--real-vectors", type=int, default=2000, help="chunk texts embedded with the real model")
+    ap.add_argument("--all", action="store_true",
+                    help="also build and measure the candidates not chosen (faiss HNSW and SQ8 alone, usearch)")
     args = ap.parse_args()
-    real = LocalEmbedder("all-MiniLM-L6-v2")
+    cfg = config.load(env=dict(os.environ))
+    bulk = get_embedder(cfg, threads=os.cpu_count() or 1)  # as the embedding worker runs it (embed.threads)
+    real = get_embedder(cfg)  # as an API process embeds a query (embed.query_threads)
+    if not isinstance(real, LocalEmbedder) and not hasattr(real, "max_tokens"):
+        raise SystemExit("the bench needs the local embedder")
     files = real_files()
-    print(f"machine: {os.cpu_count()} cores; numpy {np.__version__}; {len(files):,} text files found")
-    sample = [item["content"][:800] for item, _ in zip(items_from_files(files), range(64))]
-    rate = measure_model(real, sample)
-    print(f"local model {real.model_id}: {rate:.1f} chunks/s on ~200-token pieces -> embedding 100k chunks "
-          f"takes about {100_000 / rate / 60:.0f} min (the embedding worker does it after ingest)")
+    sessions = session_items()
+    print(f"2026 store bench: {os.cpu_count()} cores; numpy {np.__version__}; embedder {real.model_id}; "
+          f"{len(files):,} text files, {len(sessions)} Claude sessions; load average {os.getloadavg()[0]:.2f}")
     for size in args.sizes:
-        bench_size(size, args.queries, real, files)
+        bench_size(size, args.queries, real, bulk, files, sessions, args.real_vectors, args.all)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,9 @@ and stores the vectors and takes the texts off the queue in one short transactio
   for as long as it lasts; a text the embedder refuses for good (e.g. an API's 400) is found by
   halving the batch, counted against that text alone and parked after ``MAX_EMBED_ATTEMPTS``;
 - one worker per database holds ``<db>.embed-worker.lock`` (``flock``); a second one waits for
-  the lock, so starting one from ``brain serve`` and one from systemd is harmless.
+  the lock, so starting one from ``brain serve`` and one from systemd is harmless;
+- the worker also keeps the database's search indexes (brain.core.search_index) in step, in a
+  thread of its own: being the one process per database makes it their one writer.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from typing import IO
 
 from brain.core import store
 from brain.core.embed import Embedder, EmbedError
+from brain.core.search_index import start_keeper
 from brain.shared.config import Config
 
 log = logging.getLogger(__name__)
@@ -244,7 +247,12 @@ def run_worker(cfg: Config, *, once: bool = False, exit_with_parent: bool = Fals
         log.info("embed worker %s: embedding %s vectors into %s", os.getpid(), model_id, cfg["server.db_path"])
         if once:
             return worker.drain(progress)
+        # the search indexes beside the database follow it from this process, the one writer per database
+        keeper = start_keeper(cfg["server.db_path"], model_id, worker._stop)
         worker.run_forever()
+        worker.stop()
+        if keeper is not None:
+            keeper.join(timeout=30)
         return worker.stats.embedded + worker.stats.dropped
     finally:
         lock.release()

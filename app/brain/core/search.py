@@ -11,18 +11,34 @@ full reload.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from brain.core.embed import Embedder, EmbedError
+from brain.core.search_index import (
+    HAVE_FAISS,
+    HAVE_TANTIVY,
+    Marks,
+    TextIndexReader,
+    db_file,
+    follows,
+    index_dir,
+    open_vector_snapshot,
+    read_vector_pointer,
+    vector_pointer,
+)
 from brain.core.store import filter_sql
+
+log = logging.getLogger(__name__)
 
 RRF_K = 60
 MODES = ("hybrid", "vector", "bm25")
@@ -134,34 +150,50 @@ class SearchOutcome:
 
 
 class VectorIndex:
-    """All vectors of one model for one database, as a normalised float32 matrix.
+    """All vectors of one model for one database, as a normalised float32 matrix, and the HNSW
+    snapshot the embedding worker keeps of them (brain.core.search_index) when there is one.
 
     Kept in step incrementally: chunks are added by chunk id, vectors the embedding worker stores
-    later by embedding id (both only grow), deletions come from the ``chunk_deletions`` log."""
+    later by embedding id (both only grow), deletions come from the ``chunk_deletions`` log. An
+    unfiltered search asks the snapshot for candidates among the chunks it holds and scans the
+    rest (those newer than the snapshot) exactly; every candidate is re-scored with its exact
+    vector, so scores are those of the exact scan. A filtered search scans the matrix."""
 
-    def __init__(self, model: str):
+    def __init__(self, model: str, ann_pointer: Path | None = None):
         self.model = model
         self.ids = np.zeros(0, np.int64)
+        self.emb = np.zeros(0, np.int64)  # each row's embedding id
         self.mat = np.zeros((0, 0), np.float32)
         self.alive = np.zeros(0, bool)
         self.max_id = 0  # chunks up to this id were considered
         self.emb_id = 0  # vectors up to this embedding id were considered
         self.del_seq = 0
+        self.ann_pointer = ann_pointer
+        self._ann: Any = None  # the worker's HNSW snapshot and what it holds
+        self._ann_marks: Marks | None = None
+        self._ann_extra = 0  # deleted chunks still in it (skipped: as many more candidates are asked for)
+        self._ann_stamp: tuple[int, int, int] | None = None
+        self._ann_dead: set[int] = set()  # chunks deleted since the snapshot
+        self._rest = np.zeros(0, np.int64)  # rows the snapshot does not hold
+        self._order = np.zeros(0, np.int64)  # rows sorted by chunk id
         self._lock = threading.Lock()
 
-    def _load(self, conn: sqlite3.Connection, sql: str, args: tuple[Any, ...]) -> tuple[np.ndarray, np.ndarray]:
+    def _load(self, conn: sqlite3.Connection, sql: str,
+              args: tuple[Any, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         rows = conn.execute(sql, args).fetchall()
         if not rows:
-            return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
         ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
-        mat = np.frombuffer(b"".join(r[1] for r in rows), np.float32).reshape(len(rows), -1)
-        return ids, mat
+        emb = np.fromiter((r[1] for r in rows), np.int64, len(rows))
+        mat = np.frombuffer(b"".join(r[2] for r in rows), np.float32).reshape(len(rows), -1)
+        return ids, emb, mat
 
-    def _append(self, ids: np.ndarray, mat: np.ndarray) -> None:
+    def _append(self, ids: np.ndarray, emb: np.ndarray, mat: np.ndarray) -> None:
         if not ids.size:
             return
         self.mat = mat.copy() if not self.mat.size else np.vstack([self.mat, mat])
         self.ids = np.concatenate([self.ids, ids])
+        self.emb = np.concatenate([self.emb, emb])
         self.alive = np.concatenate([self.alive, np.ones(ids.size, bool)])
 
     def sync(self, conn: sqlite3.Connection) -> None:
@@ -187,6 +219,7 @@ class VectorIndex:
             " (SELECT coalesce(min(seq), 0) FROM chunk_deletions)").fetchone()
         max_id, emb_id, del_seq, min_del = state
         pruned_past_us = del_seq > self.del_seq and min_del > self.del_seq + 1
+        changed = False
         if max_id < self.max_id or emb_id < self.emb_id or (self.max_id and pruned_past_us):
             self._reset()  # another database file (restored), or a deletion log we can no longer follow
         if self.max_id == 0 and self.emb_id == 0:
@@ -197,34 +230,97 @@ class VectorIndex:
                 np.int64)
             if gone.size and self.ids.size:
                 self.alive &= ~np.isin(self.ids, gone)
+            self._ann_dead.update(gone.tolist())
             self.del_seq = del_seq
         if emb_id > self.emb_id and self.max_id:
             self._append(*self._load(
-                conn, "SELECT c.id, e.vector FROM embeddings e JOIN chunks c ON c.embed_hash = e.text_hash "
+                conn, "SELECT c.id, e.id, e.vector FROM embeddings e JOIN chunks c ON c.embed_hash = e.text_hash "
                 "WHERE e.model = ? AND e.id > ? AND e.id <= ? AND c.id <= ? ORDER BY c.id",
                 (self.model, self.emb_id, emb_id, self.max_id)))
+            changed = True
         if max_id > self.max_id:
             self._append(*self._load(
-                conn, "SELECT c.id, e.vector FROM chunks c JOIN embeddings e ON e.model = ? AND "
+                conn, "SELECT c.id, e.id, e.vector FROM chunks c JOIN embeddings e ON e.model = ? AND "
                 "e.text_hash = c.embed_hash WHERE c.id > ? AND c.id <= ? AND e.id <= ? ORDER BY c.id",
                 (self.model, self.max_id, max_id, emb_id)))
+            changed = True
         self.max_id, self.emb_id = max_id, emb_id
         if self.ids.size and (~self.alive).sum() > 0.25 * self.ids.size:
-            self.ids, self.mat, self.alive = self.ids[self.alive], self.mat[self.alive], self.alive[self.alive]
+            keep = self.alive
+            self.ids, self.emb, self.mat, self.alive = self.ids[keep], self.emb[keep], self.mat[keep], self.alive[keep]
+            changed = True
+        if self._attach_ann(conn) or changed:
+            self._order = np.argsort(self.ids, kind="stable")
+            self._rest = self._uncovered()
 
     def _reset(self) -> None:
         self.ids = np.zeros(0, np.int64)
+        self.emb = np.zeros(0, np.int64)
         self.mat = np.zeros((0, 0), np.float32)
         self.alive = np.zeros(0, bool)
         self.max_id = 0
         self.emb_id = 0
+        self._ann = self._ann_marks = self._ann_stamp = None
+        self._ann_dead = set()
+        self._ann_extra = 0
+
+    def _attach_ann(self, conn: sqlite3.Connection) -> bool:
+        """Open the worker's newest snapshot when it changed and follows this database; True when
+        what the snapshot covers changed."""
+        if self.ann_pointer is None or not HAVE_FAISS:
+            return False
+        try:
+            st = self.ann_pointer.stat()
+            stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        except OSError:
+            stamp = None
+        if stamp == self._ann_stamp:
+            return False
+        self._ann_stamp = stamp
+        had = self._ann is not None
+        self._ann = self._ann_marks = None
+        snap = read_vector_pointer(self.ann_pointer, self.model) if stamp else None
+        if snap is None:
+            return had
+        m = snap.marks
+        if m.chunk_id > self.max_id or m.emb_id > self.emb_id or not follows(conn, m):
+            return had  # from the future, or another database's: ignored (the worker rebuilds it)
+        try:
+            ann = open_vector_snapshot(snap.path)
+        except (OSError, RuntimeError) as exc:
+            log.info("vector snapshot %s not usable: %s", snap.path, exc)
+            return had
+        if ann.ntotal != snap.count:
+            return had
+        self._ann, self._ann_marks, self._ann_extra = ann, m, snap.dead
+        self._ann_dead = {r[0] for r in conn.execute("SELECT chunk_id FROM chunk_deletions WHERE seq > ?",
+                                                     (m.del_seq,))}
+        return True
+
+    def _uncovered(self) -> np.ndarray:
+        if self._ann_marks is None:
+            return np.arange(self.ids.size)
+        m = self._ann_marks
+        return np.flatnonzero((self.ids > m.chunk_id) | (self.emb > m.emb_id))
+
+    def _rows_of(self, chunk_ids: np.ndarray) -> np.ndarray:
+        """Row of each chunk id (-1 where the matrix has none)."""
+        if not self.ids.size:
+            return np.full(chunk_ids.size, -1)
+        pos = np.searchsorted(self.ids[self._order], chunk_ids)
+        pos = np.minimum(pos, self.ids.size - 1)
+        rows = self._order[pos]
+        return np.where(self.ids[rows] == chunk_ids, rows, -1)
 
     def top(self, query: np.ndarray, n: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         """The n best (chunk id, cosine) pairs, optionally among allowed chunk ids only."""
         with self._lock:
             if not self.ids.size:
                 return []
-            sims = self.mat @ query.astype(np.float32)
+            q = query.astype(np.float32)
+            if allowed is None and self._ann is not None and self._ann_extra + len(self._ann_dead) <= 4 * n:
+                return self._top_ann(q, n)
+            sims = self.mat @ q
             mask = self.alive if allowed is None else self.alive & np.isin(self.ids, allowed)
             sims = np.where(mask, sims, -np.inf)
             n = min(n, int(mask.sum()))
@@ -233,6 +329,22 @@ class VectorIndex:
             best = np.argpartition(-sims, n - 1)[:n]
             best = best[np.argsort(-sims[best])]
             return [(int(self.ids[i]), float(sims[i])) for i in best]
+
+    def _top_ann(self, q: np.ndarray, n: int) -> list[tuple[int, float]]:
+        _, labels = self._ann.search(q[None, :], n + self._ann_extra + len(self._ann_dead))
+        keys = labels[0][labels[0] >= 0].astype(np.int64)
+        rows = self._rows_of(keys) if keys.size else np.zeros(0, np.int64)
+        rows = rows[rows >= 0]
+        rows = np.concatenate([rows, self._rest])
+        rows = rows[self.alive[rows]]
+        if not rows.size:
+            return []
+        rows = np.unique(rows)
+        sims = self.mat[rows] @ q
+        n = min(n, rows.size)
+        best = np.argpartition(-sims, n - 1)[:n]
+        best = best[np.argsort(-sims[best])]
+        return [(int(self.ids[rows[i]]), float(sims[i])) for i in best]
 
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -251,29 +363,39 @@ were what when where which while who whom why will with would you your yours you
 """.split())
 
 
-def fts_query(q: str) -> str:
-    """Free text to an FTS5 query: every word quoted (no syntax errors from user input), OR-ed;
-    function words left out unless nothing else is left."""
+def query_words(q: str) -> list[str]:
+    """The words a BM25 search looks for: lower-cased, each once, at most 32, function words left
+    out unless nothing else is left."""
     words = list(dict.fromkeys(w.lower() for w in _WORD.findall(q)))[:32]
-    words = [w for w in words if w not in STOP_WORDS] or words
-    return " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
+    return [w for w in words if w not in STOP_WORDS] or words
+
+
+def fts_query(q: str) -> str:
+    """Free text to an FTS5 query: every word of ``query_words`` quoted (no syntax errors from user
+    input), OR-ed."""
+    return " OR ".join('"' + w.replace('"', '""') + '"' for w in query_words(q))
 
 
 class Searcher:
     """One per process: holds the embedder and the vector index of each database it searched."""
 
     def __init__(self, embedder: Embedder | None = None, *, model_id: str = "",
-                 make_embedder: Callable[[], Embedder] | None = None, fusion: Fusion | None = None):
+                 make_embedder: Callable[[], Embedder] | None = None, fusion: Fusion | None = None,
+                 indexes: bool = True):
         """Give the embedder, or its ``model_id`` and a factory: the model is then loaded on the first
         query that needs a vector, so BM25 search works while it cannot load. ``fusion``: how the
-        signals are combined (``DEFAULT_FUSION`` unless given)."""
+        signals are combined (``DEFAULT_FUSION`` unless given). ``indexes``: use the search indexes
+        the embedding worker keeps beside the database when they are current (False: FTS5 and the
+        exact scan alone, as a benchmark's baseline)."""
         if embedder is None and (make_embedder is None or not model_id):
             raise ValueError("Searcher needs an embedder, or a model_id and make_embedder")
         self.fusion = fusion or DEFAULT_FUSION
+        self.indexes = indexes
         self._embedder = embedder
         self._make = make_embedder
         self.model_id = model_id or (embedder.model_id if embedder else "")
         self._indexes: dict[str, VectorIndex] = {}
+        self._text: dict[str, TextIndexReader] = {}
         self._lock = threading.Lock()
 
     @property
@@ -286,11 +408,24 @@ class Searcher:
         return self._embedder
 
     def index_for(self, conn: sqlite3.Connection) -> VectorIndex:
-        db = conn.execute("PRAGMA database_list").fetchone()[2]
+        db = db_file(conn)
         with self._lock:
             if db not in self._indexes:
-                self._indexes[db] = VectorIndex(self.model_id)
+                # an in-memory database ("" here) has no folder for indexes beside it
+                pointer = vector_pointer(index_dir(db), self.model_id) if db and self.indexes else None
+                self._indexes[db] = VectorIndex(self.model_id, pointer)
             return self._indexes[db]
+
+    def text_index_for(self, conn: sqlite3.Connection) -> TextIndexReader | None:
+        """This process's reader of the database's tantivy index (brain.core.search_index); None for
+        an in-memory database."""
+        db = db_file(conn)
+        if not db or not self.indexes:
+            return None
+        with self._lock:
+            if db not in self._text:
+                self._text[db] = TextIndexReader(index_dir(db) / "text")
+            return self._text[db]
 
     def search(self, conn: sqlite3.Connection, q: str, k: int = 10, source: str | None = None,
                project: str | None = None, since: str | None = None, until: str | None = None,
@@ -334,12 +469,17 @@ class Searcher:
         return SearchOutcome(self._materialise(conn, order, fused, detail, q, k, per_item), degraded)
 
     def _bm25(self, conn: sqlite3.Connection, q: str, n: int, filters: dict[str, Any]) -> list[tuple[int, float]]:
-        """The n best chunks by BM25. Without filters the FTS index answers alone (no JOIN per match);
-        snippets are made later for the few results shown, not for every candidate."""
+        """The n best chunks by BM25. Without filters the tantivy index answers when it holds exactly
+        what the database holds (brain.core.search_index), else FTS5 alone (no JOIN per match); with
+        filters FTS5 and a JOIN to the items. Snippets are made later for the few results shown."""
         match = fts_query(q)
         if not match:
             return []
         if not any(filters.values()):
+            reader = self.text_index_for(conn) if HAVE_TANTIVY else None
+            hits = reader.search(conn, query_words(q), n) if reader else None
+            if hits is not None:
+                return hits
             rows = conn.execute("SELECT rowid, bm25(chunks_fts, 1.0, 0.5) AS s FROM chunks_fts "
                                 "WHERE chunks_fts MATCH ? ORDER BY s LIMIT ?", (match, n)).fetchall()
         else:
