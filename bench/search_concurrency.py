@@ -4,8 +4,9 @@ Run:  python bench/search_concurrency.py [--chunks 100000] [--clients 8] [--seco
 
 What it measures, in one run on one store (compare the phases within a run; this machine is shared):
 - the store: ``bench/store_bench.py``'s real text (Claude sessions, stdlib and package sources and
-  docs) with a distinct vector per chunk (hashed bag-of-words, under the server's model id, so hybrid
-  search fuses both signals at full size; the query is embedded by the server with the real model);
+  docs) with a distinct vector per chunk (its word-space vectors, under the server's model id, so
+  hybrid search fuses both signals at full size; the query is embedded by the server with the real
+  model), and the search indexes built as the embedding worker keeps them;
 - the server as deployed: ``brain serve`` (gunicorn, ``server.workers`` = 2 processes x 4 threads) and
   ``brain embed-worker`` as its own process at ``nice 10``, as the brain role's systemd units run them;
 - ``search only``: the clients' hybrid searches (end to end: HTTP, query embedding, BM25, vectors,
@@ -34,7 +35,7 @@ sys.path.insert(0, str(BENCH))
 import store_bench as sb  # noqa: E402
 from ingest_bench import free_port  # noqa: E402
 
-from brain.core import store  # noqa: E402
+from brain.core import search_index, store  # noqa: E402
 from brain.core.embed import get_embedder, get_text_model  # noqa: E402
 from brain.shared import config  # noqa: E402
 
@@ -136,7 +137,8 @@ def main() -> None:
     files = sb.real_files()
     sessions = sb.session_items()
     print(f"load average {os.getloadavg()[0]:.2f}; building a store of {args.chunks:,} chunks of real text")
-    db, _, n_items, _, _ = sb.build(args.chunks, get_embedder(cfg), files, sessions, 0, model_id)
+    db, _, n_items, _, _, _ = sb.build(args.chunks, get_embedder(cfg), files, sessions, 0, model_id)
+    search_index.catch_up(db, model_id)
     conn = store.connect(db)
     n_chunks = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
     queries = sb.queries_from(conn, 400)

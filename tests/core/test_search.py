@@ -213,3 +213,22 @@ def test_snippets_are_made_for_the_results_shown(conn, searcher):
     assert hits[0].item_id == "note:pasta" and "[spaghetti]" in hits[0].snippet and "[the]" not in hits[0].snippet
     filtered = searcher.search(conn, "spaghetti", k=1, mode="bm25", project="/home")
     assert filtered[0].item_id == "note:pasta" and "[spaghetti]" in filtered[0].snippet
+
+
+@pytest.mark.parametrize("q", ["busy_timeout writers", "git commit", "divide by zero log", "pasta", "zzz nothing"])
+def test_snippets_of_shown_chunks_are_fts5s_own(conn, searcher, q, db_path):
+    """Snippets are made in a private table of the shown chunks: the same text as FTS5's snippet()
+    over the whole table, nothing left behind, and a read-only connection can make them too."""
+    match = fts_query(q)
+    ids = [r[0] for r in conn.execute("SELECT id FROM chunks")]
+    want = {r[0]: r[1] for r in conn.execute(
+        f"SELECT rowid, snippet(chunks_fts, 0, '[', ']', ' … ', 24) FROM chunks_fts WHERE chunks_fts MATCH ? "
+        f"AND rowid IN ({','.join('?' * len(ids))})", [match, *ids])}
+    assert searcher._snippets(conn, q, ids) == want
+    assert searcher._snippets(conn, q, ids[:1]) == {k: v for k, v in want.items() if k == ids[0]}
+    assert conn.execute("SELECT count(*) FROM temp.shown_fts").fetchone()[0] == 0
+    ro = store.connect(db_path, readonly=True)
+    try:
+        assert searcher._snippets(ro, q, ids) == want
+    finally:
+        ro.close()

@@ -491,13 +491,24 @@ class Searcher:
         return [(r[0], -r[1]) for r in rows]
 
     def _snippets(self, conn: sqlite3.Connection, q: str, chunk_ids: list[int]) -> dict[int, str]:
+        """FTS5's snippet() of the shown chunks, made in a private in-memory FTS5 table holding just
+        them: snippet() needs the MATCH, and a MATCH on the whole table reads every matching chunk's
+        postings again (12 ms at 20k chunks, measured), while the snippet depends only on the row's
+        own text, so it is the same one (tests/core/test_search.py compares them)."""
         match = fts_query(q)
         if not match or not chunk_ids:
             return {}
+        conn.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.shown_fts USING fts5(text, title, "
+                     "tokenize = 'porter unicode61 remove_diacritics 2')")
         marks = ",".join("?" * len(chunk_ids))
-        return {r[0]: r[1] for r in conn.execute(
-            "SELECT rowid, snippet(chunks_fts, 0, '[', ']', ' … ', 24) FROM chunks_fts "
-            f"WHERE chunks_fts MATCH ? AND rowid IN ({marks})", [match, *chunk_ids])}
+        try:
+            conn.execute("INSERT INTO temp.shown_fts(rowid, text, title) SELECT c.id, c.text, i.title FROM chunks c "
+                         f"JOIN items i ON i.id = c.item_id WHERE c.id IN ({marks})", chunk_ids)
+            return {r[0]: r[1] for r in conn.execute(
+                "SELECT rowid, snippet(shown_fts, 0, '[', ']', ' … ', 24) FROM temp.shown_fts WHERE shown_fts MATCH ?",
+                (match,))}
+        finally:
+            conn.execute("DELETE FROM temp.shown_fts")
 
     def _vector(self, conn: sqlite3.Connection, q: str, n: int, filters: dict[str, Any]) -> list[tuple[int, float]]:
         index = self.index_for(conn)

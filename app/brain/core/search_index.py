@@ -296,17 +296,26 @@ def vector_pointer(directory: Path, model_id: str) -> Path:
     return directory / f"vectors-{slug}.json"
 
 
-def new_vector_index(dim: int) -> Any:
-    """An empty HNSW graph (inner product over unit vectors: cosine) keyed by chunk id."""
+def _faiss() -> Any:
+    """faiss, with its OpenMP team at one thread: a search is one query per request thread, and a
+    team per call costs more than it saves and spins against the other request threads (measured:
+    12 ms instead of 1 ms a query at 20k chunks under load). The keeper, niced in the embedding
+    worker, builds on one core too."""
     import faiss
 
+    faiss.omp_set_num_threads(1)
+    return faiss
+
+
+def new_vector_index(dim: int) -> Any:
+    """An empty HNSW graph (inner product over unit vectors: cosine) keyed by chunk id."""
+    faiss = _faiss()
     return faiss.IndexIDMap2(faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT))
 
 
 def open_vector_snapshot(path: Path) -> Any:
     """A snapshot as saved by the keeper, ready to search (raises RuntimeError when unreadable)."""
-    import faiss
-
+    faiss = _faiss()
     index = faiss.read_index(str(path))
     faiss.downcast_index(index.index).hnsw.efSearch = EF_SEARCH
     return index
@@ -447,8 +456,7 @@ class VectorIndexWriter:
 
     def save(self) -> None:
         """Write a complete snapshot, then point at it; older snapshots are removed after."""
-        import faiss
-
+        faiss = _faiss()
         self.dir.mkdir(parents=True, exist_ok=True)
         stem = self.pointer.stem
         name = f"{stem}-{self.marks.emb_id}-{self.marks.chunk_id}-{self.marks.del_seq}.faiss"
