@@ -32,10 +32,10 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
+from brain.api import schema
 from brain.api.deps import get_config, get_db, get_searcher
 from brain.api.errors import ApiError
 from brain.api.gpu import get_gpu
-from brain.api.params import filters, int_field, json_body
 from brain.core import store
 from brain.core.embed import EmbedError
 from brain.gpu import control as gpu
@@ -45,18 +45,6 @@ from brain.rag.llm import LLMClient, get_llm
 from brain.shared.config import Config
 
 bp = Blueprint("ask", __name__, url_prefix="/api/v1")
-
-KNOWN_FIELDS = {"question", "k", "source", "project", "since", "until", "stream", "show_thinking", "llm"}
-
-
-def _bool_field(body: dict[str, Any], name: str, default: bool) -> bool:
-    value = body.get(name)
-    if value is None:
-        return default
-    if not isinstance(value, bool):
-        raise ApiError(400, "invalid_parameter", f"{name} must be true or false", field=name)
-    return value
-
 
 def _sse(event: str, data: Any) -> str:
     """One server-sent event; JSON data keeps newlines inside tokens off the framing."""
@@ -69,20 +57,19 @@ def _llm_unavailable(exc: ask_core.AskLLMError) -> tuple[Response, int]:
 
 
 @bp.post("/ask")
-def ask():
-    body = json_body(allowed=KNOWN_FIELDS)
+@schema.operation("Answer a question from the brain's memory, with numbered citations", schema.AskAnswer,
+                  body=schema.AskRequest, stream=True, errors={
+                      400: "A field is wrong, or the question leaves no room for sources in llm.context_tokens.",
+                      503: "The LLM is unreachable or failing (`llm_unavailable`, `llm_context_exceeded`), the GPU "
+                           "VM did not start (`gpu_unavailable`) or the question cannot be embedded "
+                           "(`embedder_unavailable`): `citations` and `timings` still come with it."})
+def ask(body: schema.AskRequest):
     cfg = get_config()
+    stream = bool(body.stream)
+    show_thinking = cfg["llm.show_thinking"] if body.show_thinking is None else body.show_thinking
+    use_llm = body.llm is not False
     try:
-        question = ask_core.validate_question(body.get("question"))
-    except ask_core.AskInputError as exc:
-        raise ApiError(400, "invalid_parameter", str(exc), field=exc.field) from None
-    k = int_field(body, "k", cfg["ask.k"], 1, 50)
-    stream = _bool_field(body, "stream", False)
-    show_thinking = _bool_field(body, "show_thinking", cfg["llm.show_thinking"])
-    use_llm = _bool_field(body, "llm", True)
-    f = filters(body)
-    try:
-        prep = ask_core.prepare(get_db(), get_searcher(), cfg, question, k=k, **f)
+        prep = ask_core.prepare(get_db(), get_searcher(), cfg, body.question, k=body.k or cfg["ask.k"], **body.filters())
     except ask_core.AskInputError as exc:
         raise ApiError(400, "invalid_parameter", str(exc), field=exc.field) from None
     except EmbedError as exc:

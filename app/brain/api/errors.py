@@ -101,7 +101,11 @@ def register(app: Flask) -> None:
         if exc.code == 413:
             limit = app.config.get("MAX_CONTENT_LENGTH")
             message = f"request body is larger than the limit of {limit} bytes"
-        return error_response(exc.code or 500, code, message)
+        resp, status = error_response(exc.code or 500, code, message)
+        for name, value in exc.get_headers():  # a 405's Allow (the methods the route has), a 503's Retry-After
+            if name.lower() != "content-type":
+                resp.headers[name] = value
+        return resp, status
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

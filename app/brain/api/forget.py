@@ -13,13 +13,14 @@ from typing import Any
 
 from flask import Blueprint, jsonify
 
+from brain.api import schema
 from brain.api.deps import get_db
 from brain.api.errors import ApiError
-from brain.api.params import json_body
 from brain.core import forgetting
 from brain.shared.tombstones import Rule, RuleError, parse_rule
 
 bp = Blueprint("forget", __name__, url_prefix="/api/v1")
+MAX_ROWID = (1 << 63) - 1
 
 
 def rule_from(body: dict[str, Any]) -> Rule:
@@ -32,27 +33,31 @@ def rule_from(body: dict[str, Any]) -> Rule:
 
 
 @bp.post("/forget")
-def forget():
+@schema.operation("Forget what a rule matches, and remember the rule so it is never stored again",
+                  schema.ForgetAnswer, body=schema.ForgetRequest,
+                  errors={400: "No rule field (`missing_filter`), or a field is wrong (`invalid_parameter`)."})
+def forget(body: schema.ForgetRequest):
     """Delete what the rule matches and remember the rule, so it is never stored again."""
-    body = json_body()
-    dry_run = body.pop("dry_run", False)
-    if not isinstance(dry_run, bool):
-        raise ApiError(400, "invalid_parameter", "dry_run must be true or false", field="dry_run")
-    rule = rule_from(body)
-    if dry_run:
+    rule = rule_from(body.rule())
+    if body.dry_run:
         return jsonify({"matches": forgetting.count(get_db(), rule), "rule": rule.as_dict()})
     tombstone, deleted = forgetting.forget(get_db(), rule)
     return jsonify({"deleted": deleted, "tombstone": tombstone})
 
 
 @bp.get("/tombstones")
+@schema.operation("The rules of what was forgotten, oldest first (the collectors fetch them before each run)",
+                  schema.TombstoneList)
 def tombstones():
     return jsonify({"tombstones": forgetting.list_tombstones(get_db())})
 
 
 @bp.delete("/tombstones/<int:tombstone_id>")
+@schema.operation("Undo a forget: matching items are accepted again (what was deleted is not restored)",
+                  schema.Undone, errors={404: "No tombstone with this id (`not_found`)."})
 def undo(tombstone_id: int):
-    removed = forgetting.remove(get_db(), tombstone_id)
+    # an id past SQLite's integers names no tombstone (and must not reach SQLite: OverflowError, a 500)
+    removed = forgetting.remove(get_db(), tombstone_id) if tombstone_id <= MAX_ROWID else None
     if removed is None:
         raise ApiError(404, "not_found", f"no tombstone with id {tombstone_id} (see GET /api/v1/tombstones)")
     return jsonify({"removed": 1, "tombstone": removed})

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, jsonify
 
+from brain.api import schema
 from brain.api.deps import get_config, get_db
 from brain.api.errors import ApiError, error_response
-from brain.api.params import body_bytes, json_body
 from brain.gpu import control as gpu
 from brain.gpu import cost
 
@@ -50,20 +50,16 @@ def _gpu_error(exc: gpu.GpuError):
     return error_response(exc.status, exc.code, exc.message, extra=exc.details)
 
 
-def _options(allowed: set[str]) -> dict[str, bool]:
-    """The optional JSON body of start/stop: only boolean flags from ``allowed``; no body is fine."""
-    if not body_bytes():
-        return {}
-    body = json_body(allowed=allowed)
-    out: dict[str, bool] = {}
-    for name, value in body.items():
-        if not isinstance(value, bool):
-            raise ApiError(400, "invalid_parameter", f"{name} must be true or false", field=name)
-        out[name] = value
-    return out
+GPU_ERRORS = {409: "No GPU VM configured (`gpu_not_configured`), past the budget (`gpu_budget_exceeded`), asks "
+                   "in flight (`gpu_requests_in_flight`) or the VM still starting (`gpu_state_conflict`).",
+              502: "TensorDock failed (`tensordock_error`, with its own message).",
+              503: "Another start or stop holds the lock (`gpu_busy`).",
+              504: "The GPU VM did not come up within gpu.start_timeout (`gpu_start_timeout`)."}
 
 
 @bp.get("/gpu")
+@schema.operation("The GPU VM as TensorDock reports it now (`configured: false` without one)", schema.GpuStatus,
+                  errors={502: "TensorDock failed (`tensordock_error`)."})
 def gpu_status():
     control = get_gpu()
     if control is None:
@@ -73,27 +69,28 @@ def gpu_status():
 
 
 @bp.post("/gpu/start")
-def gpu_start():
-    opts = _options({"force", "wait"})
-    result: dict[str, Any] = _required().start(force=opts.get("force", False), wait=opts.get("wait", False),
-                                               origin="api")
-    status = 202 if result["action"] == "started" and not opts.get("wait") else 200
+@schema.operation("Start the GPU VM (202 when a start was requested, 200 when it was up or, with wait, is ready)",
+                  schema.GpuAction, body=schema.GpuStartRequest, body_required=False, ok_status=(200, 202),
+                  errors=GPU_ERRORS)
+def gpu_start(body: schema.GpuStartRequest):
+    result: dict[str, Any] = _required().start(force=body.force, wait=body.wait, origin="api")
+    status = 202 if result["action"] == "started" and not body.wait else 200
     return jsonify(result), status
 
 
 @bp.post("/gpu/stop")
-def gpu_stop():
-    opts = _options({"force"})
-    return jsonify(_required().stop(force=opts.get("force", False), origin="api"))
+@schema.operation("Stop the GPU VM", schema.GpuAction, body=schema.GpuStopRequest, body_required=False,
+                  errors=GPU_ERRORS)
+def gpu_stop(body: schema.GpuStopRequest):
+    return jsonify(_required().stop(force=body.force, origin="api"))
 
 
 @bp.get("/cost")
-def cost_report():
-    unknown = sorted(set(request.args) - {"month"})
-    if unknown:
-        raise ApiError(400, "invalid_parameter", f"unknown parameter {unknown[0]!r}", field=unknown[0])
+@schema.operation("GPU hours and dollars of a month, the projection, embedding spend and the tiers",
+                  schema.CostAnswer, query=schema.CostQuery)
+def cost_report(query: schema.CostQuery):
     try:
-        report = cost.month_report(get_db(), get_config(), request.args.get("month"))
+        report = cost.month_report(get_db(), get_config(), query.month)
     except ValueError as exc:
         raise ApiError(400, "invalid_parameter", str(exc), field="month") from None
     return jsonify(report)

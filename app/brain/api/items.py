@@ -4,29 +4,36 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, jsonify
 
+from brain.api import schema
 from brain.api.deps import get_config, get_store, get_text_model_for_app
 from brain.api.errors import ApiError
-from brain.api.params import filters, int_param, json_body
+from brain.api.params import json_body
 from brain.core.embed import EmbedError
 from brain.core.store import ValidationError
+from brain.shared.schema import ItemBatch
 
 log = logging.getLogger(__name__)
 bp = Blueprint("items", __name__, url_prefix="/api/v1")
 
 
 @bp.post("/items")
+@schema.operation("Store a batch of items: all of them, or none", schema.IngestAnswer, body=ItemBatch,
+                  code="invalid_field", body_required=True, parse=False,
+                  errors={413: "The body is over server.max_body_bytes, or the batch over server.max_batch_items "
+                               "(`too_many_items`).",
+                          503: "The embedding model's tokenizer is not usable (`embedder_unavailable`), or the "
+                               "database's disk is read-only or failing."})
 def upsert_items():
     """Batch upsert: all items valid and stored, or none."""
-    body = json_body(allowed={"items"}, unknown_code="invalid_field")
-    items = body.get("items")
-    if not isinstance(items, list):
-        raise ApiError(400, "invalid_field", "items must be a list of item objects", field="items")
+    body = json_body()
     limit = get_config()["server.max_batch_items"]
-    if len(items) > limit:
+    items = body.get("items")
+    if isinstance(items, list) and len(items) > limit:  # before validating 10,000 items one by one
         raise ApiError(413, "too_many_items", f"a batch may carry at most {limit} items, got {len(items)}",
                        field="items")
+    batch = schema.validate(ItemBatch, body, "invalid_field", {"max_content_bytes": get_config()["server.max_item_bytes"]})
     try:
         model = get_text_model_for_app()
     except EmbedError as exc:
@@ -34,29 +41,29 @@ def upsert_items():
         raise ApiError(503, "embedder_unavailable", f"the embedding model's tokenizer is not usable, nothing was "
                        f"stored: {exc}") from None
     try:
-        result = get_store().upsert(items, model, get_config()["server.max_item_bytes"])
+        result = get_store().upsert(batch.items, model, get_config()["server.max_item_bytes"])
     except ValidationError as exc:
         raise ApiError(400, "invalid_item", exc.message, field=exc.field, index=exc.index) from None
     return jsonify(result.as_dict())
 
 
 @bp.get("/items")
-def list_items():
-    args = request.args
-    limit = int_param(args.get("limit"), "limit", 50, 1, 500)
-    offset = int_param(args.get("offset"), "offset", 0, 0, 10_000_000)
-    rows = get_store().list(**filters(args), limit=limit + 1, offset=offset)
-    more = len(rows) > limit
-    return jsonify({"items": rows[:limit], "next_offset": offset + limit if more else None})
+@schema.operation("List items, newest first by updated_at, without their content", schema.ItemList,
+                  query=schema.ItemsQuery)
+def list_items(query: schema.ItemsQuery):
+    rows = get_store().list(**query.filters(), limit=query.limit + 1, offset=query.offset)
+    more = len(rows) > query.limit
+    return jsonify({"items": rows[:query.limit], "next_offset": query.offset + query.limit if more else None})
 
 
 @bp.get("/items/<path:item_id>")
-def get_item(item_id: str):
+@schema.operation("One item with its content (paged by offset/limit characters)", schema.StoredItem,
+                  query=schema.ItemPageQuery, errors={404: "No item with this id (`not_found`)."})
+def get_item(item_id: str, query: schema.ItemPageQuery):
     item = get_store().get(item_id)
     if item is None:
         raise ApiError(404, "not_found", f"no item with id {item_id!r}")
-    offset = int_param(request.args.get("offset"), "offset", 0, 0, 1 << 40)
-    limit = int_param(request.args.get("limit"), "limit", 0, 0, 1 << 40)
+    offset, limit = query.offset, query.limit
     content = item["content"]
     item["content_total"] = len(content)
     if offset or limit:
@@ -69,6 +76,8 @@ def get_item(item_id: str):
 
 
 @bp.delete("/items/<path:item_id>")
+@schema.operation("Delete an item (the collector may send it again; to forget it for good: POST /forget)",
+                  schema.Deleted, errors={404: "No item with this id (`not_found`)."})
 def delete_item(item_id: str):
     if not get_store().delete(item_id):
         raise ApiError(404, "not_found", f"no item with id {item_id!r}")

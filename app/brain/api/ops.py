@@ -1,12 +1,14 @@
-"""Liveness, readiness and stats."""
+"""Liveness, readiness, stats and the OpenAPI document."""
 
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, current_app, jsonify
 
+from brain import __version__
+from brain.api import schema
 from brain.api.deps import get_config, get_db, get_store, get_text_model_for_app
 from brain.api.errors import ApiError, filesystem_state, storage_error
 from brain.core.embed import EmbedError
@@ -21,12 +23,16 @@ bp = Blueprint("ops", __name__)
 
 
 @health_bp.get("/healthz")
+@schema.operation("Liveness: the process answers (no token needed)", schema.Health, public=True)
 def healthz():
     """Liveness: the process answers. No auth, no database access."""
     return jsonify({"status": "ok"})
 
 
 @bp.get("/readyz")
+@schema.operation("Readiness: the database takes a write and the model's tokenizer loads", schema.Ready,
+                  errors={503: "Not ready (`not_ready`): the database is not writable, its disk read-only or "
+                               "nearly full, or the model unusable."})
 def readyz():
     """Readiness: the database takes a write and ingest can cut chunks for the configured model.
 
@@ -62,7 +68,19 @@ def _check_disk() -> None:
         raise ApiError(503, "not_ready", f"the database's disk ({folder}) is full: {free} bytes free")
 
 
+@bp.get("/api/v1/openapi.json")
+@schema.operation("This document: every route's parameters, bodies and answers (OpenAPI 3.1)", None,
+                  raw_ok={"type": "object", "required": ["openapi", "paths"]})
+def openapi():
+    """Built from the app's own routes and models once per worker (brain.api.schema)."""
+    ext = current_app.extensions
+    if "brain_openapi" not in ext:
+        ext["brain_openapi"] = schema.openapi(current_app, __version__)
+    return jsonify(ext["brain_openapi"])
+
+
 @bp.get("/api/v1/stats")
+@schema.operation("Counts per source, the database's size and the embedding backlog per model", schema.Stats)
 def stats():
     try:
         model = get_text_model_for_app().model_id

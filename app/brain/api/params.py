@@ -1,4 +1,4 @@
-"""Query and body parameter parsing with errors that name the field.
+"""The body's transport rules, before any model looks at it (``brain.api.schema``).
 
 Every JSON body goes through :func:`json_body`: strict UTF-8, no ``NaN``/``Infinity`` (nor numbers
 too large for a float), at most ``MAX_JSON_DEPTH`` levels, and no string with a NUL or a lone
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
 from typing import Any
 
 from flask import request
@@ -18,8 +17,7 @@ from gunicorn.http.errors import ParseException
 from werkzeug.exceptions import ClientDisconnected, HTTPException
 
 from brain.api.errors import ApiError
-from brain.core.store import SOURCES, text_problem
-from brain.shared import timeutil
+from brain.shared.schema import printable, text_problem, where
 
 # deep enough for any item's meta a collector writes (a handful of levels); a body nested deeper
 # is refused before json.loads recurses into it (RecursionError at ~1000 levels) or json.dumps does
@@ -62,12 +60,6 @@ def _finite(text: str) -> float:
     return value
 
 
-def _printable(key: Any) -> str:
-    """A key as an error message may show it: a NUL or lone surrogate spelled as an escape."""
-    text = str(key)
-    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
-
-
 def _walk(value: Any) -> tuple[tuple[Any, ...], str] | None:
     """The first path in ``value`` that breaks the body rules, and why (iterative: no recursion)."""
     stack: list[tuple[Any, tuple[Any, ...]]] = [(value, ())]
@@ -92,11 +84,10 @@ def _walk(value: Any) -> tuple[tuple[Any, ...], str] | None:
 
 def _refuse(path: tuple[Any, ...], why: str) -> ApiError:
     """A 400 naming where the bad value is: ``field`` + ``index`` inside a batch's item, else ``field``."""
-    where = "".join(f"[{p}]" if isinstance(p, int) else f".{_printable(p)}" for p in path).lstrip(".")
-    message = f"{where or 'the body'} {why}"
+    message = f"{where(path) or 'the body'} {why}"
     if len(path) >= 3 and path[0] == "items" and isinstance(path[1], int):
-        return ApiError(400, "invalid_item", message, field=_printable(path[2]), index=path[1])
-    return ApiError(400, "invalid_parameter", message, field=_printable(path[0]) if path else None)
+        return ApiError(400, "invalid_item", message, field=printable(path[2]), index=path[1])
+    return ApiError(400, "invalid_parameter", message, field=printable(path[0]) if path else None)
 
 
 def parse_json(data: bytes) -> Any:
@@ -117,98 +108,26 @@ def parse_json(data: bytes) -> Any:
     return value
 
 
-def json_body(allowed: Iterable[str] | None = None, unknown_code: str = "invalid_parameter") -> dict[str, Any]:
-    """The request's JSON object, or a 400 that says what is wrong with it.
-
-    ``allowed``: the top-level fields the endpoint knows; any other is refused, named, with
-    ``unknown_code`` (the code each endpoint has always used for it)."""
+def json_body() -> dict[str, Any]:
+    """The request's JSON object, or a 400 that says what is wrong with it (its fields are the
+    route's model's business: ``brain.api.schema``)."""
     if not request.is_json:
         raise ApiError(415, "unsupported_media_type", "send the body as JSON with 'Content-Type: application/json'")
     data = parse_json(body_bytes())
     if not isinstance(data, dict):
         raise ApiError(400, "invalid_body", "request body must be a JSON object")
-    if allowed is not None:
-        unknown = sorted(set(data) - set(allowed))
-        if unknown:
-            raise ApiError(400, unknown_code, f"unknown field(s): {', '.join(map(_printable, unknown))}",
-                           field=_printable(unknown[0]))
     return data
 
 
 def check_url_text() -> None:
-    """``before_request``: the body's text rule (:func:`brain.core.store.text_problem`) for the query
+    """``before_request``: the body's text rule (:func:`brain.shared.schema.text_problem`) for the query
     string and the path too. (Werkzeug decodes both with replacement, so only a NUL can get here.)"""
     for key, value in request.args.items(multi=True):
         why = text_problem(key) or text_problem(value)
         if why:
-            raise ApiError(400, "invalid_parameter", f"query parameter {_printable(key)} {why}",
-                           field=_printable(key))
+            raise ApiError(400, "invalid_parameter", f"query parameter {printable(key)} {why}",
+                           field=printable(key))
     for key, value in (request.view_args or {}).items():
         why = text_problem(value) if isinstance(value, str) else None
         if why:
             raise ApiError(400, "invalid_parameter", f"{key} {why}", field=key)
-
-
-def int_param(value: Any, name: str, default: int, lo: int, hi: int) -> int:
-    """An integer from a query string (text) or a JSON body; see :func:`int_field` for strict JSON."""
-    if value is None or value == "":
-        return default
-    if isinstance(value, bool):
-        raise ApiError(400, "invalid_parameter", f"{name} must be an integer", field=name)
-    try:
-        n = int(value)
-    except (TypeError, ValueError):
-        raise ApiError(400, "invalid_parameter", f"{name} must be an integer", field=name) from None
-    if not lo <= n <= hi:
-        raise ApiError(400, "invalid_parameter", f"{name} must be between {lo} and {hi}", field=name)
-    return n
-
-
-def int_field(body: dict[str, Any], name: str, default: int, lo: int, hi: int) -> int:
-    """An integer of a JSON body: a JSON integer, not ``1.9``, ``"3"`` or ``true``."""
-    value = body.get(name)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ApiError(400, "invalid_parameter", f"{name} must be a JSON integer", field=name)
-    return int_param(value, name, default, lo, hi)
-
-
-def time_param(value: Any, name: str) -> str | None:
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise ApiError(400, "invalid_parameter", f"{name} must be an ISO-8601 date or time string", field=name)
-    try:
-        return timeutil.normalise(value)
-    except ValueError as exc:
-        raise ApiError(400, "invalid_parameter", f"{name}: {exc}", field=name) from None
-
-
-def source_param(value: Any, name: str = "source") -> str | None:
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str) or value not in SOURCES:
-        raise ApiError(400, "invalid_parameter", f"{name} must be one of {', '.join(SOURCES)}", field=name)
-    return value
-
-
-def str_param(value: Any, name: str, limit: int = 4096) -> str | None:
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str) or len(value) > limit:
-        raise ApiError(400, "invalid_parameter", f"{name} must be a string of at most {limit} characters", field=name)
-    return value
-
-
-def filters(src: Any) -> dict[str, Any]:
-    """source/project/since/until from a mapping (query args or a JSON body)."""
-    out = {
-        "source": source_param(src.get("source")),
-        "project": str_param(src.get("project"), "project"),
-        "since": time_param(src.get("since"), "since"),
-        "until": time_param(src.get("until"), "until"),
-    }
-    if out["since"] and out["until"] and out["since"] > out["until"]:
-        raise ApiError(400, "invalid_parameter", "since must not be after until", field="since")
-    return out

@@ -21,17 +21,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError as PydanticValidationError
 
 from brain.core.chunking import CODE_LANGUAGES, Chunk, chunk_text, line_token_counts
 from brain.core.embed import TextModel, text_hash
 from brain.shared import timeutil
+from brain.shared.schema import DEFAULT_MAX_CONTENT_BYTES, ITEM_FIELDS, Item, explain
+from brain.shared.schema import SOURCES as SOURCES  # the item schema is shared with the collectors
+from brain.shared.schema import text_problem as text_problem
 
 log = logging.getLogger(__name__)
 
-SOURCES = ("claude", "agent", "browser", "file", "note")
-ITEM_FIELDS = ("id", "source", "title", "uri", "project", "created_at", "updated_at", "content", "meta")
-MAX_ID_LEN = 512
-MAX_TITLE_LEN = 2000
 
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "items, chunks, fts, embeddings", """
@@ -279,116 +279,17 @@ def _statements(sql: str) -> Iterable[str]:
 # ------------------------------------------------------------------ validation
 
 
-def _opt_str(item: dict[str, Any], name: str, index: int, limit: int | None = None) -> str | None:
-    value = item.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise ValidationError(f"items[{index}].{name} must be a string or null", name, index)
-    if limit and len(value) > limit:
-        raise ValidationError(f"items[{index}].{name} is longer than {limit} characters", name, index)
-    return value
+def validate_item(item: Any, index: int, max_content_bytes: int = DEFAULT_MAX_CONTENT_BYTES) -> dict[str, Any]:
+    """Check one incoming item (``brain.shared.schema.Item``) and return it as the store writes it.
 
-
-def text_problem(text: str) -> str | None:
-    """Why a string cannot be stored, or None: the one rule for every string of every field.
-
-    No NUL (SQLite and most tools cut text there, so what is stored is not what is shown) and no
-    lone surrogate (not Unicode: it has no UTF-8 form, so SQLite cannot store it and the request
-    ended in a 500). The API applies it to every string and key of a body (``api.params``)."""
-    if "\x00" in text:
-        return "contains a NUL character"
-    if not text.isascii():
+    An :class:`Item` already validated (brain-api validates the whole batch) is taken as it is."""
+    if not isinstance(item, Item):
         try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            return "contains a lone surrogate (not valid Unicode)"
-    return None
-
-
-def _unstorable(value: Any) -> str | None:
-    """Why a value (a string, or anything inside a JSON value) cannot be stored, or None.
-
-    :func:`text_problem` for every string and key, and no NaN or Infinity (``json.dumps`` writes
-    them, but the result is not JSON and would be served back as such). Iterative: a deeply nested
-    ``meta`` cannot raise RecursionError here."""
-    stack = [value]
-    while stack:
-        v = stack.pop()
-        if isinstance(v, str):
-            why = text_problem(v)
-            if why:
-                return why
-        elif isinstance(v, float) and not math.isfinite(v):
-            return "contains NaN or Infinity (not JSON)"
-        elif isinstance(v, dict):
-            stack.extend(v.keys())
-            stack.extend(v.values())
-        elif isinstance(v, list):
-            stack.extend(v)
-    return None
-
-
-def _check_text(item: dict[str, Any], index: int) -> None:
-    for name in ITEM_FIELDS:
-        why = _unstorable(item.get(name))
-        if why:
-            raise ValidationError(f"items[{index}].{name} {why}", name, index)
-
-
-def validate_item(item: Any, index: int, max_content_bytes: int) -> dict[str, Any]:
-    """Check one incoming item and return it normalised (times canonical, defaults filled)."""
-    if not isinstance(item, dict):
-        raise ValidationError(f"items[{index}] must be a JSON object", None, index)
-    unknown = sorted(set(item) - set(ITEM_FIELDS))
-    if unknown:
-        raise ValidationError(f"items[{index}] has unknown field(s): {', '.join(unknown)}", unknown[0], index)
-    source = item.get("source")
-    if not isinstance(source, str) or not source:
-        raise ValidationError(f"items[{index}].source is required", "source", index)
-    if source not in SOURCES:
-        raise ValidationError(f"items[{index}].source {source!r} is unknown; use one of {', '.join(SOURCES)}",
-                              "source", index)
-    item_id = item.get("id")
-    if not isinstance(item_id, str) or not item_id:
-        raise ValidationError(f"items[{index}].id is required (a non-empty string)", "id", index)
-    if len(item_id) > MAX_ID_LEN:
-        raise ValidationError(f"items[{index}].id is longer than {MAX_ID_LEN} characters", "id", index)
-    if not item_id.startswith(source + ":"):
-        raise ValidationError(f"items[{index}].id must start with '{source}:'", "id", index)
-    content = item.get("content")
-    if not isinstance(content, str):
-        raise ValidationError(f"items[{index}].content is required (a string)", "content", index)
-    if len(content.encode("utf-8", "surrogatepass")) > max_content_bytes:
-        raise ValidationError(f"items[{index}].content is larger than {max_content_bytes} bytes", "content", index)
-    meta = item.get("meta", {})
-    if meta is None:
-        meta = {}
-    if not isinstance(meta, dict):
-        raise ValidationError(f"items[{index}].meta must be a JSON object", "meta", index)
-    times = {}
-    for name in ("created_at", "updated_at"):
-        raw = item.get(name)
-        if raw is None:
-            continue
-        try:
-            times[name] = timeutil.normalise(raw)
-        except ValueError as exc:
-            raise ValidationError(f"items[{index}].{name}: {exc}", name, index) from None
-    # missing times stay None here so the content hash only covers what the client sent;
-    # they are filled in when written (now for a new item, the stored value for an update)
-    created = times.get("created_at")
-    updated = times.get("updated_at")
-    if created and updated and created > updated:
-        raise ValidationError(f"items[{index}].created_at is after its updated_at", "created_at", index)
-    _check_text(item, index)
-    return {
-        "id": item_id, "source": source,
-        "title": _opt_str(item, "title", index, MAX_TITLE_LEN) or "",
-        "uri": _opt_str(item, "uri", index, 8192),
-        "project": _opt_str(item, "project", index, 4096),
-        "created_at": created, "updated_at": updated, "content": content, "meta": meta,
-    }
+            item = Item.model_validate(item, context={"max_content_bytes": max_content_bytes})
+        except PydanticValidationError as exc:
+            problem = explain(exc, at=("items", index))
+            raise ValidationError(problem.message, problem.field, index) from None
+    return item.stored()
 
 
 def item_hash(item: dict[str, Any]) -> str:
@@ -452,7 +353,7 @@ class Store:
 
     # -- ingest ----------------------------------------------------------------
 
-    def upsert(self, items: Sequence[Any], model: TextModel, max_content_bytes: int = 2 * 1024 * 1024) -> IngestResult:
+    def upsert(self, items: Sequence[Any], model: TextModel, max_content_bytes: int = DEFAULT_MAX_CONTENT_BYTES) -> IngestResult:
         """Validate, chunk and write the whole batch in one transaction; queue new texts for embedding.
 
         Why no embedding here: the embedder (a CPU model or a remote API) may be slow, busy or down,

@@ -4,7 +4,8 @@ Why one module on both sides: forgetting has to mean the same thing where it is 
 brain-api refuses a forgotten item on ingest (so nothing forgotten is stored again, whoever sends
 it), and the collectors skip it before it is queued (so its text never leaves the laptop again).
 If the two sides matched differently, an item could slip through one of them; here there is one
-``Rule.matches``. This module imports nothing of either side (only the time helpers).
+``Rule.matches``. This module imports nothing of either side (only the time helpers and the item
+schema).
 
 A rule is the AND of the fields it has (at least one):
 
@@ -29,8 +30,8 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from brain.shared import timeutil
+from brain.shared.schema import SOURCES
 
-SOURCES = ("claude", "agent", "browser", "file", "note")
 RULE_FIELDS = ("id", "source", "project", "id_prefix", "domain", "path_glob", "since", "until")
 MAX_FIELD = 4096
 
