@@ -76,7 +76,7 @@ def run(corpus: Path, k: int = 5, depth: int = 10) -> dict[str, Any]:
         try:
             store.migrate(conn)
             started = time.perf_counter()
-            store.Store(conn, cfg["embed.chunk_tokens"], cfg["embed.chunk_overlap"]).upsert(items, embedder)
+            store.Store(conn, cfg.embed.chunk_tokens, cfg.embed.chunk_overlap).upsert(items, embedder)
             ingest_s = time.perf_counter() - started
             searcher = Searcher(embedder)
             modes = {"vector": "vector", "bm25": "bm25", "hybrid": "hybrid"}

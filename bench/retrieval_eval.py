@@ -313,15 +313,15 @@ def build_store(db: Path, items: list[dict[str, Any]], cfg: config.Config, vecto
     conn = store.connect(db)
     store.migrate(conn)
     model = get_text_model(cfg)
-    st = store.Store(conn, cfg["embed.chunk_tokens"], cfg["embed.chunk_overlap"])
+    st = store.Store(conn, cfg.embed.chunk_tokens, cfg.embed.chunk_overlap)
     started = time.perf_counter()
     for start in range(0, len(items), 100):
         st.upsert(items[start:start + 100], model)
     ingest_s = time.perf_counter() - started
     reused = _reuse_vectors(conn, model.model_id, vector_cache)
     started = time.perf_counter()
-    worker = EmbedWorker(db, model.model_id, lambda: get_embedder(cfg, threads=cfg["embed.threads"]),
-                         batch=cfg["embed.worker_batch"], wait=lambda s: False)
+    worker = EmbedWorker(db, model.model_id, lambda: get_embedder(cfg, threads=cfg.embed.threads),
+                         batch=cfg.embed.worker_batch, wait=lambda s: False)
     try:
         embedded = worker.drain()
     finally:

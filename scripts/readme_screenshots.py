@@ -94,7 +94,7 @@ def main() -> int:
         assert client.post("/api/v1/items", json={"items": items()},
                            headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
         cfg = app.config["BRAIN"]
-        worker = EmbedWorker(cfg["server.db_path"], get_text_model(cfg).model_id, lambda: get_embedder(cfg))
+        worker = EmbedWorker(cfg.server.db_path, get_text_model(cfg).model_id, lambda: get_embedder(cfg))
         worker.drain()
         worker.close()
         url, server = serve(app)

@@ -81,7 +81,7 @@ def drain_embeddings(app_or_cfg: Any) -> int:
     from brain.shared import config as config_mod
 
     cfg = app_or_cfg if isinstance(app_or_cfg, config_mod.Config) else app_or_cfg.config["BRAIN"]
-    worker = EmbedWorker(cfg["server.db_path"], get_text_model(cfg).model_id, lambda: get_embedder(cfg))
+    worker = EmbedWorker(cfg.server.db_path, get_text_model(cfg).model_id, lambda: get_embedder(cfg))
     try:
         return worker.drain()
     finally:

@@ -87,12 +87,12 @@ def test_brain_config_is_read_by_the_real_config_loader(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
     path.write_text(files["config.toml"])
     cfg = config_mod.load(path, env={})
-    assert cfg["server.db_path"] == '/srv/brain "data"/brain.db'
-    assert cfg["server.port"] == 8000 and cfg["server.host"] == "127.0.0.1"
-    assert cfg["server.max_batch_items"] == 100 and cfg["llm.read_timeout"] == 120.5
-    assert cfg["llm.base_url"] == "http://10.77.0.2:11434/v1"
-    assert cfg["backup.dir"] == "/var/backups/brain" and cfg["backup.keep"] == 7
-    assert cfg["server.api_tokens"] == []  # secrets never in the config file
+    assert cfg.server.db_path == '/srv/brain "data"/brain.db'
+    assert cfg.server.port == 8000 and cfg.server.host == "127.0.0.1"
+    assert cfg.server.max_batch_items == 100 and cfg.llm.read_timeout == 120.5
+    assert cfg.llm.base_url == "http://10.77.0.2:11434/v1"
+    assert cfg.backup.dir == "/var/backups/brain" and cfg.backup.keep == 7
+    assert cfg.server.api_tokens == []  # secrets never in the config file
 
 
 def test_brain_unknown_extra_setting_is_caught_by_the_loader(tmp_path: Path) -> None:
@@ -366,27 +366,27 @@ def _agreement(tmp_path: Path, files: dict[str, dict[str, str]]) -> tuple[config
     gpu_vars, brain_vars = json.loads(gpu["ollama-vars.json"]), json.loads(brain["brain-vars.json"])
     tunnel_host, _, port = ollama_env["OLLAMA_HOST"].partition(":")
     # the model: what Ollama pulls is what brain-api asks for
-    assert gpu_vars["ollama_models"] == [server["llm.model"]]
+    assert gpu_vars["ollama_models"] == [server.llm.model]
     # the context: Ollama allocates what brain-api packs
-    assert int(ollama_env["OLLAMA_CONTEXT_LENGTH"]) == server["llm.context_tokens"]
+    assert int(ollama_env["OLLAMA_CONTEXT_LENGTH"]) == server.llm.context_tokens
     # the tunnel: Ollama binds the GPU's tunnel address, which brain-api calls, and admits the brain's
     assert tunnel_host == gpu_vars["wireguard_address"] == gpu_vars["ollama_listen_address"]
-    assert server["llm.base_url"] == f"http://{tunnel_host}:{port}/v1"
-    assert server["gpu.ollama_url"] in ("", f"http://{tunnel_host}:{port}")
+    assert server.llm.base_url == f"http://{tunnel_host}:{port}/v1"
+    assert server.gpu.ollama_url in ("", f"http://{tunnel_host}:{port}")
     assert gpu_vars["ollama_allowed_clients"] == [brain_vars["wireguard_address"]]
     # the tokens: the laptop's (which its collectors, CLI and MCP server all read) is one brain-api accepts
     accepted = re.search(r"^BRAIN_API_TOKENS=(.*)$", brain["brain-brain.env"], re.M).group(1).split(",")
-    assert client["client.token"] in accepted and server["server.api_tokens"] == []
+    assert client.client.token in accepted and server.server.api_tokens == []
     # the internal CA: the laptop trusts the certificate the brain role fetched
     laptop_vars = json.loads(laptop["collectors-vars.json"])
     assert laptop_vars["collectors_ca_bundle_src"].strip() == brain_vars["brain_caddy_ca_fetch_dest"] != ""
-    assert client["client.ca_bundle"].endswith("/.config/brain/brain-ca.crt")
+    assert client.client.ca_bundle.endswith("/.config/brain/brain-ca.crt")
     return server, ollama_env
 
 
 def test_settings_two_hosts_must_agree_on_are_derived_once(tmp_path: Path, tool) -> None:
     server, ollama_env = _agreement(tmp_path, _render_site(tmp_path, tool))
-    assert (server["llm.model"], server["llm.context_tokens"]) == ("deepseek-coder-v2:16b", 8192)
+    assert (server.llm.model, server.llm.context_tokens) == ("deepseek-coder-v2:16b", 8192)
     assert ollama_env["OLLAMA_HOST"] == "10.77.0.2:11434"
 
 
@@ -395,9 +395,9 @@ def test_changing_a_site_value_moves_both_sides(tmp_path: Path, tool) -> None:
     files = _render_site(tmp_path, tool, site_llm_context_tokens=16384, site_llm_model="qwen2.5-coder:7b",
                          site_ollama_port=11500, site_gpu_tunnel_ip="10.88.0.2", site_brain_tunnel_ip="10.88.0.1")
     server, ollama_env = _agreement(tmp_path, files)
-    assert (server["llm.model"], server["llm.context_tokens"]) == ("qwen2.5-coder:7b", 16384)
+    assert (server.llm.model, server.llm.context_tokens) == ("qwen2.5-coder:7b", 16384)
     assert ollama_env["OLLAMA_HOST"] == "10.88.0.2:11500"
-    assert server["llm.base_url"] == "http://10.88.0.2:11500/v1"
+    assert server.llm.base_url == "http://10.88.0.2:11500/v1"
 
 
 def test_gpu_check_fails_clearly_without_nvidia_smi_and_passes_with_it(tmp_path: Path) -> None:
@@ -442,9 +442,9 @@ def test_collectors_config_is_read_by_the_real_config_loader(tmp_path: Path) -> 
     path = tmp_path / "config.toml"
     path.write_text(files["config.toml"])
     cfg = config_mod.load(path, env={})
-    assert cfg["client.api_url"] == "https://192.0.2.10" and cfg["client.token"] == "tok-0123456789abcdef"
-    assert cfg["client.ca_bundle"] == "/home/dev/brain-ca.crt" and cfg["client.timeout"] == 30
-    assert cfg["collect.files_roots"] == ["~/projects"]
+    assert cfg.client.api_url == "https://192.0.2.10" and cfg.client.token == "tok-0123456789abcdef"
+    assert cfg.client.ca_bundle == "/home/dev/brain-ca.crt" and cfg.client.timeout == 30
+    assert cfg.collect.files_roots == ["~/projects"]
 
 
 def test_cron_runner_locks_logs_and_rotates(tmp_path: Path) -> None:

@@ -137,10 +137,10 @@ def test_init_writes_a_commented_config_that_loads(runner, home) -> None:
     assert "# api_url = \"http://127.0.0.1:8000\"" in text and "(env BRAIN_TOKEN)" in text
     assert "# files_roots = []" in text
     cfg = config_mod.load()
-    assert cfg.path == path and cfg["collect.files_max_bytes"] == 1_048_576
+    assert cfg.path == path and cfg.collect.files_max_bytes == 1_048_576
     # uncommenting a value works as documented
     path.write_text(text.replace('# files_roots = []', 'files_roots = ["~/projects"]'))
-    assert config_mod.load()["collect.files_roots"] == ["~/projects"]
+    assert config_mod.load().collect.files_roots == ["~/projects"]
     again = runner.invoke(main, ["init"])
     assert again.exit_code == 1 and "exists; use --force" in again.output
     assert runner.invoke(main, ["init", "--force"]).exit_code == 0

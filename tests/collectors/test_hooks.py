@@ -422,4 +422,4 @@ def test_brain_init_documents_the_hooks_settings(runner, home: Path) -> None:
     assert runner.invoke(main, ["init"]).exit_code == 0
     text = (home / ".config" / "brain" / "config.toml").read_text()
     assert "[hooks]" in text and "# context_tokens = 1000" in text and "(env BRAIN_HOOKS_START_BUDGET)" in text
-    assert config_mod.load()["hooks.start_budget"] == 1.2
+    assert config_mod.load().hooks.start_budget == 1.2

@@ -6,6 +6,7 @@ import pytest
 
 from brain.core.chunking import chunk_text
 from brain.shared import config
+from brain.shared.settings import embed_provider
 
 
 def words(texts):
@@ -53,9 +54,9 @@ def test_precedence_env_over_file_over_default(tmp_path):
     f = tmp_path / "c.toml"
     f.write_text('[server]\nport = 9000\nworkers = 3\n[embed]\nprovider = "local"\n')
     cfg = config.load(f, env={"BRAIN_SERVER_PORT": "9100"})
-    assert cfg["server.port"] == 9100 and cfg.sources["server.port"] == "BRAIN_SERVER_PORT"
-    assert cfg["server.workers"] == 3 and cfg.sources["server.workers"] == str(f)
-    assert cfg["server.max_batch_items"] == 500 and cfg.sources["server.max_batch_items"] == "default"
+    assert cfg.server.port == 9100 and cfg.sources["server.port"] == "BRAIN_SERVER_PORT"
+    assert cfg.server.workers == 3 and cfg.sources["server.workers"] == str(f)
+    assert cfg.server.max_batch_items == 500 and cfg.sources["server.max_batch_items"] == "default"
 
 
 def test_every_bad_value_is_reported_with_its_origin(tmp_path):
@@ -73,7 +74,7 @@ def test_every_bad_value_is_reported_with_its_origin(tmp_path):
 
 def test_secrets_are_masked_in_errors_and_display(tmp_path):
     cfg = config.load(env={"OPENAI_API_KEY": "sk-secret", "BRAIN_API_TOKENS": "a,b"})
-    assert cfg["server.api_tokens"] == ["a", "b"]
+    assert cfg.server.api_tokens == ["a", "b"]
     shown = cfg.redacted()
     assert shown["embed.openai_api_key"] == "***" and "sk-secret" not in repr(shown)
 
@@ -88,7 +89,7 @@ def test_bad_toml_and_missing_explicit_file(tmp_path):
 
 
 def test_auto_provider_uses_openai_only_with_a_key(tmp_path):
-    assert config.embed_provider(config.load(env={})) == "local"
-    assert config.embed_provider(config.load(env={"OPENAI_API_KEY": "k"})) == "openai"
+    assert embed_provider(config.load(env={})) == "local"
+    assert embed_provider(config.load(env={"OPENAI_API_KEY": "k"})) == "openai"
     forced = config.load(env={"OPENAI_API_KEY": "k", "BRAIN_EMBED_PROVIDER": "local"})
-    assert config.embed_provider(forced) == "local"
+    assert embed_provider(forced) == "local"

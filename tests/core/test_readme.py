@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from brain.shared import config
+from brain.shared.settings import FullConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
@@ -33,7 +34,7 @@ def test_configuration_reference_is_current(monkeypatch):
 
 
 def test_every_setting_is_documented_with_help():
-    for s in config.SETTINGS:
+    for s in config.describe(FullConfig):
         assert s.help.strip(), s.name
 
 

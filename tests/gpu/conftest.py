@@ -77,7 +77,7 @@ def make_app(settings: dict[str, Any], corpus: bool = False, **overrides: Any):
 def make_control(settings: dict[str, Any], **kw: Any) -> GpuControl:
     """A GpuControl on the same database and VM as the app (``kw``: clock, ...)."""
     cfg = config_mod.load(overrides=settings)
-    conn = store.connect(cfg["server.db_path"])
+    conn = store.connect(cfg.server.db_path)
     store.migrate(conn)
     conn.close()
     return GpuControl(cfg, **kw)

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from brain.api import create_app
+from brain.cli.gpu import render_cost
 from brain.cli.main import main
 from brain.core import store
 from brain.gpu import cost
@@ -116,7 +117,7 @@ def test_a_simulated_month_matches_hand_computed_totals(gpu_settings, instant_td
     assert (st["gb"], st["usd_per_gb_hour"]) == (100, 0.00005)
     assert st["projected_usd"] == pytest.approx(1.76375 * 744 / 375, abs=1e-4)
     assert march["embeddings"]["usd"] == 0 and march["total"]["usd"] == pytest.approx(9.70 + 1.76375, abs=1e-4)
-    assert "storage       352.75 h   $    1.76   stopped (100 GB at $5e-05/GB-h)" in cost.render(march)
+    assert "storage       352.75 h   $    1.76   stopped (100 GB at $5e-05/GB-h)" in render_cost(march)
     assert control.status()["session_usd"] == pytest.approx(1.50)  # session 5: 3 h at $0.50
 
     assert feb["complete"] is True and feb["gpu"]["hours"] == pytest.approx(2.0)
@@ -201,7 +202,7 @@ def test_december_ends_at_new_year() -> None:
 
 def test_tiers_setting_is_validated() -> None:
     cfg = config_mod.load(env={}, overrides={"gpu.tiers": "Big:200, Tiny:10"})
-    assert cfg["gpu.tiers"] == ["Big:200", "Tiny:10"]
+    assert cfg.gpu.tiers == ["Big:200", "Tiny:10"]
     with pytest.raises(config_mod.ConfigError, match="gpu.tiers"):
         config_mod.load(env={}, overrides={"gpu.tiers": "Light=60"})
 

@@ -11,26 +11,27 @@ from brain.api import auth, errors, items, ops, params, schema, search
 from brain.api.deps import close_db
 from brain.core import store
 from brain.shared import config as config_mod
+from brain.shared.settings import ServerConfig
 
 log = logging.getLogger(__name__)
 
 
-def create_app(test_config: dict[str, Any] | config_mod.Config | None = None) -> Flask:
-    """Build the app. ``test_config`` is a Config or a dict of dotted settings overriding the loaded ones."""
-    if isinstance(test_config, config_mod.Config):
+def create_app(test_config: dict[str, Any] | ServerConfig | None = None) -> Flask:
+    """Build the app. ``test_config`` is a ServerConfig or a dict of dotted settings overriding the loaded ones."""
+    if isinstance(test_config, ServerConfig):
         cfg = test_config
     else:
-        cfg = config_mod.load(overrides=test_config or None)
+        cfg = config_mod.load(overrides=test_config or None, kind=ServerConfig)
     app = Flask(__name__)
     app.config["BRAIN"] = cfg
-    app.config["MAX_CONTENT_LENGTH"] = cfg["server.max_body_bytes"]
+    app.config["MAX_CONTENT_LENGTH"] = cfg.server.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    conn = store.connect(cfg["server.db_path"])
+    conn = store.connect(cfg.server.db_path)
     try:
         store.migrate(conn)
     finally:
         conn.close()
-    if not cfg["server.api_tokens"]:
+    if not cfg.server.api_tokens:
         log.warning("no API tokens configured (server.api_tokens / BRAIN_API_TOKENS): every API call gets 401")
 
     errors.register(app)
@@ -39,7 +40,7 @@ def create_app(test_config: dict[str, Any] | config_mod.Config | None = None) ->
     app.before_request(params.check_url_text)  # the body's NUL rule for the query string and path
     for bp in blueprints():
         app.register_blueprint(bp)  # auth applies to them all (the page checks its own sessions)
-    if cfg["web.trust_proxy"]:  # Caddy in front: its X-Forwarded-Proto/-For (see web_auth.set_cookie)
+    if cfg.web.trust_proxy:  # Caddy in front: its X-Forwarded-Proto/-For (see web_auth.set_cookie)
         from werkzeug.middleware.proxy_fix import ProxyFix
 
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)  # type: ignore[method-assign]

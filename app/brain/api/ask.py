@@ -42,7 +42,7 @@ from brain.gpu import control as gpu
 from brain.gpu import starts as gpu_starts
 from brain.rag import ask as ask_core
 from brain.rag.llm import LLMClient, get_llm
-from brain.shared.config import Config
+from brain.shared.settings import ServerConfig
 
 bp = Blueprint("ask", __name__, url_prefix="/api/v1")
 
@@ -66,10 +66,10 @@ def _llm_unavailable(exc: ask_core.AskLLMError) -> tuple[Response, int]:
 def ask(body: schema.AskRequest):
     cfg = get_config()
     stream = bool(body.stream)
-    show_thinking = cfg["llm.show_thinking"] if body.show_thinking is None else body.show_thinking
+    show_thinking = cfg.llm.show_thinking if body.show_thinking is None else body.show_thinking
     use_llm = body.llm is not False
     try:
-        prep = ask_core.prepare(get_db(), get_searcher(), cfg, body.question, k=body.k or cfg["ask.k"], **body.filters())
+        prep = ask_core.prepare(get_db(), get_searcher(), cfg, body.question, k=body.k or cfg.ask.k, **body.filters())
     except ask_core.AskInputError as exc:
         raise ApiError(400, "invalid_parameter", str(exc), field=exc.field) from None
     except EmbedError as exc:
@@ -152,7 +152,7 @@ def _gpu_unavailable(exc: gpu.GpuError, prep: ask_core.Prepared) -> tuple[Respon
     return jsonify(_gpu_payload(exc, prep)), 503
 
 
-def _ask_on_gpu(control: gpu.GpuControl, cfg: Config, prep: ask_core.Prepared, llm: LLMClient, stream: bool,
+def _ask_on_gpu(control: gpu.GpuControl, cfg: ServerConfig, prep: ask_core.Prepared, llm: LLMClient, stream: bool,
                 show_thinking: bool):
     """Make sure the GPU VM is up (start it, or answer retrieval-only), then answer."""
     ticket = control.begin_request("ask")  # before any check: the idle stop must see this ask
@@ -163,7 +163,7 @@ def _ask_on_gpu(control: gpu.GpuControl, cfg: Config, prep: ask_core.Prepared, l
         if stream:
             return _event_stream(_start_then_stream(control, cfg, prep, llm, show_thinking), ticket)
         started = time.monotonic()
-        control.ensure_ready(auto_start=cfg["gpu.auto_start"], origin="ask")
+        control.ensure_ready(auto_start=cfg.gpu.auto_start, origin="ask")
         return _answer(prep, llm, False, show_thinking, ticket, (time.monotonic() - started) * 1000)
     except gpu.CannotStart as exc:
         ticket.end()
@@ -176,24 +176,24 @@ def _ask_on_gpu(control: gpu.GpuControl, cfg: Config, prep: ask_core.Prepared, l
         raise
 
 
-def _usual_start(cfg: Config) -> float | None:
+def _usual_start(cfg: ServerConfig) -> float | None:
     """Own connections: these run while the response streams, outside the request's context."""
-    conn = store.connect(cfg["server.db_path"])
+    conn = store.connect(cfg.server.db_path)
     try:
         return gpu_starts.usual(conn)
     finally:
         conn.close()
 
 
-def _record_start(cfg: Config, seconds: float) -> None:
-    conn = store.connect(cfg["server.db_path"])
+def _record_start(cfg: ServerConfig, seconds: float) -> None:
+    conn = store.connect(cfg.server.db_path)
     try:
         gpu_starts.record(conn, seconds)
     finally:
         conn.close()
 
 
-def _start_then_stream(control: gpu.GpuControl, cfg: Config, prep: ask_core.Prepared, llm: LLMClient,
+def _start_then_stream(control: gpu.GpuControl, cfg: ServerConfig, prep: ask_core.Prepared, llm: LLMClient,
                        show_thinking: bool) -> Iterator[tuple[str, Any]]:
     """SSE events: ``status`` while the GPU VM starts, then the answer (or retrieval only).
 
@@ -202,11 +202,11 @@ def _start_then_stream(control: gpu.GpuControl, cfg: Config, prep: ask_core.Prep
     started = time.monotonic()
     usual, booting = _usual_start(cfg), False
     try:
-        for progress in control.start_events(auto_start=cfg["gpu.auto_start"], origin="ask"):
+        for progress in control.start_events(auto_start=cfg.gpu.auto_start, origin="ask"):
             booting = booting or progress.stage == "vm_starting"
             if progress.stage == "ready" and booting:
                 _record_start(cfg, time.monotonic() - started)
-            yield "status", {**progress.as_dict(), "usual_s": usual, "timeout_s": cfg["gpu.start_timeout"]}
+            yield "status", {**progress.as_dict(), "usual_s": usual, "timeout_s": cfg.gpu.start_timeout}
     except gpu.CannotStart as exc:
         out = ask_core.retrieval_only(prep, _note(exc), exc.code)
         yield "status", {"stage": "retrieval_only", "message": exc.message, "state": "stopped",

@@ -23,7 +23,7 @@ def require_token() -> None:
     """``before_request`` hook: 401 unless the Authorization header carries a configured token."""
     if request.endpoint in PUBLIC_ENDPOINTS or request.blueprint in SELF_AUTHENTICATING:
         return
-    tokens = get_config()["server.api_tokens"]
+    tokens = get_config().server.api_tokens
     header = request.headers.get("Authorization", "")
     if not header and request.cookies.get(web_auth.SESSION_COOKIE):
         _require_session(tokens)

@@ -13,22 +13,22 @@ from flask import current_app, g
 from brain.core import store
 from brain.core.embed import Embedder, TextModel, get_embedder, get_text_model
 from brain.core.search import Searcher
-from brain.shared.config import Config
+from brain.shared.settings import ServerConfig
 
 
-def get_config() -> Config:
+def get_config() -> ServerConfig:
     return current_app.config["BRAIN"]
 
 
 def get_db() -> sqlite3.Connection:
     if "db" not in g:
-        g.db = store.connect(get_config()["server.db_path"])
+        g.db = store.connect(get_config().server.db_path)
     return g.db
 
 
 def get_store() -> store.Store:
     cfg = get_config()
-    return store.Store(get_db(), cfg["embed.chunk_tokens"], cfg["embed.chunk_overlap"])
+    return store.Store(get_db(), cfg.embed.chunk_tokens, cfg.embed.chunk_overlap)
 
 
 def get_embedder_for_app() -> Embedder:

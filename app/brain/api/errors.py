@@ -109,7 +109,7 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
-        storage = storage_error(exc, current_app.config["BRAIN"]["server.db_path"])
+        storage = storage_error(exc, current_app.config["BRAIN"].server.db_path)
         if storage is not None:
             log.error("storage: %s", storage.message)
             return _api_error(storage)

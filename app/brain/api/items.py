@@ -28,12 +28,12 @@ bp = Blueprint("items", __name__, url_prefix="/api/v1")
 def upsert_items():
     """Batch upsert: all items valid and stored, or none."""
     body = json_body()
-    limit = get_config()["server.max_batch_items"]
+    limit = get_config().server.max_batch_items
     items = body.get("items")
     if isinstance(items, list) and len(items) > limit:  # before validating 10,000 items one by one
         raise ApiError(413, "too_many_items", f"a batch may carry at most {limit} items, got {len(items)}",
                        field="items")
-    batch = schema.validate(ItemBatch, body, "invalid_field", {"max_content_bytes": get_config()["server.max_item_bytes"]})
+    batch = schema.validate(ItemBatch, body, "invalid_field", {"max_content_bytes": get_config().server.max_item_bytes})
     try:
         model = get_text_model_for_app()
     except EmbedError as exc:
@@ -41,7 +41,7 @@ def upsert_items():
         raise ApiError(503, "embedder_unavailable", f"the embedding model's tokenizer is not usable, nothing was "
                        f"stored: {exc}") from None
     try:
-        result = get_store().upsert(batch.items, model, get_config()["server.max_item_bytes"])
+        result = get_store().upsert(batch.items, model, get_config().server.max_item_bytes)
     except ValidationError as exc:
         raise ApiError(400, "invalid_item", exc.message, field=exc.field, index=exc.index) from None
     return jsonify(result.as_dict())

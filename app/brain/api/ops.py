@@ -45,7 +45,7 @@ def readyz():
             db.execute("INSERT INTO kv(key, value) VALUES ('ready_probe', datetime('now')) "
                        "ON CONFLICT(key) DO UPDATE SET value = excluded.value")
     except sqlite3.Error as exc:
-        storage = storage_error(exc, get_config()["server.db_path"])
+        storage = storage_error(exc, get_config().server.db_path)
         raise ApiError(503, "not_ready", storage.message if storage else f"database is not writable: {exc}") from None
     try:
         model = get_text_model_for_app().model_id
@@ -57,7 +57,7 @@ def readyz():
 
 def _check_disk() -> None:
     """503 not_ready while the database's filesystem is read-only or (nearly) full."""
-    folder = Path(get_config()["server.db_path"]).parent
+    folder = Path(get_config().server.db_path).parent
     try:
         read_only, free = filesystem_state(folder)
     except OSError as exc:

@@ -8,17 +8,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from brain.shared.config import Config
+from brain.shared.settings import ServerConfig
 
 
 @contextmanager
-def embed_worker_process(cfg: Config) -> Iterator[subprocess.Popen[bytes] | None]:
+def embed_worker_process(cfg: ServerConfig) -> Iterator[subprocess.Popen[bytes] | None]:
     """Run ``brain embed-worker`` beside the server (unless ``server.embed_worker`` is false).
 
     Why a child process and not a thread of a gunicorn worker: one worker per database, whatever
     the number of gunicorn processes, and its CPU-bound batches never hold up request threads.
     It exits with the server: stopped here, and by itself if this process dies (--exit-with-parent)."""
-    if not cfg["server.embed_worker"]:
+    if not cfg.server.embed_worker:
         yield None
         return
     cmd = [sys.executable, "-m", "brain"]
@@ -36,7 +36,7 @@ def embed_worker_process(cfg: Config) -> Iterator[subprocess.Popen[bytes] | None
             proc.wait()
 
 
-def run_dev(cfg: Config, host: str, port: int) -> None:
+def run_dev(cfg: ServerConfig, host: str, port: int) -> None:
     from brain.api import create_app
 
     app = create_app(cfg)
@@ -44,7 +44,7 @@ def run_dev(cfg: Config, host: str, port: int) -> None:
         app.run(host=host, port=port, debug=False, threaded=True)
 
 
-def gunicorn_options(cfg: Config, host: str, port: int, workers: int) -> dict[str, Any]:
+def gunicorn_options(cfg: ServerConfig, host: str, port: int, workers: int) -> dict[str, Any]:
     """Threads per worker let a long streaming ``ask`` not block other requests.
 
     The worker is gthread reading request heads off its threads, with read/write timeouts and
@@ -55,7 +55,7 @@ def gunicorn_options(cfg: Config, host: str, port: int, workers: int) -> dict[st
     return {
         "bind": f"{host}:{port}",
         "workers": workers,
-        "worker_class": BrainThreadWorker.with_timeouts(cfg["server.head_timeout"], cfg["server.read_timeout"]),
+        "worker_class": BrainThreadWorker.with_timeouts(cfg.server.head_timeout, cfg.server.read_timeout),
         "threads": 4,
         "limit_request_line": 0,
         "timeout": 360,
@@ -64,14 +64,14 @@ def gunicorn_options(cfg: Config, host: str, port: int, workers: int) -> dict[st
         "errorlog": "-",
         # X-Forwarded-Proto from the proxy on loopback only when configured (web.trust_proxy): it makes
         # the page's session cookie Secure; otherwise nobody may claim TLS for a plain connection
-        "forwarded_allow_ips": "127.0.0.1,::1" if cfg["web.trust_proxy"] else "",
+        "forwarded_allow_ips": "127.0.0.1,::1" if cfg.web.trust_proxy else "",
         # no runtime-management socket in $HOME: nothing uses it, and under systemd's
         # ProtectSystem=strict the home folder is read-only
         "control_socket_disable": True,
     }
 
 
-def run_gunicorn(cfg: Config, host: str, port: int, workers: int) -> None:
+def run_gunicorn(cfg: ServerConfig, host: str, port: int, workers: int) -> None:
     from gunicorn.app.base import BaseApplication
 
     from brain.api import create_app

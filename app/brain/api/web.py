@@ -68,7 +68,7 @@ def _headers(resp: Response) -> Response:
 def current_session() -> web_auth.WebSession | None:
     if "web_session" not in g:
         g.web_session = web_auth.find_session(get_db(), request.cookies.get(web_auth.SESSION_COOKIE),
-                                              get_config()["server.api_tokens"])
+                                              get_config().server.api_tokens)
     return g.web_session
 
 
@@ -100,9 +100,9 @@ def tz_name() -> str:
     name = request.cookies.get(TZ_COOKIE, "")
     try:
         parse_tz(name)
-        return name or get_config()["web.timezone"]
+        return name or get_config().web.timezone
     except ValueError:
-        return get_config()["web.timezone"]
+        return get_config().web.timezone
 
 
 def local(ts: str | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
@@ -243,7 +243,7 @@ def signin_post():
     if wait:
         return signin_form(429, f"Too many failed sign-ins. Try again in {max(1, round(wait / 60))} minutes.", wait)
     token = (request.form.get("token") or "").strip()
-    tokens = get_config()["server.api_tokens"]
+    tokens = get_config().server.api_tokens
     if not tokens:
         return signin_form(401, "This brain-api has no tokens configured (server.api_tokens), so nobody can sign in.")
     if not token or not web_auth.token_ok(token, tokens):
@@ -251,9 +251,9 @@ def signin_post():
         return signin_form(401, "That is not one of this brain-api's tokens (server.api_tokens). "
                            "Check for a missing character and try again.")
     web_auth.clear_failures(conn, client)
-    value, _ = web_auth.open_session(conn, token, get_config()["web.session_hours"])
+    value, _ = web_auth.open_session(conn, token, get_config().web.session_hours)
     resp = redirect(safe_next(request.form.get("next")), 303)
-    web_auth.set_cookie(resp, request, web_auth.SESSION_COOKIE, value, get_config()["web.session_hours"] * 3600)
+    web_auth.set_cookie(resp, request, web_auth.SESSION_COOKIE, value, get_config().web.session_hours * 3600)
     web_auth.clear_cookie(resp, request, web_auth.SIGNIN_COOKIE)
     return resp
 

@@ -20,12 +20,7 @@ import requests
 
 from brain.rag import ask as _ask  # noqa: F401 - registers the ask.* settings before the config is loaded
 from brain.rag import llm as _llm  # noqa: F401 - registers the llm.* settings added by this area
-from brain.shared.config import Config, Setting, _float, register
-
-register(
-    Setting("client.ask_timeout", _float(1.0), 600.0,
-            "seconds `brain ask` waits for the next piece of an answer (the LLM may be loading a model)"),
-)
+from brain.shared.settings import LaptopConfig
 
 CONNECT_RETRIES = 2
 
@@ -82,12 +77,12 @@ def _json_or_text(text: str) -> Any:
 class AskHttp:
     """POST /api/v1/ask with bearer auth, a connect timeout, and bounded retries before sending."""
 
-    def __init__(self, cfg: Config):
-        self.url = cfg["client.api_url"].rstrip("/") + "/api/v1/ask"
-        self.timeout = (cfg["client.timeout"], cfg["client.ask_timeout"])
+    def __init__(self, cfg: LaptopConfig):
+        self.url = cfg.client.api_url.rstrip("/") + "/api/v1/ask"
+        self.timeout = (cfg.client.timeout, cfg.client.ask_timeout)
         self.session = requests.Session()
-        self.session.headers["Authorization"] = f"Bearer {cfg['client.token']}"
-        self.session.verify = cfg["client.ca_bundle"] or True
+        self.session.headers["Authorization"] = f"Bearer {cfg.client.token}"
+        self.session.verify = cfg.client.ca_bundle or True
 
     def post(self, body: dict[str, Any], stream: bool) -> requests.Response:
         """Retry only failures to connect: then nothing reached brain-api and a retry is harmless."""
@@ -230,7 +225,7 @@ def ask(obj: Any, question: str, k: int | None, source: str | None, project: str
         body["show_thinking"] = True
     if no_llm:
         body["llm"] = False
-    http = AskHttp(obj.cfg)
+    http = AskHttp(obj.laptop)
     if as_json or no_llm or no_stream:
         run_once(http, body, as_json, no_llm, show_thinking)
     else:

@@ -12,10 +12,10 @@ from typing import Any
 import click
 
 from brain.client.http import ApiClient, ApiError, ApiUnavailable
-from brain.shared.config import Config
+from brain.shared.settings import LaptopConfig
 
 
-def _client(cfg: Config) -> ApiClient:
+def _client(cfg: LaptopConfig) -> ApiClient:
     try:
         return ApiClient.from_config(cfg)
     except ValueError as exc:
@@ -88,7 +88,7 @@ def forget_cmd(obj: Any, item_id: str | None, id_: str | None, source: str | Non
       brain forget --list
       brain forget --undo 3
     """
-    client = _client(obj.cfg)
+    client = _client(obj.laptop)
     if list_:
         tombstones = _call(client.tombstones)
         if as_json:

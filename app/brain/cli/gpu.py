@@ -9,19 +9,25 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from brain.core import store
-from brain.gpu import control as gpu_mod
-from brain.shared.config import Config
+from brain.client.http import ApiClient, ApiError, ApiUnavailable
+from brain.shared.settings import FullConfig, ServerConfig
+
+if TYPE_CHECKING:
+    from brain.gpu import control as gpu_mod
 
 
-def _control(cfg: Config) -> gpu_mod.GpuControl | None:
-    if not cfg["gpu.instance_id"]:
+def _control(cfg: ServerConfig) -> gpu_mod.GpuControl | None:
+    """The GPU control on brain-api's host (``--local``, ``idle-check``): the server side, imported here."""
+    from brain.core import store
+    from brain.gpu import control as gpu_mod
+
+    if not cfg.gpu.instance_id:
         return None  # and no database is created where none is needed
-    conn = store.connect(cfg["server.db_path"])
+    conn = store.connect(cfg.server.db_path)
     try:
         store.migrate(conn)
     finally:
@@ -32,16 +38,14 @@ def _control(cfg: Config) -> gpu_mod.GpuControl | None:
         raise click.ClickException(exc.message) from None
 
 
-def _required(cfg: Config) -> gpu_mod.GpuControl:
+def _required(cfg: ServerConfig) -> gpu_mod.GpuControl:
     control = _control(cfg)
     if control is None:
         raise click.ClickException("no GPU VM is configured: set gpu.instance_id (BRAIN_GPU_INSTANCE_ID)")
     return control
 
 
-def _api(cfg: Config, method: str, path: str, **kw: Any) -> dict[str, Any]:
-    from brain.client.http import ApiClient, ApiError, ApiUnavailable
-
+def _api(cfg: FullConfig, method: str, path: str, **kw: Any) -> dict[str, Any]:
     try:
         return ApiClient.from_config(cfg).request(method, path, **kw)
     except ApiError as exc:
@@ -51,6 +55,8 @@ def _api(cfg: Config, method: str, path: str, **kw: Any) -> dict[str, Any]:
 
 
 def _local(call: Any) -> Any:
+    from brain.gpu import control as gpu_mod
+
     try:
         return call()
     except gpu_mod.GpuError as exc:
@@ -80,6 +86,33 @@ def render_status(s: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def render_cost(report: dict[str, Any]) -> str:
+    """``GET /api/v1/cost``'s report as a few lines for the terminal (``brain cost``)."""
+    g, e, t, s = report["gpu"], report["embeddings"], report["total"], report["storage"]
+    state = "complete" if report["complete"] else f"as of {report['as_of'][:16].replace('T', ' ')} UTC"
+    lines = [
+        f"Cost {report['month']} ({state})",
+        f"  GPU         {g['hours']:8.2f} h   ${g['usd']:8.2f}   {g['sessions']} session(s)"
+        + ("; running now" if g["running"] else ""),
+        f"  storage     {s['hours_stopped']:8.2f} h   ${s['usd']:8.2f}   stopped ({s['gb']} GB at "
+        f"${s['usd_per_gb_hour']:g}/GB-h)",
+        f"  embeddings  {e['tokens']:>10,} tokens   ${e['usd']:8.4f}",
+        f"  total                    ${t['usd']:8.2f}",
+    ]
+    if not report["complete"]:
+        lines.append(f"  projected   {g['projected_hours']:8.2f} h   ${t['projected_usd']:8.2f} by month end "
+                     f"(GPU ${g['projected_usd']:.2f}, storage ${s['projected_usd']:.2f}, "
+                     f"embeddings ${e['projected_usd']:.4f})")
+    if report["budget"]:
+        b = report["budget"]
+        over = "; projection is OVER budget" if b["projected_over"] else ""
+        lines.append(f"  budget                   ${b['usd']:8.2f}   ${b['remaining_usd']:.2f} left{over}")
+    lines.append("  tiers at ${:.2f}/h: ".format(report["hourly_rate"])
+                 + " | ".join(f"{x['name']} {x['hours']:g} h ${x['gpu_usd']:.2f}" for x in report["tiers"]))
+    lines.append(f"  {report['tier_note']}")
+    return "\n".join(lines)
+
+
 def _echo(data: dict[str, Any], as_json: bool) -> None:
     click.echo(json.dumps(data, indent=2) if as_json else render_status(data))
 
@@ -101,11 +134,11 @@ def status_cmd(obj: Any, local: bool, as_json: bool) -> None:
       brain gpu status
     """
     if local:
-        control = _control(obj.cfg)
+        control = _control(obj.server)
         data = {"configured": False, "message": "no GPU VM is configured (gpu.instance_id)"} if control is None \
             else _local(control.status)
     else:
-        data = _api(obj.cfg, "GET", "/api/v1/gpu")
+        data = _api(obj.full, "GET", "/api/v1/gpu")
     _echo(data, as_json)
 
 
@@ -123,24 +156,23 @@ def start_cmd(obj: Any, force: bool, no_wait: bool, local: bool, as_json: bool) 
       brain gpu start
       brain gpu start --force      # past the monthly budget
     """
-    cfg = obj.cfg
     if local:
-        control = _required(cfg)
+        control = _required(obj.server)
         data = _local(lambda: control.start(
             force=force, wait=not no_wait, origin="cli",
             progress=lambda p: click.echo(f"[{p.elapsed_s:5.1f}s] {p.message}", err=True)))
     else:
-        data = _api(cfg, "POST", "/api/v1/gpu/start", json={"force": force, "wait": False})
+        data = _api(obj.full, "POST", "/api/v1/gpu/start", json={"force": force, "wait": False})
         if not no_wait:
-            data = _wait_remote(cfg, data)
+            data = _wait_remote(obj.full, data)
     if not as_json:
         click.echo("start requested" if data["action"] == "started" else "the GPU VM was already up", err=True)
     _echo(data, as_json)
 
 
-def _wait_remote(cfg: Config, data: dict[str, Any]) -> dict[str, Any]:
+def _wait_remote(cfg: FullConfig, data: dict[str, Any]) -> dict[str, Any]:
     """Poll ``GET /api/v1/gpu`` until Ollama answers, printing each change of state."""
-    deadline = time.monotonic() + cfg["gpu.start_timeout"]
+    deadline = time.monotonic() + cfg.gpu.start_timeout
     seen = ""
     while not data["ollama"]["ready"]:
         if data["state"] != seen:
@@ -148,8 +180,8 @@ def _wait_remote(cfg: Config, data: dict[str, Any]) -> dict[str, Any]:
             click.echo(f"GPU VM is {seen}; waiting for Ollama ...", err=True)
         if time.monotonic() >= deadline:
             raise click.ClickException(f"the GPU VM is {data['state']} and Ollama does not answer after "
-                                       f"{cfg['gpu.start_timeout']:g} s (gpu.start_timeout)")
-        time.sleep(cfg["gpu.poll_interval"])
+                                       f"{cfg.gpu.start_timeout:g} s (gpu.start_timeout)")
+        time.sleep(cfg.gpu.poll_interval)
         data = {**_api(cfg, "GET", "/api/v1/gpu"), "action": data["action"]}
     return data
 
@@ -167,10 +199,10 @@ def stop_cmd(obj: Any, force: bool, local: bool, as_json: bool) -> None:
       brain gpu stop
     """
     if local:
-        control = _required(obj.cfg)
+        control = _required(obj.server)
         data = _local(lambda: control.stop(force=force, origin="cli"))
     else:
-        data = _api(obj.cfg, "POST", "/api/v1/gpu/stop", json={"force": force})
+        data = _api(obj.full, "POST", "/api/v1/gpu/stop", json={"force": force})
     if not as_json:
         click.echo("stop requested" if data["action"] == "stopped" else "the GPU VM was not running", err=True)
     _echo(data, as_json)
@@ -188,7 +220,7 @@ def idle_check_cmd(obj: Any) -> None:
     Example:
       BRAIN_GPU_IDLE_MINUTES=15 brain gpu idle-check
     """
-    control = _control(obj.cfg)
+    control = _control(obj.server)
     if control is None:
         click.echo("no GPU VM is configured (gpu.instance_id): nothing to do")
         return
@@ -209,11 +241,12 @@ def cost_cmd(obj: Any, month: str | None, local: bool, as_json: bool) -> None:
       brain cost
       brain cost --month 2026-03 --json
     """
-    from brain.gpu import cost
-
-    cfg = obj.cfg
     if local:
-        conn = store.connect(cfg["server.db_path"])
+        from brain.core import store
+        from brain.gpu import cost
+
+        cfg = obj.server
+        conn = store.connect(cfg.server.db_path)
         try:
             store.migrate(conn)
             data = cost.month_report(conn, cfg, month)
@@ -222,5 +255,5 @@ def cost_cmd(obj: Any, month: str | None, local: bool, as_json: bool) -> None:
         finally:
             conn.close()
     else:
-        data = _api(cfg, "GET", "/api/v1/cost", params={"month": month})
-    click.echo(json.dumps(data, indent=2) if as_json else cost.render(data))
+        data = _api(obj.full, "GET", "/api/v1/cost", params={"month": month})
+    click.echo(json.dumps(data, indent=2) if as_json else render_cost(data))

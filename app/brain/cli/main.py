@@ -2,36 +2,140 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import secrets
 import sys
+from typing import Any
 
 import click
 
 from brain.shared import config as config_mod
+from brain.shared.config import C
+from brain.shared.settings import FullConfig, LaptopConfig, ServerConfig
 
 
 class Ctx:
-    """Lazily loaded configuration shared by sub-commands."""
+    """The configuration, loaded when a command first needs it, in the composition it needs:
+    ``laptop`` for the collectors and the commands that talk to brain-api, ``server`` on brain-api's
+    host, ``full`` for showing everything. A section the composition does not own is left alone, so
+    one file can hold both sides' settings (a single machine running everything)."""
 
     def __init__(self, config_path: str | None):
         self.config_path = config_path
-        self._cfg: config_mod.Config | None = None
+        self._loaded: dict[type, config_mod.Config] = {}
 
-    @property
-    def cfg(self) -> config_mod.Config:
-        if self._cfg is None:
+    def _load(self, kind: type[C]) -> C:
+        if kind not in self._loaded:
             try:
-                self._cfg = config_mod.load(self.config_path)
+                self._loaded[kind] = config_mod.load(self.config_path, kind=kind)
             except config_mod.ConfigError as exc:
                 raise click.ClickException(str(exc)) from None
-        return self._cfg
+        return self._loaded[kind]  # type: ignore[return-value]
+
+    @property
+    def laptop(self) -> LaptopConfig:
+        return self._load(LaptopConfig)
+
+    @property
+    def server(self) -> ServerConfig:
+        return self._load(ServerConfig)
+
+    @property
+    def full(self) -> FullConfig:
+        return self._load(FullConfig)
 
 
 pass_ctx = click.make_pass_decorator(Ctx)
 
+SERVER_EXTRA = 'pip install "brain[server]"'
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# Each area's commands, imported only when one runs (or its help is asked for): ``brain --help``
+# and the laptop's commands start without loading the server side, and a laptop install (without
+# the server extra) says what to install instead of failing on an import. The one-line help is
+# repeated here so that the command list needs no import; a test keeps it equal to the command's own.
+LAZY: dict[str, tuple[str, str]] = {
+    "ask": ("brain.cli.ask:ask",
+            "Ask the brain a question; the answer cites what you remembered as [n]."),
+    "backup": ("brain.core.backup:backup_cmd",
+               "Write a consistent snapshot of the database and remove the oldest beyond --keep."),
+    "collect": ("brain.collect.cli:collect_group",
+                "Collect Claude Code sessions, browser history and code files into brain-api."),
+    "cost": ("brain.cli.gpu:cost_cmd",
+             "GPU hours and dollars this month, projection to month end, embedding spend, the plan's tiers."),
+    "embed-worker": ("brain.cli.server:embed_worker",
+                     "Embed the chunk texts that ingest queued (one worker per database; `brain serve` starts one)."),
+    "forget": ("brain.cli.forget:forget_cmd",
+               "Forget items for good: delete them and refuse them from now on."),
+    "gpu": ("brain.cli.gpu:gpu_group", "Start, stop and watch the GPU VM (TensorDock) that runs the LLM."),
+    "hooks": ("brain.collect.hooks_cli:hooks_group",
+              "Claude Code hooks: the brain's memory at the start of a session, and the session sent to brain-api as it ends (without waiting for cron)."),
+    "init": ("brain.collect.cli:init_cmd", "Write a commented config file and create the state and data folders."),
+    "mcp": ("brain.mcp:mcp_command",
+            "Run an MCP server over the brain for Claude Code or any MCP client."),
+    "model": ("brain.core.model_cli:model_group", "The local embedding model: fetch it, show where it is."),
+    "recent": ("brain.cli.recent:recent_cmd",
+               "A day's timeline: sessions with their first prompt and duration, pages visited, files changed."),
+    "reindex": ("brain.cli.server:reindex",
+                "Queue every chunk text the configured model has no vector for, and follow the backlog."),
+    "restore": ("brain.core.backup:restore_cmd",
+                "Replace the database with BACKUP_FILE (or a bucket backup) after checking its integrity."),
+    "serve": ("brain.cli.server:serve", "Run brain-api (gunicorn; --dev for Flask's server)."),
+}
+# the laptop install has these (no server extra needed)
+LAPTOP_COMMANDS = frozenset({"ask", "collect", "cost", "forget", "gpu", "hooks", "init", "mcp", "recent"})
+
+
+def _missing_extra(name: str, exc: ImportError) -> click.Command:
+    """A stand-in for a command whose module cannot be imported here: it explains and exits 1."""
+    def fail() -> None:
+        raise click.ClickException(f"`brain {name}` runs on brain-api's host and needs the server extra "
+                                   f"({exc.name or exc} is not installed): {SERVER_EXTRA}")
+    return click.Command(name, callback=fail, help=LAZY[name][1], context_settings={"ignore_unknown_options": True,
+                                                                                 "allow_extra_args": True})
+
+
+class LazyGroup(click.Group):
+    """A click group whose area commands (``LAZY``) are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(LAZY))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in LAZY:
+            return super().get_command(ctx, cmd_name)
+        module, _, attr = LAZY[cmd_name][0].partition(":")
+        try:
+            command: click.Command = getattr(importlib.import_module(module), attr)
+        except ImportError as exc:
+            if cmd_name in LAPTOP_COMMANDS:
+                raise
+            return _missing_extra(cmd_name, exc)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list from ``LAZY``'s help lines, importing nothing."""
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in LAZY:
+                text = LAZY[name][1] or self._short_help(ctx, name)
+            else:
+                cmd = super().get_command(ctx, name)
+                if cmd is None or cmd.hidden:
+                    continue
+                text = cmd.get_short_help_str(formatter.width)
+            rows.append((name, text))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+    def _short_help(self, ctx: click.Context, name: str) -> str:
+        cmd = self.get_command(ctx, name)
+        return cmd.get_short_help_str(10_000) if cmd else ""
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="brain", prog_name="brain")
 @click.option("--config", "config_path", envvar="BRAIN_CONFIG", type=click.Path(dir_okay=False),
               help="TOML config file (default ~/.config/brain/config.toml).")
 @click.pass_context
@@ -82,54 +186,18 @@ def config_show(obj: Ctx) -> None:
     Example:
       BRAIN_DB=/tmp/b.db brain config show
     """
-    cfg = obj.cfg
+    cfg = obj.full
     for name, value in cfg.redacted().items():
         click.echo(f"{name} = {value!r}    # {cfg.sources.get(name, 'default')}")
 
 
-@main.command()
-@click.option("--dev", is_flag=True, help="Use Flask's development server (auto-reload, one process).")
-@click.option("--host", help="Address to bind (default server.host).")
-@click.option("--port", type=int, help="Port to bind (default server.port).")
-@click.option("--workers", type=int, help="gunicorn worker processes (default server.workers).")
-@pass_ctx
-def serve(obj: Ctx, dev: bool, host: str | None, port: int | None, workers: int | None) -> None:
-    """Run brain-api (gunicorn; --dev for Flask's server).
-
-    \b
-    Example:
-      BRAIN_API_TOKENS=$(brain token new 2>/dev/null) brain serve --port 8000
-    """
-    from brain.api.server import run_dev, run_gunicorn
-
-    cfg = obj.cfg
-    host = host or cfg["server.host"]
-    port = port or cfg["server.port"]
-    _ensure_local_model(cfg)
-    if dev:
-        run_dev(cfg, host, port)
-    else:
-        run_gunicorn(cfg, host, port, workers or cfg["server.workers"])
-
-
-def _ensure_local_model(cfg: config_mod.Config) -> None:
-    """Fetch a missing local model before serving (with a progress bar on a terminal), so that the
-    first ingest does not wait for the download. A failure is only a warning: the server starts,
-    /readyz names what is missing, and the next use of the model tries the fetch again."""
-    from brain.core.embed import EmbedError
-    from brain.core.model_fetch import locate_model
-    from brain.shared.config import embed_provider
-    from brain.shared.progress import progress
-
-    if embed_provider(cfg) != "local":
-        return
-    with progress() as bars:
-        bar = bars.bar(f"fetching {cfg['embed.local_model']}")
-        try:
-            locate_model(cfg, progress=lambda label, done, total: bar.update(completed=done, total=total,
-                                                                             detail=label))
-        except EmbedError as exc:
-            click.echo(f"warning: {exc}", err=True)
+def _local_ops() -> Any:
+    """``brain.cli.local`` (reads of the database file itself), or why this install cannot."""
+    try:
+        return importlib.import_module("brain.cli.local")
+    except ImportError as exc:
+        raise click.ClickException(f"--local reads brain-api's database directly and needs the server extra "
+                                   f"({exc.name or exc} is not installed): {SERVER_EXTRA}") from None
 
 
 @main.command()
@@ -151,10 +219,10 @@ def search(obj: Ctx, query: str, k: int, source: str | None, project: str | None
     Example:
       brain search "sqlite busy timeout" --source claude --since 2026-11-01
     """
-    from brain.cli.local import search_local, search_remote
+    from brain.cli.remote import search_remote
 
     kw = dict(k=k, source=source, project=project, since=since, until=until, mode=mode)
-    data = search_local(obj.cfg, query, **kw) if local else search_remote(obj.cfg, query, **kw)
+    data = _local_ops().search_local(obj.server, query, **kw) if local else search_remote(obj.laptop, query, **kw)
     if as_json:
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
         return
@@ -185,9 +253,9 @@ def stats(obj: Ctx, local: bool, follow: bool, as_json: bool) -> None:
       brain stats --local
       brain stats --follow          # a progress line until every text has its vector
     """
-    from brain.cli.local import follow_backlog, print_stats, stats_local, stats_remote
+    from brain.cli.remote import follow_backlog, print_stats, stats_remote
 
-    fetch = (lambda: stats_local(obj.cfg)) if local else (lambda: stats_remote(obj.cfg))
+    fetch = (lambda: _local_ops().stats_local(obj.server)) if local else (lambda: stats_remote(obj.laptop))
     if follow:
         follow_backlog(fetch)
         return
@@ -196,54 +264,6 @@ def stats(obj: Ctx, local: bool, follow: bool, as_json: bool) -> None:
         click.echo(json.dumps(data, indent=2))
     else:
         print_stats(data)
-
-
-@main.command("embed-worker")
-@click.option("--once", is_flag=True, help="Drain the queue, then exit (default: keep polling for new work).")
-@click.option("--exit-with-parent", is_flag=True, hidden=True, help="Exit when the starting process is gone.")
-@pass_ctx
-def embed_worker(obj: Ctx, once: bool, exit_with_parent: bool) -> None:
-    """Embed the chunk texts that ingest queued (one worker per database; `brain serve` starts one).
-
-    Ingest stores and returns at once; this process adds the vectors in the background, resumes
-    where it stopped after a crash, and backs off while the embedding API fails.
-
-    \b
-    Example:
-      brain embed-worker --once     # catch up, then exit
-    """
-    import logging
-
-    from brain.core.embed import EmbedError
-    from brain.core.embed_worker import run_worker
-
-    logging.basicConfig(level=logging.INFO, format="brain embed-worker: %(levelname)s %(message)s")
-    try:
-        n = run_worker(obj.cfg, once=once, exit_with_parent=exit_with_parent)
-    except EmbedError as exc:
-        raise click.ClickException(str(exc)) from None
-    if once:
-        click.echo(f"embed worker: {n} queued texts done")
-
-
-@main.command()
-@click.option("--no-wait", is_flag=True, help="Only queue; the running embed worker does the rest.")
-@pass_ctx
-def reindex(obj: Ctx, no_wait: bool) -> None:
-    """Queue every chunk text the configured model has no vector for, and follow the backlog.
-
-    Run it on the brain-api host after changing embed.provider or the model. The embedding worker
-    does the work (resumable: a stopped worker picks up where it was); without a running worker
-    this command embeds the queue itself.
-
-    \b
-    Example:
-      BRAIN_EMBED_PROVIDER=openai OPENAI_API_KEY=sk-... brain reindex
-    """
-    from brain.cli.local import reindex_local
-
-    queued, done = reindex_local(obj.cfg, wait=not no_wait)
-    click.echo(f"reindex: {queued} chunk texts queued" + ("" if no_wait else f", {done} embedded"))
 
 
 @config_group.command("reference")
@@ -255,39 +275,6 @@ def config_reference() -> None:
       brain config reference > /tmp/settings.md
     """
     click.echo(config_mod.reference_markdown())
-
-
-# --- commands of each area register below --------------------------------------------------------
-from brain.cli.ask import ask as ask_command  # noqa: E402 - issue 4: brain ask
-
-main.add_command(ask_command)
-from brain.core.backup import backup_cmd, restore_cmd  # noqa: E402 - issue 6: brain backup / restore
-
-main.add_command(backup_cmd)
-main.add_command(restore_cmd)
-from brain.mcp import mcp_command  # noqa: E402 - issue 8: brain mcp
-
-main.add_command(mcp_command)
-from brain.collect.cli import collect_group, init_cmd  # noqa: E402 - issue 3: brain collect / brain init
-
-main.add_command(collect_group)
-main.add_command(init_cmd)
-from brain.cli.forget import forget_cmd  # noqa: E402 - issue 16: brain forget (tombstones), --list, --undo
-
-main.add_command(forget_cmd)
-from brain.cli.recent import recent_cmd  # noqa: E402 - issue 16: brain recent (the timeline)
-
-main.add_command(recent_cmd)
-from brain.cli.gpu import cost_cmd, gpu_group  # noqa: E402 - issue 7: brain gpu status|start|stop|idle-check, brain cost
-
-main.add_command(gpu_group)
-main.add_command(cost_cmd)
-from brain.core.model_cli import model_group  # noqa: E402 - issue 11: brain model fetch|path
-
-main.add_command(model_group)
-from brain.collect.hooks_cli import hooks_group  # noqa: E402 - issue 17: brain hooks install|status|session-start
-
-main.add_command(hooks_group)
 
 
 def run() -> None:  # pragma: no cover - console entry for `python -m brain`

@@ -56,7 +56,7 @@ def recent_cmd(obj: Any, today: bool, yesterday: bool, day: str | None, days: in
     the_day = _day(today, yesterday, day, tz_name)
     project = (os.path.abspath(os.path.expanduser(project)).rstrip("/") or "/") if project else None
     try:
-        data = ApiClient.from_config(obj.cfg).timeline(day=the_day, days=days, tz=tz_name, source=source,
+        data = ApiClient.from_config(obj.laptop).timeline(day=the_day, days=days, tz=tz_name, source=source,
                                                       project=project)
     except (ApiError, ApiUnavailable, ValueError) as exc:
         raise click.ClickException(str(exc)) from None

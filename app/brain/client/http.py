@@ -19,13 +19,7 @@ from urllib.parse import quote
 
 import requests
 
-from brain.shared import config as config_mod
-from brain.shared.config import Setting
-
-config_mod.register(
-    Setting("client.max_retries", config_mod._int(0, 20), 3,
-            "retries per request to brain-api on 429/5xx/connection errors (with exponential backoff)"),
-)
+from brain.shared.settings import LaptopConfig
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
@@ -86,11 +80,11 @@ class ApiClient:
             self.session.verify = ca_bundle
 
     @classmethod
-    def from_config(cls, cfg: config_mod.Config, **kw: Any) -> ApiClient:
+    def from_config(cls, cfg: LaptopConfig, **kw: Any) -> ApiClient:
         """Build a client from ``client.*`` settings (env BRAIN_API_URL / BRAIN_TOKEN)."""
-        kw.setdefault("retries", cfg["client.max_retries"])
-        return cls(cfg["client.api_url"], cfg["client.token"], timeout=cfg["client.timeout"],
-                   ca_bundle=cfg["client.ca_bundle"], **kw)
+        kw.setdefault("retries", cfg.client.max_retries)
+        return cls(cfg.client.api_url, cfg.client.token, timeout=cfg.client.timeout,
+                   ca_bundle=cfg.client.ca_bundle, **kw)
 
     # ------------------------------------------------------------------ transport
 

@@ -15,76 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from brain.collect.redact import Redactor
-from brain.shared import config as config_mod
-from brain.shared.config import Setting
-
-_list, _bool, _str, _int = config_mod._list, config_mod._bool, config_mod._str, config_mod._int
-
-DEFAULT_GLOBS = [
-    "*.py", "*.pyi", "*.ipynb", "*.js", "*.jsx", "*.mjs", "*.cjs", "*.ts", "*.tsx", "*.vue", "*.svelte",
-    "*.go", "*.rs", "*.java", "*.kt", "*.kts", "*.scala", "*.rb", "*.php", "*.c", "*.h", "*.cc", "*.cpp",
-    "*.hpp", "*.cs", "*.swift", "*.m", "*.lua", "*.pl", "*.r", "*.R", "*.jl", "*.ex", "*.exs", "*.erl",
-    "*.hs", "*.ml", "*.clj", "*.dart", "*.sh", "*.bash", "*.zsh", "*.fish", "*.sql", "*.md", "*.rst",
-    "*.txt", "*.adoc", "*.toml", "*.yaml", "*.yml", "*.json", "*.ini", "*.cfg", "*.conf", "*.html",
-    "*.css", "*.scss", "*.tf", "*.hcl", "*.nix", "*.proto", "*.graphql", "*.j2", "Dockerfile",
-    "Containerfile", "Makefile", "*.mk", "CMakeLists.txt", "*.cmake", "*.gradle",
-]
-DEFAULT_DENY_GLOBS = [
-    "*.pem", "*.key", "*.p12", "*.pfx", "*.jks", "*.keystore", "*.kdbx", "id_rsa*", "id_dsa*", "id_ecdsa*",
-    "id_ed25519*", ".netrc", ".pgpass", ".npmrc", ".pypirc", ".git-credentials", "credentials",
-    "credentials.*", "*.tfstate", "*.tfstate.*", "*.tfvars", "secrets.*", ".htpasswd",
-]
-DEFAULT_SKIP_DIRS = [
-    ".git", ".hg", ".svn", "node_modules", ".venv", "venv", "__pycache__", ".tox", ".nox", ".mypy_cache",
-    ".pytest_cache", ".ruff_cache", ".cache", ".next", ".nuxt", ".terraform", ".gradle", ".idea",
-]
-DEFAULT_EXCLUDE_DOMAINS = ["localhost", "127.0.0.1", "0.0.0.0", "::1"]
-
-config_mod.register(
-    Setting("collect.claude_roots", _list, [],
-            "Claude Code config dirs whose projects/ is read; empty = ~/.claude, $CLAUDE_CONFIG_DIR "
-            "(comma-separated) and ~/.config/claude"),
-    Setting("collect.include_thinking", _bool, False, "include assistant thinking blocks in Claude items"),
-    Setting("collect.archive_days", _int(0), 365,
-            "days an archived Claude transcript is kept after it last changed (0 = forever); the archive "
-            "holds redacted copies only"),
-    Setting("collect.tool_result_chars", _int(0, 1_000_000), 2000, "longest tool result kept per call, in characters"),
-    Setting("collect.tool_input_chars", _int(20, 100_000), 500, "longest tool input shown per call, in characters"),
-    Setting("collect.browser_roots", _list, [],
-            "extra Chrome-family user-data dirs (holding Default/, Profile 1/ ...) besides the standard ones"),
-    Setting("collect.browser_exclude_domains", _list, DEFAULT_EXCLUDE_DOMAINS,
-            "domains (and their subdomains) whose pages are never collected"),
-    Setting("collect.browser_include_file_urls", _bool, False, "collect file:// pages from browser history"),
-    Setting("collect.browser_include_hidden", _bool, False,
-            "collect URLs the browser hides (redirect hops, subframes)"),
-    Setting("collect.files_roots", _list, [], "folders scanned by the files collector (e.g. ~/projects)"),
-    Setting("collect.aider_roots", _list, [],
-            "folders searched for Aider's .aider.chat.history.md (4 levels deep); empty = collect.files_roots, "
-            "else the home folder"),
-    Setting("collect.files_globs", _list, DEFAULT_GLOBS, "gitignore-style patterns of files to collect"),
-    Setting("collect.files_deny_globs", _list, DEFAULT_DENY_GLOBS,
-            "gitignore-style patterns of files never read (.env files are always skipped)"),
-    Setting("collect.files_skip_dirs", _list, DEFAULT_SKIP_DIRS,
-            "directory names never entered (virtualenvs are also recognised by pyvenv.cfg)"),
-    Setting("collect.files_max_bytes", _int(1), 1_048_576, "files larger than this are skipped"),
-    Setting("collect.host", _str, "", "host name used in file ids (default: this machine's hostname)"),
-    Setting("collect.max_item_bytes", _int(1024), 2_000_000,
-            "largest item content sent; longer content keeps its head and tail"),
-    Setting("collect.batch_items", _int(1, 500), 100, "items per POST /api/v1/items"),
-    Setting("collect.batch_bytes", _int(10_000), 500_000,
-            "bytes per POST /api/v1/items (a batch is one write transaction on the server)"),
-)
-config_mod.register(  # the Claude Code hooks (hooks.py, session_context.py)
-    Setting("hooks.context_tokens", _int(50, 20_000), 1000,
-            "most tokens (about 4 characters each) the SessionStart hook adds to a Claude Code session"),
-    Setting("hooks.start_budget", config_mod._float(0.1), 1.2,
-            "seconds the SessionStart hook may spend on brain-api (Python's start-up comes on top); "
-            "with no answer by then it prints nothing"),
-)
+from brain.shared.settings import LaptopConfig
 
 
-def host_name(cfg: config_mod.Config) -> str:
-    return cfg["collect.host"] or socket.gethostname()
+def host_name(cfg: LaptopConfig) -> str:
+    return cfg.collect.host or socket.gethostname()
 
 
 def expand(paths: list[str]) -> list[Path]:

@@ -46,7 +46,7 @@ from brain.collect.browser import snapshot
 from brain.collect.claude import _clip, _one_line
 from brain.collect.outbox import Queued, Sink, State
 from brain.shared import timeutil
-from brain.shared.config import Config
+from brain.shared.settings import LaptopConfig
 
 SOURCE = "agent"
 PLAIN_META = ("agent", "resume", "session_id", "model", "models", "user_messages", "tool_calls", "files",
@@ -146,10 +146,10 @@ def when(value: Any) -> datetime | None:
 class Lines:
     """A session's content as Claude items show it; counts the user's prompts and tool calls."""
 
-    def __init__(self, cfg: Config):
-        self.result_chars: int = cfg["collect.tool_result_chars"]
-        self.input_chars: int = cfg["collect.tool_input_chars"]
-        self.thinking: bool = cfg["collect.include_thinking"]
+    def __init__(self, cfg: LaptopConfig):
+        self.result_chars: int = cfg.collect.tool_result_chars
+        self.input_chars: int = cfg.collect.tool_input_chars
+        self.thinking: bool = cfg.collect.include_thinking
         self.out: list[str] = []
         self.prompts = 0
         self.calls = 0
@@ -299,9 +299,9 @@ class Tracker:
             self.state.set_cursor(f"{self.agent}-file:{p}", self._sig(p))
 
 
-def emit(session: Session, sink: Sink, stats: RunStats, redactor: Any, cfg: Config) -> None:
+def emit(session: Session, sink: Sink, stats: RunStats, redactor: Any, cfg: LaptopConfig) -> None:
     """Redact, cap and queue one session's item (unchanged items are not queued again)."""
-    item, counts = prepare(session.item(), redactor, cfg["collect.max_item_bytes"], PLAIN_META, stats)
+    item, counts = prepare(session.item(), redactor, cfg.collect.max_item_bytes, PLAIN_META, stats)
     if sink.upsert(Queued(item, counts)):
         stats.queued += 1
         stats.redacted.update(counts)
@@ -309,7 +309,7 @@ def emit(session: Session, sink: Sink, stats: RunStats, redactor: Any, cfg: Conf
         stats.unchanged += 1
 
 
-def run_units(agent: str, units: Iterable[Unit], cfg: Config, state: State, sink: Sink, redactor: Any,
+def run_units(agent: str, units: Iterable[Unit], cfg: LaptopConfig, state: State, sink: Sink, redactor: Any,
               archive: Archive | None, since: datetime | None, stats: RunStats) -> bool:
     """Read the changed sessions, queue them, archive their files, remember them; a session that
     fails is named in ``stats`` and the others still run. True when every changed unit was read
@@ -328,7 +328,7 @@ def run_units(agent: str, units: Iterable[Unit], cfg: Config, state: State, sink
     return done
 
 
-def _run_unit(agent: str, unit: Unit, cfg: Config, state: State, sink: Sink, redactor: Any,
+def _run_unit(agent: str, unit: Unit, cfg: LaptopConfig, state: State, sink: Sink, redactor: Any,
               archive: Archive | None, since: datetime | None, stats: RunStats) -> bool:
     """One changed unit; False when it (or a session in it) could not be read or queued."""
     if unit.expand is not None:
@@ -361,7 +361,7 @@ def _run_unit(agent: str, unit: Unit, cfg: Config, state: State, sink: Sink, red
 
 
 def _queue(agent: str, key: str, session: Session | None, sink: Sink, stats: RunStats, redactor: Any,
-           cfg: Config, since: datetime | None) -> bool:
+           cfg: LaptopConfig, since: datetime | None) -> bool:
     """Queue one built session; False when it could not be queued (the unit is read again)."""
     stats.scanned += 1
     if session is None or not session.lines.out:
@@ -457,9 +457,9 @@ def row_json(raw: Any, where: str, bad: Bad) -> dict[str, Any] | None:
 class AgentModule(Protocol):
     NAME: str
 
-    def roots(self, cfg: Config) -> list[Path]: ...
+    def roots(self, cfg: LaptopConfig) -> list[Path]: ...
 
-    def units(self, cfg: Config, roots: list[Path]) -> Iterator[Unit]: ...
+    def units(self, cfg: LaptopConfig, roots: list[Path]) -> Iterator[Unit]: ...
 
 
 def modules() -> list[AgentModule]:
@@ -469,7 +469,7 @@ def modules() -> list[AgentModule]:
     return [codex, gemini, aider, opencode, cursor]  # type: ignore[list-item]
 
 
-def collect(cfg: Config, state: State, sink: Sink, redactor: Any, archive: Archive | None,
+def collect(cfg: LaptopConfig, state: State, sink: Sink, redactor: Any, archive: Archive | None,
             since: datetime | None = None, only: tuple[str, ...] = ()) -> RunStats:
     """Collect every agent whose files are found; the summary names the ones found
     (``agents [codex, gemini]: ...``), so a run says what it read."""

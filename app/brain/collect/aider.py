@@ -29,7 +29,7 @@ from pathlib import Path
 
 from brain.collect import expand
 from brain.collect.agents import Bad, Lines, Session, Unit, archive_files, decode
-from brain.shared.config import Config
+from brain.shared.settings import LaptopConfig
 
 NAME = "aider"
 FILE = ".aider.chat.history.md"
@@ -39,10 +39,10 @@ _START = re.compile(r"^# aider chat started at (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)\
 # collect.aider_roots is registered with the other collect.* settings (collectors/__init__.py)
 
 
-def roots(cfg: Config) -> list[Path]:
+def roots(cfg: LaptopConfig) -> list[Path]:
     """The chat history files found (each file is its own root)."""
-    bases = expand(cfg["collect.aider_roots"] or cfg["collect.files_roots"]) or [Path.home()]
-    skip = set(cfg["collect.files_skip_dirs"])
+    bases = expand(cfg.collect.aider_roots or cfg.collect.files_roots) or [Path.home()]
+    skip = set(cfg.collect.files_skip_dirs)
     found: dict[str, Path] = {}
     for base in bases:
         for path in _find(base, skip):
@@ -64,7 +64,7 @@ def _find(base: Path, skip: set[str], depth: int = AIDER_DEPTH) -> Iterator[Path
             yield from _find(sub, skip, depth - 1)
 
 
-def units(cfg: Config, found: list[Path]) -> Iterator[Unit]:
+def units(cfg: LaptopConfig, found: list[Path]) -> Iterator[Unit]:
     """One unit per file: its sessions are items of their own but share the file's changes."""
     for path in found:
         yield Unit(str(path), [path], lambda p=path: sessions(p, cfg, Bad()), archive_files(path.parent, [path]))
@@ -133,7 +133,7 @@ def local_time(text: str) -> datetime | None:
         return None
 
 
-def sessions(path: Path, cfg: Config, bad: Bad) -> list[Session]:
+def sessions(path: Path, cfg: LaptopConfig, bad: Bad) -> list[Session]:
     text = decode(path.read_bytes(), str(path), bad)
     key, repo = file_key(path), str(path.parent)
     out: list[Session] = []

@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 from brain.collect import Problem, RunStats, expand, prepare
 from brain.collect.outbox import Queued, Sink, State
 from brain.shared import timeutil
-from brain.shared.config import Config
+from brain.shared.settings import LaptopConfig
 
 CHROME_EPOCH_OFFSET_US = 11_644_473_600_000_000  # 1601-01-01 -> 1970-01-01 in µs (base/time/time.h)
 FUTURE_SLACK = timedelta(days=1)
@@ -108,12 +108,12 @@ def _chrome_profiles_in(browser: str, user_data: Path) -> list[Profile]:
     return out
 
 
-def chrome_profiles(cfg: Config) -> list[Profile]:
+def chrome_profiles(cfg: LaptopConfig) -> list[Profile]:
     home = Path.home()
     roots = [(b, _config_home() / p) for b, p in CHROME_LINUX]
     roots += [(b, home / "Library/Application Support" / p) for b, p in CHROME_MAC]
     roots += [(b, home / p) for b, p in CHROME_EXTRA]
-    roots += [("chromium", p) for p in expand(cfg["collect.browser_roots"])]
+    roots += [("chromium", p) for p in expand(cfg.collect.browser_roots)]
     out: list[Profile] = []
     seen: set[str] = set()
     for browser, root in roots:
@@ -156,7 +156,7 @@ def firefox_profiles() -> list[Profile]:
     return out
 
 
-def all_profiles(cfg: Config) -> list[Profile]:
+def all_profiles(cfg: LaptopConfig) -> list[Profile]:
     return chrome_profiles(cfg) + firefox_profiles()
 
 
@@ -431,7 +431,7 @@ def _to_raw(profile: Profile, dt: datetime) -> int:
     return us + CHROME_EPOCH_OFFSET_US if profile.kind == "chrome" else us
 
 
-def collect_profile(profile: Profile, cfg: Config, state: State, sink: Sink, redactor: Any, stats: RunStats,
+def collect_profile(profile: Profile, cfg: LaptopConfig, state: State, sink: Sink, redactor: Any, stats: RunStats,
                     since: datetime | None) -> None:
     """Read one profile from a private copy and queue its new visits; advance its cursor."""
     cursor_name = f"browser:{profile.key}"
@@ -449,15 +449,15 @@ def collect_profile(profile: Profile, cfg: Config, state: State, sink: Sink, red
     stats.repaired.extend(rows.repaired)
     stats.dropped.extend(rows.dropped)
     stats.scanned += len(rows.dropped)
-    excludes = cfg["collect.browser_exclude_domains"]
+    excludes = cfg.collect.browser_exclude_domains
     merged: dict[str, tuple[Visit, str]] = {}
     newest = cursor
     for v in rows.visits:
         stats.scanned += 1
         if v.last is not None:
             newest = max(newest, v.raw_last)  # a far-future time never moves the cursor
-        reason = url_skip_reason(v.url, excludes, cfg["collect.browser_include_file_urls"])
-        if not reason and v.hidden and not cfg["collect.browser_include_hidden"]:
+        reason = url_skip_reason(v.url, excludes, cfg.collect.browser_include_file_urls)
+        if not reason and v.hidden and not cfg.collect.browser_include_hidden:
             reason = "hidden"
         if reason:
             stats.skipped[reason] += 1
@@ -469,7 +469,7 @@ def collect_profile(profile: Profile, cfg: Config, state: State, sink: Sink, red
         merged[item_id] = (v, red_url)
     for v, red_url in merged.values():
         try:
-            item, counts = prepare(build_item(profile, v, red_url), redactor, cfg["collect.max_item_bytes"],
+            item, counts = prepare(build_item(profile, v, red_url), redactor, cfg.collect.max_item_bytes,
                                    PLAIN_META, stats)
             queued = sink.upsert(Queued(item, counts))
         except (UnicodeError, ValueError, TypeError) as exc:
@@ -484,7 +484,7 @@ def collect_profile(profile: Profile, cfg: Config, state: State, sink: Sink, red
     state.checkpoint()
 
 
-def collect(cfg: Config, state: State, sink: Sink, redactor: Any, since: datetime | None = None) -> RunStats:
+def collect(cfg: LaptopConfig, state: State, sink: Sink, redactor: Any, since: datetime | None = None) -> RunStats:
     stats = RunStats("browser")
     profiles = all_profiles(cfg)
     if not profiles:

@@ -46,7 +46,7 @@ from brain.collect import Problem, RunStats, expand, prepare, repair_text
 from brain.collect.archive import Archive
 from brain.collect.outbox import Queued, Sink, State
 from brain.shared import timeutil
-from brain.shared.config import Config
+from brain.shared.settings import LaptopConfig
 
 KEPT_TYPES = {"user", "assistant", "system", "summary", "ai-title", "custom-title", "agent-name", "pr-link",
               "attachment"}
@@ -109,11 +109,11 @@ class SessionFiles:
             [self.tool_results[k] for k in sorted(self.tool_results)]
 
 
-def claude_roots(cfg: Config, env: dict[str, str] | None = None) -> list[Path]:
+def claude_roots(cfg: LaptopConfig, env: dict[str, str] | None = None) -> list[Path]:
     """The ``projects/`` folders to read, deduplicated, existing ones only."""
     env = dict(os.environ if env is None else env)
-    if cfg["collect.claude_roots"]:
-        bases = expand(cfg["collect.claude_roots"])
+    if cfg.collect.claude_roots:
+        bases = expand(cfg.collect.claude_roots)
     else:
         bases = [Path.home() / ".claude"]
         bases += [Path(p.strip()).expanduser() for p in env.get("CLAUDE_CONFIG_DIR", "").split(",") if p.strip()]
@@ -658,8 +658,8 @@ def build_session(files: SessionFiles, renderer: Renderer) -> SessionDoc | None:
 # ---------------------------------------------------------------------- the collector
 
 
-def _renderer(cfg: Config) -> Renderer:
-    return Renderer(cfg["collect.include_thinking"], cfg["collect.tool_result_chars"], cfg["collect.tool_input_chars"])
+def _renderer(cfg: LaptopConfig) -> Renderer:
+    return Renderer(cfg.collect.include_thinking, cfg.collect.tool_result_chars, cfg.collect.tool_input_chars)
 
 
 def _changed(state: State, files: SessionFiles) -> bool:
@@ -678,8 +678,8 @@ def _remember(state: State, files: SessionFiles) -> None:
         [(str(s.path), files.session_id, s.size, s.mtime_ns) for s in files.sources])
 
 
-def _emit(doc: SessionDoc, sink: Sink, stats: RunStats, redactor: Any, cfg: Config) -> None:
-    item, counts = prepare(doc.item, redactor, cfg["collect.max_item_bytes"], PLAIN_META, stats)
+def _emit(doc: SessionDoc, sink: Sink, stats: RunStats, redactor: Any, cfg: LaptopConfig) -> None:
+    item, counts = prepare(doc.item, redactor, cfg.collect.max_item_bytes, PLAIN_META, stats)
     if sink.upsert(Queued(item, counts)):
         stats.queued += 1
         stats.redacted.update(counts)
@@ -687,7 +687,7 @@ def _emit(doc: SessionDoc, sink: Sink, stats: RunStats, redactor: Any, cfg: Conf
         stats.unchanged += 1
 
 
-def _process(sessions: dict[str, SessionFiles], sink: Sink, stats: RunStats, cfg: Config, redactor: Any,
+def _process(sessions: dict[str, SessionFiles], sink: Sink, stats: RunStats, cfg: LaptopConfig, redactor: Any,
              since: datetime | None, on_built: Callable[[SessionFiles], None]) -> None:
     renderer = _renderer(cfg)
     for sid in sorted(sessions):
@@ -721,7 +721,7 @@ def _process(sessions: dict[str, SessionFiles], sink: Sink, stats: RunStats, cfg
         on_built(files)
 
 
-def collect(cfg: Config, state: State, sink: Sink, redactor: Any, archive: Archive | None,
+def collect(cfg: LaptopConfig, state: State, sink: Sink, redactor: Any, archive: Archive | None,
             since: datetime | None = None) -> RunStats:
     """Read every live ``projects/`` root; archive changed raw files; queue changed sessions."""
     stats = RunStats("claude")
@@ -756,14 +756,14 @@ def _on_built(projects: Path, archive: Archive | None, state: State,
     return built
 
 
-def _root_of(cfg: Config, proj: Path) -> Path:
+def _root_of(cfg: LaptopConfig, proj: Path) -> Path:
     """The ``projects/`` root a project folder belongs to, spelled as a full run spells it (the
     file index and the archive key files by that path), else the folder's parent."""
     real = os.path.realpath(proj.parent)
     return next((root for root in claude_roots(cfg) if os.path.realpath(root) == real), proj.parent)
 
 
-def collect_transcript(cfg: Config, state: State, sink: Sink, redactor: Any, archive: Archive | None,
+def collect_transcript(cfg: LaptopConfig, state: State, sink: Sink, redactor: Any, archive: Archive | None,
                        transcript: Path) -> RunStats:
     """One session, named by its transcript (``projects/<encoded cwd>/<sessionId>.jsonl``, the
     ``transcript_path`` a Claude Code hook is given), collected as a full run collects it.
@@ -797,7 +797,7 @@ def collect_transcript(cfg: Config, state: State, sink: Sink, redactor: Any, arc
     return stats
 
 
-def collect_from_archive(cfg: Config, state: State, sink: Sink, redactor: Any, archive: Archive,
+def collect_from_archive(cfg: LaptopConfig, state: State, sink: Sink, redactor: Any, archive: Archive,
                          since: datetime | None = None) -> RunStats:
     """Rebuild every session from the archived raw files alone (checksums verified)."""
     stats = RunStats("claude (archive)")

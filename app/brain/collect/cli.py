@@ -27,6 +27,7 @@ from brain.collect.redact import default_redactor
 from brain.shared import config as config_mod
 from brain.shared import timeutil
 from brain.shared.progress import Progress, progress
+from brain.shared.settings import LaptopConfig
 
 EX_TEMPFAIL = 75
 SOURCES = ("claude", "agents", "browser", "files")
@@ -49,13 +50,13 @@ def _since(value: str | None) -> datetime | None:
         raise click.BadParameter(str(exc), param_hint="--since") from None
 
 
-def _run_one(name: str, cfg: config_mod.Config, state: State, sink: Sink, since: datetime | None,
+def _run_one(name: str, cfg: LaptopConfig, state: State, sink: Sink, since: datetime | None,
              from_archive: bool, dry_run: bool) -> RunStats:
     redactor = default_redactor()
     if name == "claude":
         from brain.collect import claude
 
-        archive = Archive(archive_path(), cfg["collect.archive_days"]) if (from_archive or not dry_run) else None
+        archive = Archive(archive_path(), cfg.collect.archive_days) if (from_archive or not dry_run) else None
         try:
             if from_archive:
                 assert archive is not None
@@ -67,7 +68,7 @@ def _run_one(name: str, cfg: config_mod.Config, state: State, sink: Sink, since:
     if name == "agents":
         from brain.collect import agents
 
-        archive = None if dry_run else Archive(archive_path(), cfg["collect.archive_days"])
+        archive = None if dry_run else Archive(archive_path(), cfg.collect.archive_days)
         try:
             return agents.collect(cfg, state, sink, redactor, archive, since)
         finally:
@@ -116,15 +117,15 @@ def _print_runs(state: State) -> None:
             click.echo(f"    error: {error}")
 
 
-def _flush(cfg: config_mod.Config, state: State, err: Callable[[str], None], prog: Progress) -> tuple[str, str]:
+def _flush(cfg: LaptopConfig, state: State, err: Callable[[str], None], prog: Progress) -> tuple[str, str]:
     """Send the outbox. Returns (summary line, failure message or "")."""
-    if not cfg["client.token"]:
+    if not cfg.client.token:
         left = sum(state.pending().values())
         return "", f"client.token is not set (BRAIN_TOKEN or [client] token in the config); {left} items kept in the outbox"
     try:
         client = ApiClient.from_config(cfg)
         bar = prog.bar("send", total=state.pending()["upsert"], detail="")
-        result = state.flush(client, cfg["collect.batch_items"], cfg["collect.batch_bytes"],
+        result = state.flush(client, cfg.collect.batch_items, cfg.collect.batch_bytes,
                              progress=lambda r: bar.update(completed=r.sent + r.failed,
                                                            detail=f"{r.batches} batches"))
     except AuthFailed as exc:
@@ -154,7 +155,7 @@ def _count_forgotten(stats: RunStats, n: int) -> None:
 def run_collect(obj: Any, which: tuple[str, ...], dry_run: bool, since: str | None, from_archive: bool,
                 quiet: bool) -> None:
     """Lock, collect into the outbox (or print for --dry-run), send, and exit with a status."""
-    cfg = obj.cfg
+    cfg = obj.laptop
     since_dt = _since(since)
     out: Callable[[str], None] = (lambda s: None) if quiet else click.echo
     err: Callable[[str], None] = lambda s: click.echo(s, err=True)  # noqa: E731
@@ -292,7 +293,7 @@ def collect_all(obj: Any, dry_run: bool, since: str | None, quiet: bool) -> None
     Example:
       brain collect all --quiet
     """
-    which = SOURCES if obj.cfg["collect.files_roots"] else SOURCES[:3]
+    which = SOURCES if obj.laptop.collect.files_roots else SOURCES[:3]
     run_collect(obj, which, dry_run, since, False, quiet)
 
 
@@ -351,12 +352,12 @@ def render_config() -> str:
     ]
     for section in ("client", "collect", "hooks"):
         lines.append(f"[{section}]")
-        for s in config_mod.SETTINGS:
+        for s in config_mod.describe(LaptopConfig):
             if not s.name.startswith(section + "."):
                 continue
             key = s.name.split(".", 1)[1]
             lines.append(f"# {s.help} (env {s.env_var})")
-            lines.append(f"# {key} = {_toml('' if s.secret else s.default)}")
+            lines.append(f"# {key} = {_toml('' if s.secret else s.default_value())}")
         lines.append("")
     return "\n".join(lines)
 

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from brain.collect.agents import Bad, Lines, Session, Unit, archive_files, json_or_text, read_jsonl, text_of, when
-from brain.shared.config import Config
+from brain.shared.settings import LaptopConfig
 
 NAME = "codex"
 _UUID = re.compile(r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.jsonl$", re.I)
@@ -46,7 +46,7 @@ KNOWN_TYPES = {"session_meta", "response_item", "event_msg", "turn_context", "co
                "security_risk_score", "retained_context", "realtime_item"}
 
 
-def roots(cfg: Config, env: dict[str, str] | None = None) -> list[Path]:
+def roots(cfg: LaptopConfig, env: dict[str, str] | None = None) -> list[Path]:
     """``$CODEX_HOME/sessions`` (default ``~/.codex/sessions``) when it exists."""
     env = dict(os.environ if env is None else env)
     home = Path(env["CODEX_HOME"]).expanduser() if env.get("CODEX_HOME") else Path.home() / ".codex"
@@ -54,7 +54,7 @@ def roots(cfg: Config, env: dict[str, str] | None = None) -> list[Path]:
     return [sessions] if sessions.is_dir() else []
 
 
-def units(cfg: Config, found: list[Path]) -> Iterator[Unit]:
+def units(cfg: LaptopConfig, found: list[Path]) -> Iterator[Unit]:
     for root in found:
         for path in sorted(root.rglob("rollout-*.jsonl")):
             rel = path.relative_to(root).as_posix()
@@ -66,7 +66,7 @@ class _Reader:
     """One pass over a rollout's lines; ``users``/``assistants`` keep both channels until the
     end, where the one to show is chosen."""
 
-    def __init__(self, cfg: Config, rel: str):
+    def __init__(self, cfg: LaptopConfig, rel: str):
         self.lines = Lines(cfg)
         self.rel = rel
         self.meta: dict[str, Any] = {}
@@ -161,7 +161,7 @@ def _output(raw: Any) -> tuple[str, bool]:
     return ("" if raw is None else str(raw)), False
 
 
-def parse(data: bytes, rel: str, cfg: Config) -> Session | None:
+def parse(data: bytes, rel: str, cfg: LaptopConfig) -> Session | None:
     """One rollout file as a session (None when it has no session id at all)."""
     bad = Bad()
     reader = _Reader(cfg, rel)

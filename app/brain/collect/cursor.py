@@ -57,7 +57,7 @@ from brain.collect.agents import (
     tables,
     when,
 )
-from brain.shared.config import Config
+from brain.shared.settings import LaptopConfig
 
 NAME = "cursor"
 CHATDATA = "workbench.panel.aichat.view.aichat.chatdata"
@@ -73,7 +73,7 @@ def _config_home(env: dict[str, str]) -> Path:
     return Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".config"
 
 
-def roots(cfg: Config, env: dict[str, str] | None = None) -> list[Path]:
+def roots(cfg: LaptopConfig, env: dict[str, str] | None = None) -> list[Path]:
     """Cursor's ``User`` folders (Linux, macOS) that hold a state database."""
     env = dict(os.environ if env is None else env)
     found = []
@@ -87,7 +87,7 @@ def _wal(db: Path) -> Path:
     return db.with_name(db.name + "-wal")
 
 
-def units(cfg: Config, found: list[Path]) -> Iterator[Unit]:
+def units(cfg: LaptopConfig, found: list[Path]) -> Iterator[Unit]:
     """The global database (chats), then each workspace's (the oldest chat panel's tabs)."""
     for user in found:
         workspaces = Workspaces(user)
@@ -170,7 +170,7 @@ def _item(conn: sqlite3.Connection, key: str) -> Any:
 # ---------------------------------------------------------------------- chats (cursorDiskKV)
 
 
-def composer_units(db: Path, user: Path, workspaces: Workspaces, cfg: Config) -> Iterator[Unit]:
+def composer_units(db: Path, user: Path, workspaces: Workspaces, cfg: LaptopConfig) -> Iterator[Unit]:
     """One unit per ``composerData:<id>`` row, read from one private copy of the database."""
     with db_snapshot(db) as conn:
         if "cursorDiskKV" not in tables(conn):
@@ -198,7 +198,7 @@ class Chat:
     """One chat: its ``composerData`` and its messages, parsed (``build``) and exported (``records``)."""
 
     def __init__(self, conn: sqlite3.Connection, user: Path, cid: str, value: Any, workspaces: Workspaces,
-                 cfg: Config):
+                 cfg: LaptopConfig):
         self.conn, self.user, self.cid, self.value, self.workspaces, self.cfg = conn, user, cid, value, workspaces, cfg
         self.rows: list[dict[str, Any]] = []
 
@@ -317,7 +317,7 @@ def _tool(tool: dict[str, Any], lines: Lines) -> None:
 # ---------------------------------------------------------------------- the oldest chat panel (ItemTable)
 
 
-def tab_units(db: Path, user: Path, workspaces: Workspaces, cfg: Config) -> Iterator[Unit]:
+def tab_units(db: Path, user: Path, workspaces: Workspaces, cfg: LaptopConfig) -> Iterator[Unit]:
     """One unit per tab of a workspace's ``aichat`` panel (most workspaces have none); the
     workspace's chat list is learnt on the way, so no chat needs its database copied again."""
     with db_snapshot(db) as conn:
@@ -344,7 +344,7 @@ def tab_units(db: Path, user: Path, workspaces: Workspaces, cfg: Config) -> Iter
                    stamp=digest)
 
 
-def tab_session(tab: dict[str, Any], folder: str | None, rel: str, cfg: Config) -> Session:
+def tab_session(tab: dict[str, Any], folder: str | None, rel: str, cfg: LaptopConfig) -> Session:
     lines = Lines(cfg)
     models: list[str] = []
     times = [render_bubble(b, lines, models) for b in tab.get("bubbles") or [] if isinstance(b, dict)]

@@ -32,7 +32,7 @@ import pathspec
 from brain.collect import RunStats, expand, host_name, prepare
 from brain.collect.outbox import Queued, Sink, State
 from brain.shared import timeutil
-from brain.shared.config import Config
+from brain.shared.settings import LaptopConfig
 
 BINARY_SNIFF = 8192
 # meta values derived from stat() and the path that is also the id: not redacted (see prepare)
@@ -174,11 +174,11 @@ class Candidate:
 class Scanner:
     """Walks one root with ``os.scandir`` and yields the files worth looking at."""
 
-    def __init__(self, cfg: Config, stats: RunStats):
-        self.globs = GlobSet(cfg["collect.files_globs"])
-        self.deny = GlobSet(cfg["collect.files_deny_globs"])
-        self.skip_dirs = set(cfg["collect.files_skip_dirs"])
-        self.max_bytes = cfg["collect.files_max_bytes"]
+    def __init__(self, cfg: LaptopConfig, stats: RunStats):
+        self.globs = GlobSet(cfg.collect.files_globs)
+        self.deny = GlobSet(cfg.collect.files_deny_globs)
+        self.skip_dirs = set(cfg.collect.files_skip_dirs)
+        self.max_bytes = cfg.collect.files_max_bytes
         self.stats = stats
         self.failed_dirs: list[str] = []
 
@@ -282,7 +282,7 @@ def _printable_path(path: str) -> str:
 class FilesCollector:
     """One run over all configured roots."""
 
-    def __init__(self, cfg: Config, state: State, sink: Sink, redactor: Any, since: datetime | None = None):
+    def __init__(self, cfg: LaptopConfig, state: State, sink: Sink, redactor: Any, since: datetime | None = None):
         self.cfg, self.state, self.sink, self.redactor = cfg, state, sink, redactor
         self.host = host_name(cfg)
         self.since_ns = int(since.timestamp() * 1e9) if since else None
@@ -291,7 +291,7 @@ class FilesCollector:
         self._index_writes: list[tuple[str, str, int, int, str]] = []
 
     def run(self) -> RunStats:
-        roots = expand(self.cfg["collect.files_roots"])
+        roots = expand(self.cfg.collect.files_roots)
         if not roots:
             self.stats.warnings.append("files: no roots configured (set collect.files_roots)")
         for root in roots:
@@ -315,7 +315,7 @@ class FilesCollector:
             "SELECT path, size, mtime_ns, status FROM files_index WHERE root = ?", (root,))}
         seen: set[str] = set()
         scanner = Scanner(self.cfg, self.stats)
-        max_bytes = self.cfg["collect.files_max_bytes"]
+        max_bytes = self.cfg.collect.files_max_bytes
         for c in scanner.scan(root):
             self.stats.scanned += 1
             if c.size > max_bytes:
@@ -345,7 +345,7 @@ class FilesCollector:
             return
         try:
             self.reads += 1
-            read = _read_text(c.path, self.cfg["collect.files_max_bytes"])
+            read = _read_text(c.path, self.cfg.collect.files_max_bytes)
         except OSError as exc:
             self.stats.dropped.append((c.path, f"cannot be read: {exc.strerror or exc}"))
             return
@@ -359,7 +359,7 @@ class FilesCollector:
         if invalid_utf8:
             self.stats.repaired.append((c.path, "invalid UTF-8 replaced with U+FFFD"))
         try:
-            item, counts = prepare(build_item(self.host, c, text), self.redactor, self.cfg["collect.max_item_bytes"],
+            item, counts = prepare(build_item(self.host, c, text), self.redactor, self.cfg.collect.max_item_bytes,
                                    PLAIN_META, self.stats)
             queued = self.sink.upsert(Queued(item, counts))
         except (UnicodeError, ValueError, TypeError) as exc:
@@ -385,5 +385,5 @@ class FilesCollector:
         self.state.checkpoint()
 
 
-def collect(cfg: Config, state: State, sink: Sink, redactor: Any, since: datetime | None = None) -> RunStats:
+def collect(cfg: LaptopConfig, state: State, sink: Sink, redactor: Any, since: datetime | None = None) -> RunStats:
     return FilesCollector(cfg, state, sink, redactor, since).run()

@@ -14,8 +14,8 @@ from collections.abc import Callable
 
 from brain.client.http import ApiClient, ApiError, ApiUnavailable
 from brain.collect.outbox import State
-from brain.shared import config as config_mod
 from brain.shared import timeutil
+from brain.shared.settings import LaptopConfig
 from brain.shared.tombstones import Rule, rules_from
 
 CURSOR = "tombstones"
@@ -38,13 +38,13 @@ def remember(state: State, tombstones: list[dict], at: str) -> None:
     state.checkpoint()
 
 
-def learn(cfg: config_mod.Config, state: State, warn: Callable[[str], None]) -> list[Rule]:
+def learn(cfg: LaptopConfig, state: State, warn: Callable[[str], None]) -> list[Rule]:
     """Fetch the tombstones from brain-api (and keep them); on failure use the ones kept last time.
 
     One attempt without retries: a brain-api that is down is found out by the send at the end of
     the run anyway, and collecting must not wait for it twice."""
     rules, at = cached(state)
-    if not cfg["client.token"] or not cfg["client.api_url"]:
+    if not cfg.client.token or not cfg.client.api_url:
         return rules
     try:
         tombstones = ApiClient.from_config(cfg, retries=0).tombstones()

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from brain.collect.agents import Bad, Lines, Session, Unit, archive_files, decode, load_json, read_jsonl, text_of, when
-from brain.shared.config import Config
+from brain.shared.settings import LaptopConfig
 
 NAME = "gemini"
 HARNESS_PREFIXES = ("<session_context>", "<hook_context>")
@@ -43,7 +43,7 @@ def gemini_dir(env: dict[str, str] | None = None) -> Path:
     return (Path(env["GEMINI_CLI_HOME"]).expanduser() if env.get("GEMINI_CLI_HOME") else Path.home()) / ".gemini"
 
 
-def roots(cfg: Config, env: dict[str, str] | None = None) -> list[Path]:
+def roots(cfg: LaptopConfig, env: dict[str, str] | None = None) -> list[Path]:
     tmp = gemini_dir(env) / "tmp"
     return [tmp] if tmp.is_dir() else []
 
@@ -63,7 +63,7 @@ def project_roots(tmp: Path) -> dict[str, str]:
     return out
 
 
-def units(cfg: Config, found: list[Path]) -> Iterator[Unit]:
+def units(cfg: LaptopConfig, found: list[Path]) -> Iterator[Unit]:
     for tmp in found:
         names = project_roots(tmp)
         for chats in sorted(tmp.glob("*/chats")):
@@ -185,7 +185,7 @@ def render(conv: Conversation, lines: Lines, models: list[str]) -> list[Any]:
     return times
 
 
-def parse(paths: list[Path], tmp: Path, project: str | None, cfg: Config) -> Session | None:
+def parse(paths: list[Path], tmp: Path, project: str | None, cfg: LaptopConfig) -> Session | None:
     bad = Bad()
     lines = Lines(cfg)
     main = read_file(paths[0], paths[0].relative_to(tmp).as_posix(), bad)

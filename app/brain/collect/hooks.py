@@ -50,6 +50,7 @@ from typing import Any
 
 from brain.shared import config as config_mod
 from brain.shared import timeutil
+from brain.shared.settings import LaptopConfig
 
 LOG_MAX_BYTES = 512 * 1024
 STDIN_MAX_BYTES = 1 << 20
@@ -365,7 +366,7 @@ def wait_run_lock(deadline: float) -> Any:
             time.sleep(0.25)
 
 
-def collect_one(cfg: config_mod.Config, transcript: Path, lock_wait: float = LOCK_WAIT_S) -> str:
+def collect_one(cfg: LaptopConfig, transcript: Path, lock_wait: float = LOCK_WAIT_S) -> str:
     """Collect one transcript into the outbox and send the outbox; returns a summary for the log.
 
     The real collection path: ``claude.collect_transcript`` (redacted, archived, remembered in
@@ -390,7 +391,7 @@ def collect_one(cfg: config_mod.Config, transcript: Path, lock_wait: float = LOC
         return f"gave up: another brain collect run held the lock for {lock_wait:g} s; cron collects it"
     try:
         state = State(state_path())
-        archive = Archive(archive_path(), cfg["collect.archive_days"])
+        archive = Archive(archive_path(), cfg.collect.archive_days)
         try:
             problems: list[str] = []
             sink = OutboxSink(state)

@@ -122,9 +122,9 @@ def status_cmd(obj: Any, project: Path | None) -> None:
             state = "not installed" if not commands else "; ".join(
                 c + ("" if _runnable(c) else "  (NOT RUNNABLE: run `brain hooks install` again)") for c in commands)
             click.echo(f"  {hook.event}: {state}")
-    cfg = obj.cfg
-    token = "token set" if cfg["client.token"] else "no token (set client.token or BRAIN_TOKEN): nothing can be sent"
-    click.echo(f"brain-api: {cfg['client.api_url']}, {token}")
+    cfg = obj.laptop
+    token = "token set" if cfg.client.token else "no token (set client.token or BRAIN_TOKEN): nothing can be sent"
+    click.echo(f"brain-api: {cfg.client.api_url}, {token}")
     log_path = config_mod.state_dir() / "hooks.log"
     lines = log_path.read_text(errors="replace").splitlines()[-LOG_LINES:] if log_path.exists() else []
     click.echo(f"log: {log_path}" + ("" if lines else " (empty)"))
@@ -141,8 +141,8 @@ def _context(obj: Any, payload: dict[str, Any], started: float) -> tuple[str, th
     from brain.collect import session_context
     from brain.collect.redact import default_redactor
 
-    cfg = obj.cfg
-    deadline = started + cfg["hooks.start_budget"]
+    cfg = obj.laptop
+    deadline = started + cfg.hooks.start_budget
     project = hooks.project_dir(payload)
     found: list[session_context.Parts] = []
     worker = threading.Thread(target=lambda: found.append(session_context.gather(cfg, payload, project, deadline)),
@@ -158,7 +158,7 @@ def _context(obj: Any, payload: dict[str, Any], started: float) -> tuple[str, th
         hooks.log("session-start", f"{project}: nothing printed, no session list from brain-api: "
                   f"{'; '.join(parts.problems)}")
         return "", None
-    text = redactor.redact(session_context.compose(parts, cfg["hooks.context_tokens"])).text
+    text = redactor.redact(session_context.compose(parts, cfg.hooks.context_tokens)).text
     problems = f"; left out: {'; '.join(parts.problems)}" if parts.problems else ""
     if text:
         hooks.log("session-start", f"{project}: {len(parts.sessions or [])} sessions, "
@@ -235,7 +235,7 @@ def collect_cmd(obj: Any, transcript: Path) -> None:
       brain hooks collect ~/.claude/projects/-home-me-app/0b5e...-4f2d.jsonl
     """
     try:
-        summary = hooks.collect_one(obj.cfg, transcript)
+        summary = hooks.collect_one(obj.laptop, transcript)
     except Exception as exc:  # the log is the only place a background run can report to
         hooks.log("collect", f"{transcript}: failed: {type(exc).__name__}: {exc}")
         raise

@@ -61,7 +61,7 @@ from brain.collect.agents import (
     text_of,
     when,
 )
-from brain.shared.config import Config
+from brain.shared.settings import LaptopConfig
 
 NAME = "opencode"
 PLACEHOLDER_TITLE = re.compile(r"^(New|Child) session - \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -87,13 +87,13 @@ def databases(data: Path, env: dict[str, str] | None = None) -> list[Path]:
     return found
 
 
-def roots(cfg: Config, env: dict[str, str] | None = None) -> list[Path]:
+def roots(cfg: LaptopConfig, env: dict[str, str] | None = None) -> list[Path]:
     """opencode's data folder, when it holds a database or the older JSON sessions."""
     data = data_dir(env)
     return [data] if databases(data, env) or (data / "storage" / "session").is_dir() else []
 
 
-def units(cfg: Config, found: list[Path]) -> Iterator[Unit]:
+def units(cfg: LaptopConfig, found: list[Path]) -> Iterator[Unit]:
     """Each database (expanded into its sessions when it changed), then the JSON sessions."""
     for data in found:
         dbs = databases(data)
@@ -128,7 +128,7 @@ class DbSessions:
         return sid in self.ids
 
 
-def db_units(db: Path, data: Path, cfg: Config, in_db: DbSessions) -> Iterator[Unit]:
+def db_units(db: Path, data: Path, cfg: LaptopConfig, in_db: DbSessions) -> Iterator[Unit]:
     """One unit per session row, read from one private copy of the database."""
     with db_snapshot(db) as conn:
         have = tables(conn)
@@ -172,7 +172,7 @@ class DbSession:
     """One session's rows: parsed into a Session (``build``), exported for the archive (``records``)."""
 
     def __init__(self, conn: sqlite3.Connection, db: Path, data: Path, sid: str, worktrees: dict[str, str],
-                 cfg: Config):
+                 cfg: LaptopConfig):
         self.conn, self.db, self.data, self.sid, self.worktrees, self.cfg = conn, db, data, sid, worktrees, cfg
         self.bad = Bad()
         self.rows: list[dict[str, Any]] = []
@@ -222,7 +222,7 @@ def _plain(value: Any) -> Any:
 # ---------------------------------------------------------------------- the JSON files (before v1.2)
 
 
-def json_units(storage: Path, cfg: Config, in_db: DbSessions) -> Iterator[Unit]:
+def json_units(storage: Path, cfg: LaptopConfig, in_db: DbSessions) -> Iterator[Unit]:
     """One unit per ``session/<projectID>/<sessionID>.json`` with its message and part files."""
     for path in sorted((storage / "session").glob("*/*.json")):
         sid = path.stem
@@ -244,7 +244,7 @@ def _json_file(path: Path, storage: Path, bad: Bad) -> dict[str, Any] | None:
     return value
 
 
-def json_session(storage: Path, path: Path, message_files: list[Path], cfg: Config) -> Session | None:
+def json_session(storage: Path, path: Path, message_files: list[Path], cfg: LaptopConfig) -> Session | None:
     bad = Bad()
     session = _json_file(path, storage, bad)
     if session is None:
@@ -281,7 +281,7 @@ def _num(value: Any) -> float:
 
 
 def make_session(sid: str, session: dict[str, Any], messages: list[tuple[dict[str, Any], list[dict[str, Any]]]],
-                 project: Any, files: list[str], bad: Bad, cfg: Config) -> Session:
+                 project: Any, files: list[str], bad: Bad, cfg: LaptopConfig) -> Session:
     lines = Lines(cfg)
     models: list[str] = []
     times = render(messages, lines, models)

@@ -36,7 +36,7 @@ from typing import Any
 from brain.client.http import ApiClient
 from brain.collect.claude import LineStats, Renderer, parse_jsonl
 from brain.mcp import render
-from brain.shared.config import Config
+from brain.shared.settings import LaptopConfig
 
 RECENT_SESSIONS = 5
 MEMORIES = 5
@@ -78,7 +78,7 @@ def parallel(calls: dict[str, Callable[[], Any]], deadline: float) -> dict[str, 
     return dict(results)
 
 
-def _client(cfg: Config, deadline: float) -> ApiClient:
+def _client(cfg: LaptopConfig, deadline: float) -> ApiClient:
     """A client of its own (a requests session is not shared between threads), no retries, the
     time left until the deadline as its timeout."""
     client = ApiClient.from_config(cfg, retries=0)
@@ -86,7 +86,7 @@ def _client(cfg: Config, deadline: float) -> ApiClient:
     return client
 
 
-def _sessions(cfg: Config, project: str, source: str, deadline: float) -> list[dict[str, Any]]:
+def _sessions(cfg: LaptopConfig, project: str, source: str, deadline: float) -> list[dict[str, Any]]:
     return _client(cfg, deadline).list_items(source=source, project=project, limit=RECENT_SESSIONS + 1)["items"]
 
 
@@ -119,7 +119,7 @@ def _search_query(project: str, sessions: list[dict[str, Any]]) -> str:
     return " ".join(" ".join(words).split())[:400] or project
 
 
-def related(cfg: Config, project: str, sessions: list[dict[str, Any]], session_id: str,
+def related(cfg: LaptopConfig, project: str, sessions: list[dict[str, Any]], session_id: str,
             deadline: float) -> list[dict[str, Any]]:
     """Search results in the project, the listed sessions and the one starting left out."""
     shown = {s.get("id") for s in sessions}
@@ -191,7 +191,7 @@ def where_it_stopped(sessions: list[dict[str, Any]], transcript_path: str) -> St
     return None
 
 
-def gather(cfg: Config, payload: dict[str, Any], project: str, deadline: float) -> Parts:
+def gather(cfg: LaptopConfig, payload: dict[str, Any], project: str, deadline: float) -> Parts:
     """Ask brain-api (two rounds of parallel calls) and read the last transcript, by ``deadline``."""
     parts = Parts(project)
     session_id = str(payload.get("session_id") or "")

@@ -28,14 +28,7 @@ from pathlib import Path
 import click
 
 from brain.core import offsite
-from brain.shared import config as config_mod
-from brain.shared.config import Setting
-
-config_mod.register(
-    Setting("backup.dir", config_mod._path, lambda: str(config_mod.data_dir() / "backups"),
-            "directory `brain backup` writes to", env="BRAIN_BACKUP_DIR"),
-    Setting("backup.keep", config_mod._int(1, 10_000), 7, "how many backups `brain backup` keeps (oldest removed)"),
-)
+from brain.shared.settings import ServerConfig
 
 BACKUP_PREFIX = "brain-"
 BACKUP_SUFFIX = ".db"
@@ -204,9 +197,9 @@ def backup_cmd(obj, dest: str | None, keep: int | None) -> None:
     Example:
       brain backup --dest /var/backups/brain --keep 7
     """
-    cfg = obj.cfg
+    cfg = obj.server
     try:
-        result = make_backup(cfg["server.db_path"], dest or cfg["backup.dir"], keep or cfg["backup.keep"])
+        result = make_backup(cfg.server.db_path, dest or cfg.backup.dir, keep or cfg.backup.keep)
     except BackupError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{result.path} ({result.size} bytes)")
@@ -217,9 +210,9 @@ def backup_cmd(obj, dest: str | None, keep: int | None) -> None:
             sent = offsite.send(result.path, cfg)
         except offsite.OffsiteError as exc:  # the local backup stands; the timer's failure is what alerts
             raise click.ClickException(f"backup kept at {result.path}, but not sent off the VM: {exc}") from None
-        click.echo(f"sent to s3://{cfg['backup.s3_bucket']}/{sent.key} ({sent.size} bytes, encrypted)")
+        click.echo(f"sent to s3://{cfg.backup.s3_bucket}/{sent.key} ({sent.size} bytes, encrypted)")
         for key in sent.removed:
-            click.echo(f"removed s3://{cfg['backup.s3_bucket']}/{key}", err=True)
+            click.echo(f"removed s3://{cfg.backup.s3_bucket}/{key}", err=True)
 
 
 @click.command("restore")
@@ -247,7 +240,7 @@ def restore_cmd(obj, backup_file: str | None, remote: str | None, identity: str 
       sudo brain restore --from-bucket latest --identity /root/brain-backup.key --yes
       sudo systemctl start brain
     """
-    cfg = obj.cfg
+    cfg = obj.server
     if (list_remote or remote) and not offsite.configured(cfg):
         raise click.ClickException("no bucket configured: set backup.s3_endpoint and backup.s3_bucket")
     if list_remote:
@@ -261,7 +254,7 @@ def restore_cmd(obj, backup_file: str | None, remote: str | None, identity: str 
         raise click.UsageError("give either BACKUP_FILE or --from-bucket NAME|latest")
     if remote and not identity:
         raise click.UsageError("--from-bucket needs --identity, the age key the backups were encrypted to")
-    db = cfg["server.db_path"]
+    db = cfg.server.db_path
     if not yes:
         click.confirm(f"Replace {db} with {backup_file or remote}? brain-api must be stopped", abort=True)
     if remote:
@@ -276,7 +269,7 @@ def restore_cmd(obj, backup_file: str | None, remote: str | None, identity: str 
         click.echo(f"previous database kept as {saved}", err=True)
 
 
-def _restore_remote(cfg: config_mod.Config, remote: str, identity: Path, db: str, safety_copy: bool) -> None:
+def _restore_remote(cfg: ServerConfig, remote: str, identity: Path, db: str, safety_copy: bool) -> None:
     """Download and decrypt into a private temporary file beside the database, then restore it."""
     import tempfile
 
@@ -288,6 +281,6 @@ def _restore_remote(cfg: config_mod.Config, remote: str, identity: Path, db: str
             saved = restore_backup(plain, db, safety_copy=safety_copy)
         except (offsite.OffsiteError, BackupError) as exc:
             raise click.ClickException(str(exc)) from None
-    click.echo(f"restored s3://{cfg['backup.s3_bucket']}/{key} into {db}")
+    click.echo(f"restored s3://{cfg.backup.s3_bucket}/{key} into {db}")
     if saved:
         click.echo(f"previous database kept as {saved}", err=True)

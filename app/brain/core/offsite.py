@@ -25,26 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from brain.shared import config as config_mod
-from brain.shared.config import Config, Setting
-
-config_mod.register(
-    Setting("backup.s3_endpoint", config_mod._url, "",
-            "S3 endpoint for off-VM backups, e.g. https://<namespace>.compat.objectstorage.<region>.oraclecloud.com; "
-            "empty = backups stay on the VM"),
-    Setting("backup.s3_region", config_mod._str, "us-east-1", "region the S3 requests are signed for (OCI: eu-frankfurt-1 ...)"),
-    Setting("backup.s3_bucket", config_mod._str, "", "bucket the encrypted backups go to"),
-    Setting("backup.s3_prefix", config_mod._str, "brain/", "key prefix of the backups in the bucket"),
-    Setting("backup.s3_access_key", config_mod._str, "", "S3 access key (OCI: a Customer Secret Key's access key)",
-            env="BRAIN_BACKUP_S3_ACCESS_KEY", secret=True),
-    Setting("backup.s3_secret_key", config_mod._str, "", "S3 secret key", env="BRAIN_BACKUP_S3_SECRET_KEY",
-            secret=True),
-    Setting("backup.s3_keep", config_mod._int(1, 10_000), 30, "how many backups the bucket keeps (oldest removed)"),
-    Setting("backup.s3_timeout", config_mod._float(0.1), 60.0, "seconds per S3 request (connect and read)"),
-    Setting("backup.s3_retries", config_mod._int(0, 10), 4, "retries of an S3 request (throttling, 5xx, network)"),
-    Setting("backup.age_recipient", config_mod._str, "",
-            "age public key (age1...) the off-VM backups are encrypted to; its private key is kept off the VM"),
-)
+from brain.shared.settings import ServerConfig
 
 AGE_TIMEOUT = 3600.0  # a multi-GB database on a slow disk; age itself is fast
 SUFFIX = ".age"
@@ -67,8 +48,8 @@ class Remote:
         return self.key.rsplit("/", 1)[-1]
 
 
-def configured(cfg: Config) -> bool:
-    return bool(cfg["backup.s3_endpoint"] and cfg["backup.s3_bucket"])
+def configured(cfg: ServerConfig) -> bool:
+    return bool(cfg.backup.s3_endpoint and cfg.backup.s3_bucket)
 
 
 def _age(args: list[str], what: str) -> None:
@@ -100,10 +81,10 @@ def decrypt(src: Path, dst: Path, identity: Path) -> None:
 class Bucket:
     """The bucket through boto3, with timeouts and bounded retries on every request."""
 
-    def __init__(self, cfg: Config, client: Any = None):
-        self.endpoint = cfg["backup.s3_endpoint"]
-        self.bucket = cfg["backup.s3_bucket"]
-        self.prefix = cfg["backup.s3_prefix"]
+    def __init__(self, cfg: ServerConfig, client: Any = None):
+        self.endpoint = cfg.backup.s3_endpoint
+        self.bucket = cfg.backup.s3_bucket
+        self.prefix = cfg.backup.s3_prefix
         self._client = client or _client(cfg)
 
     def where(self, key: str = "") -> str:
@@ -149,19 +130,19 @@ class Bucket:
         self._call("downloading", key, lambda: self._client.download_file(self.bucket, key, str(dest)))
 
 
-def _client(cfg: Config) -> Any:
+def _client(cfg: ServerConfig) -> Any:
     import boto3
     from botocore.config import Config as BotoConfig
 
-    timeout = cfg["backup.s3_timeout"]
+    timeout = cfg.backup.s3_timeout
     conf = BotoConfig(connect_timeout=timeout, read_timeout=timeout, signature_version="s3v4",
-                      retries={"max_attempts": cfg["backup.s3_retries"] + 1, "mode": "standard"},
+                      retries={"max_attempts": cfg.backup.s3_retries + 1, "mode": "standard"},
                       s3={"addressing_style": "path"},  # OCI's S3 compatibility serves path-style
                       request_checksum_calculation="when_required", response_checksum_validation="when_required")
     return boto3.session.Session().client(
-        "s3", endpoint_url=cfg["backup.s3_endpoint"], region_name=cfg["backup.s3_region"] or None,
-        aws_access_key_id=cfg["backup.s3_access_key"] or None,
-        aws_secret_access_key=cfg["backup.s3_secret_key"] or None, config=conf)
+        "s3", endpoint_url=cfg.backup.s3_endpoint, region_name=cfg.backup.s3_region or None,
+        aws_access_key_id=cfg.backup.s3_access_key or None,
+        aws_secret_access_key=cfg.backup.s3_secret_key or None, config=conf)
 
 
 @dataclass
@@ -171,10 +152,10 @@ class Sent:
     removed: list[str]
 
 
-def send(backup: Path, cfg: Config, bucket: Bucket | None = None) -> Sent:
+def send(backup: Path, cfg: ServerConfig, bucket: Bucket | None = None) -> Sent:
     """Encrypt ``backup`` to ``backup.age_recipient``, upload it, prune the bucket to ``backup.s3_keep``."""
     bucket = bucket or Bucket(cfg)
-    recipient = cfg["backup.age_recipient"]
+    recipient = cfg.backup.age_recipient
     if not recipient:
         raise OffsiteError("backup.s3_bucket is set but backup.age_recipient is not: backups leave the VM "
                            "only encrypted (make a key with age-keygen, keep its private half off the VM)")
@@ -183,10 +164,10 @@ def send(backup: Path, cfg: Config, bucket: Bucket | None = None) -> Sent:
         encrypt(backup, sealed, recipient)
         key = bucket.upload(sealed, sealed.name)
         size = sealed.stat().st_size
-    return Sent(key, size, bucket.prune(cfg["backup.s3_keep"]))
+    return Sent(key, size, bucket.prune(cfg.backup.s3_keep))
 
 
-def fetch(which: str, identity: Path, dest: Path, cfg: Config, bucket: Bucket | None = None) -> str:
+def fetch(which: str, identity: Path, dest: Path, cfg: ServerConfig, bucket: Bucket | None = None) -> str:
     """Download backup ``which`` (a key, a name, or ``latest``) and decrypt it to ``dest``; returns its key."""
     bucket = bucket or Bucket(cfg)
     found = bucket.list()

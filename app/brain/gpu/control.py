@@ -56,59 +56,13 @@ from typing import Any
 import requests
 
 from brain.core import store
-from brain.gpu.tensordock import BASE_URL_ENV, DEFAULT_BASE_URL, TOKEN_ENV, Instance, TensorDockClient, TensorDockError
+from brain.gpu.tensordock import TOKEN_ENV, Instance, TensorDockClient, TensorDockError
 from brain.shared import timeutil
-from brain.shared.config import Config, Setting, _bool, _float, _int, _list, _str, _url, register
+from brain.shared.settings import ServerConfig
 
 log = logging.getLogger(__name__)
 
 
-def _tiers(value: Any) -> list[str]:
-    """``["Weekend:32", ...]`` (or ``"Weekend:32,Light:60"`` from the environment), checked."""
-    out = []
-    for item in _list(value):
-        name, sep, hours = item.partition(":")
-        try:
-            h = float(hours) if sep else -1.0
-        except ValueError:
-            h = -1.0
-        if not name.strip() or h <= 0:
-            raise ValueError(f"each tier is name:hours with hours > 0, e.g. Light:60 (got {item!r})")
-        out.append(f"{name.strip()}:{h:g}")
-    if not out:
-        raise ValueError("at least one tier is needed, e.g. Weekend:32,Light:60,Medium:120")
-    return out
-
-
-register(
-    Setting("gpu.instance_id", _str, "",
-            "TensorDock instance id of the GPU VM (Pulumi output gpu_instance_id); empty = no GPU control"),
-    Setting("gpu.tensordock_token", _str, "", "TensorDock API token used to start and stop the GPU VM",
-            env=TOKEN_ENV, secret=True),
-    Setting("gpu.tensordock_url", _url, DEFAULT_BASE_URL, "TensorDock API base URL", env=BASE_URL_ENV),
-    Setting("gpu.tensordock_retries", _int(0, 10), 3, "retries of a TensorDock call on 429/5xx/connection errors"),
-    Setting("gpu.ollama_url", _url, "",
-            "Ollama base URL for the readiness check (GET /api/version); empty = llm.base_url without /v1"),
-    Setting("gpu.idle_minutes", _float(0), 15.0, "stop the GPU VM after this many minutes without an ask"),
-    Setting("gpu.auto_start", _bool, True,
-            "an ask with the GPU VM stopped starts it; false = answer from retrieval only"),
-    Setting("gpu.start_timeout", _float(1), 600.0, "seconds to wait for the GPU VM and Ollama after a start"),
-    Setting("gpu.poll_interval", _float(0.01), 5.0, "seconds between polls of TensorDock and Ollama while starting"),
-    Setting("gpu.monthly_budget_usd", _float(0), 0.0,
-            "refuse to start the GPU when this month's spend (GPU + embeddings) plus one session would pass "
-            "this many USD, unless forced; 0 = no budget"),
-    Setting("gpu.session_hours", _float(0), 1.0, "hours one start is assumed to run when checking the budget"),
-    Setting("gpu.storage_gb", _int(0), 100,
-            "disk of the GPU VM in GB (Pulumi gpuStorageGb), billed by TensorDock while the VM is stopped"),
-    Setting("gpu.storage_usd_per_gb_hour", _float(0), 0.00005,
-            "USD per GB-hour TensorDock charges for a stopped VM's disk (its locations' per_gb_storage_hr)"),
-    Setting("gpu.hourly_rate", _float(0), 0.35,
-            "USD per GPU hour when TensorDock reports no rate; also prices the plan's tiers"),
-    Setting("gpu.tiers", _tiers, ["Weekend:32", "Light:60", "Medium:120"],
-            "the plan's usage tiers as name:hours per month (comma-separated in env)"),
-    Setting("gpu.inflight_max_seconds", _float(60), 3600.0,
-            "a request in flight for longer than this is taken as dead (a killed worker) by the idle stop"),
-)
 
 RUNNING = "running"
 STARTING = frozenset({"starting", "provisioning", "restarting", "booting", "resuming", "creating"})
@@ -179,21 +133,21 @@ def _td_error(exc: TensorDockError) -> GpuError:
 
 # --- small pieces ---------------------------------------------------------------------------
 
-def tiers(cfg: Config) -> list[tuple[str, float]]:
+def tiers(cfg: ServerConfig) -> list[tuple[str, float]]:
     """The plan's tiers as ``(name, hours)``, smallest first."""
     out = []
-    for item in cfg["gpu.tiers"]:
+    for item in cfg.gpu.tiers:
         name, _, hours = item.partition(":")
         out.append((name, float(hours)))
     return sorted(out, key=lambda t: t[1])
 
 
-def ollama_url(cfg: Config) -> str:
+def ollama_url(cfg: ServerConfig) -> str:
     """``gpu.ollama_url``, else ``llm.base_url`` with its OpenAI ``/v1`` suffix removed."""
-    explicit = cfg["gpu.ollama_url"]
+    explicit = cfg.gpu.ollama_url
     if explicit:
         return explicit.rstrip("/")
-    base = cfg["llm.base_url"].rstrip("/")
+    base = cfg.llm.base_url.rstrip("/")
     return base[:-3] if base.endswith("/v1") else base
 
 
@@ -306,24 +260,24 @@ class GpuControl:
     and ``sleep`` drive the bounded waits.
     """
 
-    def __init__(self, cfg: Config, *, client: TensorDockClient | None = None,
+    def __init__(self, cfg: ServerConfig, *, client: TensorDockClient | None = None,
                  clock: Callable[[], datetime] = _utcnow, monotonic: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep):
         self.cfg = cfg
-        self.instance_id: str = cfg["gpu.instance_id"]
+        self.instance_id: str = cfg.gpu.instance_id
         if not self.instance_id:
             raise GpuNotConfigured("no GPU VM is configured: set gpu.instance_id (BRAIN_GPU_INSTANCE_ID)")
         if client is None:
-            token = cfg["gpu.tensordock_token"]
+            token = cfg.gpu.tensordock_token
             if not token:
                 raise GpuNotConfigured(f"gpu.instance_id is set but no TensorDock token: set {TOKEN_ENV}")
-            client = TensorDockClient(token, cfg["gpu.tensordock_url"], max_retries=cfg["gpu.tensordock_retries"])
+            client = TensorDockClient(token, cfg.gpu.tensordock_url, max_retries=cfg.gpu.tensordock_retries)
         self.client = client
-        self.db_path = str(cfg["server.db_path"])
+        self.db_path = str(cfg.server.db_path)
         self.lock_path = self.db_path + ".gpu.lock"
         self.ollama_url = ollama_url(cfg)
-        self.start_timeout: float = cfg["gpu.start_timeout"]
-        self.poll_interval: float = cfg["gpu.poll_interval"]
+        self.start_timeout: float = cfg.gpu.start_timeout
+        self.poll_interval: float = cfg.gpu.poll_interval
         self._clock = clock
         self._mono = monotonic
         self._sleep = sleep
@@ -370,7 +324,7 @@ class GpuControl:
     def _rate(self, inst: Instance | None) -> tuple[float, str]:
         if inst is not None and inst.rate_hourly is not None and inst.rate_hourly > 0:
             return float(inst.rate_hourly), "tensordock"
-        return float(self.cfg["gpu.hourly_rate"]), "setting"
+        return float(self.cfg.gpu.hourly_rate), "setting"
 
     def _get(self) -> Instance:
         try:
@@ -412,14 +366,14 @@ class GpuControl:
 
     def _inflight(self, conn: sqlite3.Connection, purge: bool = False) -> int:
         """Requests in flight, not counting those of dead workers or older than the limit."""
-        cutoff = timeutil.fmt(self.now() - timedelta(seconds=self.cfg["gpu.inflight_max_seconds"]))
+        cutoff = timeutil.fmt(self.now() - timedelta(seconds=self.cfg.gpu.inflight_max_seconds))
         rows = conn.execute("SELECT id, started_at, host, pid FROM gpu_inflight").fetchall()
         stale = [r["id"] for r in rows
                  if r["started_at"] < cutoff or (r["host"] == self._host and not _pid_alive(r["pid"]))]
         if purge and stale:
             conn.executemany("DELETE FROM gpu_inflight WHERE id = ?", [(i,) for i in stale])
             log.warning("dropped %d stale in-flight request(s) (dead worker or older than %gs)", len(stale),
-                        self.cfg["gpu.inflight_max_seconds"])
+                        self.cfg.gpu.inflight_max_seconds)
         return len(rows) - len(stale)
 
     # -- requests in flight
@@ -476,7 +430,7 @@ class GpuControl:
         idle_stop_at = None
         if up_since:
             anchor = max(x for x in (up_since, last_ask, state["start_requested_at"] if state else None) if x)
-            idle_stop_at = timeutil.fmt(timeutil.parse(anchor) + timedelta(minutes=self.cfg["gpu.idle_minutes"]))
+            idle_stop_at = timeutil.fmt(timeutil.parse(anchor) + timedelta(minutes=self.cfg.gpu.idle_minutes))
         return {
             "configured": True,
             "instance_id": self.instance_id,
@@ -490,17 +444,17 @@ class GpuControl:
             "ollama": {"url": self.ollama_url, "ready": inst.status == RUNNING and self.ollama_ready()},
             "in_flight": inflight,
             "last_ask_at": last_ask,
-            "idle_minutes": self.cfg["gpu.idle_minutes"],
+            "idle_minutes": self.cfg.gpu.idle_minutes,
             "idle_stop_at": idle_stop_at,
-            "auto_start": self.cfg["gpu.auto_start"],
-            "monthly_budget_usd": self.cfg["gpu.monthly_budget_usd"] or None,
+            "auto_start": self.cfg.gpu.auto_start,
+            "monthly_budget_usd": self.cfg.gpu.monthly_budget_usd or None,
         }
 
     # -- budget
 
     def check_budget(self, rate: float) -> None:
         """Raise BudgetExceeded when this month's spend plus one session would pass the budget."""
-        budget = self.cfg["gpu.monthly_budget_usd"]
+        budget = self.cfg.gpu.monthly_budget_usd
         if budget <= 0:
             return
         from brain.gpu.cost import month_report  # cost imports this module for tiers
@@ -509,7 +463,7 @@ class GpuControl:
             report = month_report(conn, self.cfg, now=self.now())
         gpu_usd, embed_usd = report["gpu"]["usd"], report["embeddings"]["usd"]
         storage_usd = report["storage"]["usd"]
-        session = self.cfg["gpu.session_hours"] * rate
+        session = self.cfg.gpu.session_hours * rate
         spent = gpu_usd + storage_usd + embed_usd
         if spent + session <= budget:
             return
@@ -517,7 +471,7 @@ class GpuControl:
         raise BudgetExceeded(
             f"starting the GPU VM would pass the monthly budget of ${budget:.2f} (gpu.monthly_budget_usd): "
             f"${spent:.2f} spent in {report['month']} (GPU ${gpu_usd:.2f}{storage} + embeddings ${embed_usd:.2f}) + "
-            f"~${session:.2f} for one session ({self.cfg['gpu.session_hours']:g} h at ${rate:.3f}/h); "
+            f"~${session:.2f} for one session ({self.cfg.gpu.session_hours:g} h at ${rate:.3f}/h); "
             "start it anyway with force (`brain gpu start --force`, or POST /api/v1/gpu/start {\"force\": true}) "
             "or raise the budget",
             details={"budget": {"usd": budget, "spent_usd": round(spent, 4), "gpu_usd": round(gpu_usd, 4),
@@ -672,7 +626,7 @@ class GpuControl:
 
         Returns ``{"action": "stopped"|"none", "reason": ...}``.
         """
-        idle_s = self.cfg["gpu.idle_minutes"] * 60
+        idle_s = self.cfg.gpu.idle_minutes * 60
         with self._lock(exclusive=True, timeout=STATUS_LOCK_TIMEOUT):
             inst = self._get()
             self._observe(inst)
@@ -699,8 +653,8 @@ class GpuControl:
                 "reason": f"no ask for {quiet / 60:.1f} minutes (gpu.idle_minutes = {idle_s / 60:g})"}
 
 
-def control_for(cfg: Config, **kw: Any) -> GpuControl | None:
+def control_for(cfg: ServerConfig, **kw: Any) -> GpuControl | None:
     """The GPU control, or None when no GPU VM is configured (local use: ask works as before)."""
-    if not cfg["gpu.instance_id"]:
+    if not cfg.gpu.instance_id:
         return None
     return GpuControl(cfg, **kw)

@@ -29,7 +29,7 @@ from brain.core.store import Store
 from brain.gpu.control import REPLACED
 from brain.gpu.control import tiers as tier_list
 from brain.shared import timeutil
-from brain.shared.config import Config
+from brain.shared.settings import ServerConfig
 
 _MONTH = re.compile(r"(\d{4})-(\d{2})")
 
@@ -138,7 +138,7 @@ def gpu_usage(conn: sqlite3.Connection, start: datetime, end: datetime) -> dict[
     return {"hours": hours, "usd": usd, "sessions": count, "running": running}
 
 
-def month_report(conn: sqlite3.Connection, cfg: Config, month: str | None = None,
+def month_report(conn: sqlite3.Connection, cfg: ServerConfig, month: str | None = None,
                  now: datetime | None = None) -> dict[str, Any]:
     """The cost of ``month`` (default: this one) as of ``now`` (``GET /api/v1/cost``, ``brain cost``)."""
     now = now or datetime.now(UTC)
@@ -151,9 +151,9 @@ def month_report(conn: sqlite3.Connection, cfg: Config, month: str | None = None
     gpu = gpu_usage(conn, start, as_of)
     gpu["running"] = gpu["running"] and start <= now < end
     embed = Store(conn).embed_usage(timeutil.fmt(start), timeutil.fmt(as_of))
-    storage_gb, per_gb = int(cfg["gpu.storage_gb"]), float(cfg["gpu.storage_usd_per_gb_hour"])
+    storage_gb, per_gb = int(cfg.gpu.storage_gb), float(cfg.gpu.storage_usd_per_gb_hour)
     storage = storage_usage(conn, start, as_of, storage_gb * per_gb)
-    rate = float(cfg["gpu.hourly_rate"])
+    rate = float(cfg.gpu.hourly_rate)
     projected_h = gpu["hours"] * factor
     projected_gpu = gpu["usd"] * factor
     projected_storage = storage["usd"] * factor
@@ -170,7 +170,7 @@ def month_report(conn: sqlite3.Connection, cfg: Config, month: str | None = None
         top = plan[-1]
         note = f"projected {projected_h:.1f} GPU hours in {label}: above {top['name']} ({top['hours']:g} h)"
 
-    budget = float(cfg["gpu.monthly_budget_usd"])
+    budget = float(cfg.gpu.monthly_budget_usd)
     return {
         "month": label,
         "start": timeutil.fmt(start),
@@ -193,30 +193,3 @@ def month_report(conn: sqlite3.Connection, cfg: Config, month: str | None = None
         "tier": None if fits is None else fits["name"],
         "tier_note": note,
     }
-
-
-def render(report: dict[str, Any]) -> str:
-    """The report as a few lines for the terminal (``brain cost``)."""
-    g, e, t, s = report["gpu"], report["embeddings"], report["total"], report["storage"]
-    state = "complete" if report["complete"] else f"as of {report['as_of'][:16].replace('T', ' ')} UTC"
-    lines = [
-        f"Cost {report['month']} ({state})",
-        f"  GPU         {g['hours']:8.2f} h   ${g['usd']:8.2f}   {g['sessions']} session(s)"
-        + ("; running now" if g["running"] else ""),
-        f"  storage     {s['hours_stopped']:8.2f} h   ${s['usd']:8.2f}   stopped ({s['gb']} GB at "
-        f"${s['usd_per_gb_hour']:g}/GB-h)",
-        f"  embeddings  {e['tokens']:>10,} tokens   ${e['usd']:8.4f}",
-        f"  total                    ${t['usd']:8.2f}",
-    ]
-    if not report["complete"]:
-        lines.append(f"  projected   {g['projected_hours']:8.2f} h   ${t['projected_usd']:8.2f} by month end "
-                     f"(GPU ${g['projected_usd']:.2f}, storage ${s['projected_usd']:.2f}, "
-                     f"embeddings ${e['projected_usd']:.4f})")
-    if report["budget"]:
-        b = report["budget"]
-        over = "; projection is OVER budget" if b["projected_over"] else ""
-        lines.append(f"  budget                   ${b['usd']:8.2f}   ${b['remaining_usd']:.2f} left{over}")
-    lines.append("  tiers at ${:.2f}/h: ".format(report["hourly_rate"])
-                 + " | ".join(f"{x['name']} {x['hours']:g} h ${x['gpu_usd']:.2f}" for x in report["tiers"]))
-    lines.append(f"  {report['tier_note']}")
-    return "\n".join(lines)

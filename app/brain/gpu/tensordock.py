@@ -28,11 +28,13 @@ from typing import Any
 import requests
 import urllib3
 
+from brain.shared.settings import TENSORDOCK_TOKEN_ENV, TENSORDOCK_URL, TENSORDOCK_URL_ENV
+
 log = logging.getLogger(__name__)
 
-DEFAULT_BASE_URL = "https://dashboard.tensordock.com/api/v2"
-TOKEN_ENV = "TENSORDOCK_API_TOKEN"
-BASE_URL_ENV = "TENSORDOCK_BASE_URL"
+DEFAULT_BASE_URL = TENSORDOCK_URL
+TOKEN_ENV = TENSORDOCK_TOKEN_ENV
+BASE_URL_ENV = TENSORDOCK_URL_ENV
 RTX_4090 = "geforcertx4090-pcie-24gb"
 MIN_STORAGE_GB = 100  # documented minimum for a new instance
 DEFAULT_IMAGE = "ubuntu2404"

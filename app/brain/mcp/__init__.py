@@ -23,23 +23,9 @@ from typing import TYPE_CHECKING
 
 import click
 
-from brain.shared import config as config_mod
-from brain.shared.config import Setting
-
 if TYPE_CHECKING:  # brain.cli.main imports this module to register the command
     from brain.cli.main import Ctx
 
-config_mod.register(
-    Setting("mcp.max_chars", config_mod._int(1000, 60_000), 20_000,
-            "characters of an item's content get_item returns per call when max_chars is not given"),
-    Setting("mcp.ask_timeout", config_mod._float(1.0), 900.0,
-            "seconds ask_memory waits for brain-api's answer (the LLM may be loading a model)"),
-    Setting("mcp.host", config_mod._str, "127.0.0.1", "address `brain mcp --http` binds"),
-    Setting("mcp.port", config_mod._int(1, 65535), 8765, "port `brain mcp --http` binds"),
-    Setting("mcp.http_token", config_mod._str, "",
-            "bearer token clients must send to `brain mcp --http` (required when binding off loopback)",
-            secret=True),
-)
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +65,10 @@ def mcp_command(obj: Ctx, use_http: bool, host: str | None, port: int | None, lo
           -e BRAIN_TOKEN="$BRAIN_TOKEN" -- "$(command -v brain)" mcp
       brain mcp --http --port 8765     # streamable HTTP at http://127.0.0.1:8765/mcp
     """
-    cfg = obj.cfg
-    host, port = host or cfg["mcp.host"], port or cfg["mcp.port"]
+    cfg = obj.laptop
+    host, port = host or cfg.mcp.host, port or cfg.mcp.port
     if use_http:
-        check_http_exposure(host, cfg["mcp.http_token"])
+        check_http_exposure(host, cfg.mcp.http_token)
     from brain.mcp.server import build_server, run_http  # the MCP SDK: imported only here (see module docstring)
 
     log_level = log_level.upper()
@@ -91,9 +77,9 @@ def mcp_command(obj: Ctx, use_http: bool, host: str | None, port: int | None, lo
         server = build_server(cfg, log_level)
     except ValueError as exc:  # an empty client.api_url
         raise click.ClickException(str(exc)) from None
-    if not cfg["client.token"]:
+    if not cfg.client.token:
         log.warning("client.token / BRAIN_TOKEN is not set: brain-api will answer 401 to every tool call")
     if use_http:
-        run_http(server, host, port, cfg["mcp.http_token"], log_level)
+        run_http(server, host, port, cfg.mcp.http_token, log_level)
     else:
         server.run("stdio")

@@ -29,7 +29,7 @@ from pydantic import Field, ValidationError
 from brain import __version__
 from brain.client.http import ApiClient, ApiError, ApiUnavailable
 from brain.mcp import check_http_exposure, render
-from brain.shared import config as config_mod
+from brain.shared.settings import LaptopConfig
 from brain.shared.timeline_text import now_in
 from brain.shared.timeline_text import render as render_timeline
 from brain.shared.zones import local_tz_name
@@ -381,12 +381,12 @@ class MemoryTools:
         return result(text, data)
 
 
-def build_server(cfg: config_mod.Config, log_level: str = "WARNING") -> BrainMCP:
+def build_server(cfg: LaptopConfig, log_level: str = "WARNING") -> BrainMCP:
     """The MCP server with its five tools, talking to the brain-api of ``cfg``."""
     api = ApiClient.from_config(cfg)
     ask_api = ApiClient.from_config(cfg, retries=0)
-    ask_api.timeout = cfg["mcp.ask_timeout"]
-    tools = MemoryTools(api, ask_api, cfg["mcp.max_chars"])
+    ask_api.timeout = cfg.mcp.ask_timeout
+    tools = MemoryTools(api, ask_api, cfg.mcp.max_chars)
     server = BrainMCP(SERVER_NAME, title="brain: the developer's second brain", instructions=INSTRUCTIONS,
                       version=__version__, log_level=log_level)  # type: ignore[arg-type]
     specs: list[tuple[Callable[..., CallToolResult], str, str]] = [

@@ -33,15 +33,10 @@ from typing import Any, TypeVar
 
 from brain.core.search import Hit, Searcher
 from brain.rag.llm import ChatStream, LLMClient, LLMError, Piece
-from brain.shared.config import Config, Setting, _float, _int, register
+from brain.shared.settings import ServerConfig
 
 log = logging.getLogger(__name__)
 
-register(
-    Setting("ask.k", _int(1, 50), 6, "most sources (items) packed into an answer's prompt"),
-    Setting("ask.chunks_per_source", _int(1, 20), 3, "most chunks of one item in the prompt"),
-    Setting("llm.chars_per_token", _float(1.0), 3.0, "characters per token used to estimate prompt size"),
-)
 
 MAX_QUESTION_CHARS = 4000
 MIN_SOURCE_TOKENS = 64  # a cut chunk shorter than this is noise, not context
@@ -244,23 +239,23 @@ def validate_question(question: Any) -> str:
     return question
 
 
-def prepare(conn: sqlite3.Connection, searcher: Searcher, cfg: Config, question: str, k: int | None = None,
+def prepare(conn: sqlite3.Connection, searcher: Searcher, cfg: ServerConfig, question: str, k: int | None = None,
             **filters: Any) -> Prepared:
     """Retrieve and pack. Raises AskInputError when the question leaves no room for sources."""
     started = time.monotonic()
     question = validate_question(question)
-    k = k or cfg["ask.k"]
-    cpt = cfg["llm.chars_per_token"]
-    budget = source_budget(question, cfg["llm.context_tokens"], cfg["llm.answer_tokens"], cpt)
+    k = k or cfg.ask.k
+    cpt = cfg.llm.chars_per_token
+    budget = source_budget(question, cfg.llm.context_tokens, cfg.llm.answer_tokens, cpt)
     if budget < MIN_SOURCE_TOKENS:
         raise AskInputError(
-            f"question is too long for llm.context_tokens={cfg['llm.context_tokens']} minus "
-            f"llm.answer_tokens={cfg['llm.answer_tokens']}: no room left for sources", "question")
-    hits = searcher.search(conn, question, k=k * cfg["ask.chunks_per_source"] * 2, per_item=False, **filters)
-    packed = pack(hits, budget, k, cfg["ask.chunks_per_source"], cpt)
+            f"question is too long for llm.context_tokens={cfg.llm.context_tokens} minus "
+            f"llm.answer_tokens={cfg.llm.answer_tokens}: no room left for sources", "question")
+    hits = searcher.search(conn, question, k=k * cfg.ask.chunks_per_source * 2, per_item=False, **filters)
+    packed = pack(hits, budget, k, cfg.ask.chunks_per_source, cpt)
     retrieve_ms = (time.monotonic() - started) * 1000
-    plan = PackPlan(hits, k, cfg["ask.chunks_per_source"], cpt, cfg["llm.context_tokens"], "llm.context_tokens")
-    return Prepared(question, packed, build_messages(packed, question), cfg["llm.answer_tokens"],
+    plan = PackPlan(hits, k, cfg.ask.chunks_per_source, cpt, cfg.llm.context_tokens, "llm.context_tokens")
+    return Prepared(question, packed, build_messages(packed, question), cfg.llm.answer_tokens,
                     retrieve_ms, started, plan)
 
 

@@ -31,16 +31,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from brain.rag.llm_context import ContextProbe, context_overflow
-from brain.shared.config import Config, Setting, _float, _int, register
+from brain.shared.settings import LLMSettings, ServerConfig
 
 log = logging.getLogger(__name__)
 
-register(
-    Setting("llm.max_retries", _int(0, 10), 2,
-            "retries when the LLM cannot be reached or answers 429/502/503/504 before generating"),
-    Setting("llm.retry_backoff", _float(0), 0.5, "seconds before the first retry (doubles each time)"),
-    Setting("llm.temperature", _float(0), 0.2, "sampling temperature for answers"),
-)
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 THINK_OPEN = "<think>"
@@ -383,25 +377,23 @@ def _status_detail(exc: Any) -> str:
         return str(exc)[:300]
 
 
-_CACHE: dict[tuple, LLMClient] = {}
+_CACHE: dict[LLMSettings, LLMClient] = {}
 
 
-def get_llm(cfg: Config) -> LLMClient:
+def get_llm(cfg: ServerConfig) -> LLMClient:
     """The client the configuration asks for, built once per process and settings."""
-    key = tuple(cfg[name] for name in (
-        "llm.base_url", "llm.model", "llm.api_key", "llm.connect_timeout", "llm.read_timeout",
-        "llm.max_retries", "llm.retry_backoff", "llm.temperature", "llm.context_probe", "llm.context_probe_ttl"))
+    key = cfg.llm  # frozen, so hashable: one client per distinct [llm] section
     if key not in _CACHE:
         probe = None
-        if cfg["llm.context_probe"]:
-            probe = ContextProbe(cfg["llm.base_url"], cfg["llm.model"], ttl=cfg["llm.context_probe_ttl"],
-                                 connect_timeout=cfg["llm.connect_timeout"],
-                                 read_timeout=min(cfg["llm.read_timeout"], 10.0),
-                                 retries=min(cfg["llm.max_retries"], 1), backoff=cfg["llm.retry_backoff"],
-                                 api_key=cfg["llm.api_key"])
+        if cfg.llm.context_probe:
+            probe = ContextProbe(cfg.llm.base_url, cfg.llm.model, ttl=cfg.llm.context_probe_ttl,
+                                 connect_timeout=cfg.llm.connect_timeout,
+                                 read_timeout=min(cfg.llm.read_timeout, 10.0),
+                                 retries=min(cfg.llm.max_retries, 1), backoff=cfg.llm.retry_backoff,
+                                 api_key=cfg.llm.api_key)
         _CACHE[key] = LLMClient(
-            cfg["llm.base_url"], cfg["llm.model"], cfg["llm.api_key"],
-            connect_timeout=cfg["llm.connect_timeout"], read_timeout=cfg["llm.read_timeout"],
-            max_retries=cfg["llm.max_retries"], retry_backoff=cfg["llm.retry_backoff"],
-            temperature=cfg["llm.temperature"], context_probe=probe)
+            cfg.llm.base_url, cfg.llm.model, cfg.llm.api_key,
+            connect_timeout=cfg.llm.connect_timeout, read_timeout=cfg.llm.read_timeout,
+            max_retries=cfg.llm.max_retries, retry_backoff=cfg.llm.retry_backoff,
+            temperature=cfg.llm.temperature, context_probe=probe)
     return _CACHE[key]

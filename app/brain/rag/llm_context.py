@@ -33,16 +33,8 @@ from typing import Any
 
 import requests
 
-from brain.shared.config import Setting, _bool, _float, register
-
 log = logging.getLogger(__name__)
 
-register(
-    Setting("llm.context_probe", _bool, True,
-            "ask the LLM server its context size (Ollama /api/ps and /api/show, llama.cpp /props) and pack "
-            "prompts to the smaller of it and llm.context_tokens"),
-    Setting("llm.context_probe_ttl", _float(0), 600.0, "seconds a context size the LLM server reported is trusted"),
-)
 
 UPPER_BOUND_TTL = 60.0  # a trained context only bounds Ollama's real one: ask again soon
 FAILED_TTL = 30.0  # a probe that failed is not repeated on every question
