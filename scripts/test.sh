@@ -27,6 +27,9 @@ python -m pip install -q -r requirements-ansible.txt
 log "ruff"
 ruff check .
 
+log "import contracts (lint-imports: laptop and server sides apart, no cycles)"
+lint-imports
+
 log "pytest"
 python -m pytest -m "not molecule and not bench and not rehearsal" "$@"
 

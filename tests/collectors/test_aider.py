@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from brain.collect import agents, aider
+from brain.collect import agents, aider, coding_agents
 from brain.shared import timeutil
 
 from .agent_homes import AIDER_HISTORY
@@ -14,7 +14,7 @@ from .conftest import RecordingSink
 
 def run(cfg, state, redactor) -> tuple[RecordingSink, agents.RunStats]:
     sink = RecordingSink(state)
-    return sink, agents.collect(cfg, state, sink, redactor, None, only=("aider",))
+    return sink, coding_agents.collect(cfg, state, sink, redactor, None, only=("aider",))
 
 
 def write_repo(root: Path, text: str = AIDER_HISTORY) -> Path:

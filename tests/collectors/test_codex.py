@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 
-from brain.collect import agents
+from brain.collect import agents, coding_agents
 from brain.collect.archive import Archive
 from brain.collect.outbox import OutboxSink
 
@@ -18,7 +18,7 @@ ID = f"agent:codex:{CODEX_SID}"
 
 def run(cfg, state, redactor, archive=None) -> tuple[RecordingSink, agents.RunStats]:
     sink = RecordingSink(state)
-    return sink, agents.collect(cfg, state, sink, redactor, archive, only=("codex",))
+    return sink, coding_agents.collect(cfg, state, sink, redactor, archive, only=("codex",))
 
 
 def test_a_compacted_resumed_session_is_one_item_read_like_a_claude_session(home: Path, make_cfg, state,
@@ -76,7 +76,7 @@ def test_incremental_idempotent_and_resume_appends(home: Path, make_cfg, state, 
     cfg = make_cfg()
 
     def outbox() -> agents.RunStats:
-        return agents.collect(cfg, state, OutboxSink(state), redactor, None, only=("codex",))
+        return coding_agents.collect(cfg, state, OutboxSink(state), redactor, None, only=("codex",))
 
     assert outbox().queued == 1
     stats = outbox()

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from brain.cli.main import main
 from brain.client.http import ApiClient
-from brain.collect import agents, cursor
+from brain.collect import agents, coding_agents, cursor
 from brain.collect.archive import Archive
 from brain.collect.outbox import OutboxSink, State
 
@@ -50,7 +50,7 @@ def state2(tmp_path: Path) -> Iterator[State]:
 
 def run(cfg, state, redactor, archive=None) -> tuple[RecordingSink, agents.RunStats]:
     sink = RecordingSink(state)
-    return sink, agents.collect(cfg, state, sink, redactor, archive, only=("cursor",))
+    return sink, coding_agents.collect(cfg, state, sink, redactor, archive, only=("cursor",))
 
 
 def global_db(home: Path) -> Path:
@@ -122,7 +122,7 @@ def test_incremental_and_idempotent(home: Path, make_cfg, state, redactor) -> No
     cfg = make_cfg()
 
     def outbox() -> agents.RunStats:
-        return agents.collect(cfg, state, OutboxSink(state), redactor, None, only=("cursor",))
+        return coding_agents.collect(cfg, state, OutboxSink(state), redactor, None, only=("cursor",))
 
     assert outbox().queued == 4
     stats = outbox()

@@ -6,7 +6,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from brain.collect import agents
+from brain.collect import agents, coding_agents
 
 from .agent_homes import GEMINI_ROOT, GEMINI_SID, gemini_session, gm, write_gemini, write_lines
 from .conftest import RecordingSink
@@ -16,7 +16,7 @@ ID = f"agent:gemini:{GEMINI_SID}"
 
 def run(cfg, state, redactor) -> tuple[RecordingSink, agents.RunStats]:
     sink = RecordingSink(state)
-    return sink, agents.collect(cfg, state, sink, redactor, None, only=("gemini",))
+    return sink, coding_agents.collect(cfg, state, sink, redactor, None, only=("gemini",))
 
 
 def test_a_rewound_session_keeps_what_survived_the_rewind(home: Path, make_cfg, state, redactor) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from brain.collect import agents, browser, opencode
+from brain.collect import agents, browser, coding_agents, opencode
 from brain.collect.archive import Archive
 from brain.collect.outbox import OutboxSink, State
 
@@ -46,11 +46,11 @@ def state2(tmp_path: Path) -> Iterator[State]:
 
 def run(cfg, state, redactor, archive=None) -> tuple[RecordingSink, agents.RunStats]:
     sink = RecordingSink(state)
-    return sink, agents.collect(cfg, state, sink, redactor, archive, only=("opencode",))
+    return sink, coding_agents.collect(cfg, state, sink, redactor, archive, only=("opencode",))
 
 
 def outbox(cfg, state, redactor) -> agents.RunStats:
-    return agents.collect(cfg, state, OutboxSink(state), redactor, None, only=("opencode",))
+    return coding_agents.collect(cfg, state, OutboxSink(state), redactor, None, only=("opencode",))
 
 
 def body(state, item_id: str) -> str:

@@ -18,8 +18,6 @@ from typing import Any
 import click
 import requests
 
-from brain.rag import ask as _ask  # noqa: F401 - registers the ask.* settings before the config is loaded
-from brain.rag import llm as _llm  # noqa: F401 - registers the llm.* settings added by this area
 from brain.shared.settings import LaptopConfig
 
 CONNECT_RETRIES = 2

@@ -38,7 +38,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from brain.collect import Problem, RunStats, prepare, repair_text
 from brain.collect.archive import Archive
@@ -452,44 +452,3 @@ def row_json(raw: Any, where: str, bad: Bad) -> dict[str, Any] | None:
 
 
 # ---------------------------------------------------------------------- all agents
-
-
-class AgentModule(Protocol):
-    NAME: str
-
-    def roots(self, cfg: LaptopConfig) -> list[Path]: ...
-
-    def units(self, cfg: LaptopConfig, roots: list[Path]) -> Iterator[Unit]: ...
-
-
-def modules() -> list[AgentModule]:
-    """The agents, in the order they are collected."""
-    from brain.collect import aider, codex, cursor, gemini, opencode
-
-    return [codex, gemini, aider, opencode, cursor]  # type: ignore[list-item]
-
-
-def collect(cfg: LaptopConfig, state: State, sink: Sink, redactor: Any, archive: Archive | None,
-            since: datetime | None = None, only: tuple[str, ...] = ()) -> RunStats:
-    """Collect every agent whose files are found; the summary names the ones found
-    (``agents [codex, gemini]: ...``), so a run says what it read."""
-    found: list[str] = []
-    stats = RunStats("agents")
-    for mod in modules():
-        if only and mod.NAME not in only:
-            continue
-        try:
-            roots = mod.roots(cfg)
-        except OSError as exc:
-            stats.errors.append(f"{mod.NAME}: cannot look for sessions: {exc}")
-            continue
-        if not roots:
-            continue
-        found.append(mod.NAME)
-        try:
-            run_units(mod.NAME, mod.units(cfg, roots), cfg, state, sink, redactor, archive, since, stats)
-        except OSError as exc:
-            state.rollback()
-            stats.errors.append(f"{mod.NAME}: cannot list sessions: {exc}")
-    stats.name = f"agents [{', '.join(found) or 'none found'}]"
-    return stats

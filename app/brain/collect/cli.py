@@ -66,11 +66,11 @@ def _run_one(name: str, cfg: LaptopConfig, state: State, sink: Sink, since: date
             if archive is not None:
                 archive.close()
     if name == "agents":
-        from brain.collect import agents
+        from brain.collect import coding_agents
 
         archive = None if dry_run else Archive(archive_path(), cfg.collect.archive_days)
         try:
-            return agents.collect(cfg, state, sink, redactor, archive, since)
+            return coding_agents.collect(cfg, state, sink, redactor, archive, since)
         finally:
             if archive is not None:
                 archive.close()

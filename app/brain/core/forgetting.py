@@ -17,15 +17,10 @@ from typing import Any
 
 from brain.core.store import filter_sql, write_transaction
 from brain.shared import timeutil
-from brain.shared.tombstones import Rule, rules_from
+from brain.shared.tombstones import Rule
 
 # columns a rule is matched on: everything but the content
 _MATCH_COLUMNS = "id, source, uri, project, created_at, updated_at, meta"
-
-
-def load_rules(conn: sqlite3.Connection) -> list[Rule]:
-    """Every tombstone's rule (a small table: read on each ingest)."""
-    return rules_from(json.loads(r[0]) for r in conn.execute("SELECT rule FROM tombstones ORDER BY id"))
 
 
 def _candidates(conn: sqlite3.Connection, rule: Rule) -> Iterator[dict[str, Any]]:

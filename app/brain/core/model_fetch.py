@@ -36,7 +36,7 @@ from pathlib import Path
 
 import requests
 
-from brain.core.embed import EmbedError, default_models_dir, file_sha256, resolve_local_model
+from brain.core.embed_base import EmbedError, default_models_dir, file_sha256, resolve_local_model
 from brain.shared.settings import ServerConfig
 
 log = logging.getLogger(__name__)

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from brain.core.embed import EmbedError, EmbedResult, file_sha256, local_model_id, resolve_local_model
+from brain.core.embed_base import EmbedError, EmbedResult, file_sha256, local_model_id, resolve_local_model
 
 log = logging.getLogger(__name__)
 

@@ -29,6 +29,7 @@ from brain.shared import timeutil
 from brain.shared.schema import DEFAULT_MAX_CONTENT_BYTES, ITEM_FIELDS, Item, explain
 from brain.shared.schema import SOURCES as SOURCES  # the item schema is shared with the collectors
 from brain.shared.schema import text_problem as text_problem
+from brain.shared.tombstones import Rule, first_match, rules_from
 
 log = logging.getLogger(__name__)
 
@@ -391,10 +392,7 @@ class Store:
         Why dropped and not a 400: a collector that has not learnt a new tombstone yet must still
         deliver the rest of its batch. ``_write`` checks again inside its transaction, so a forget
         that lands between this check and the write still wins."""
-        from brain.core.forgetting import load_rules
-        from brain.shared.tombstones import first_match
-
-        rules = load_rules(self.conn)
+        rules = load_tombstone_rules(self.conn)
         if not rules:
             return items
         kept = [it for it in items if first_match(rules, it) is None]
@@ -623,6 +621,12 @@ def _rate_per_min(batches: list[sqlite3.Row]) -> int:
     span = (timeutil.parse(batches[-1][0]) - timeutil.parse(batches[0][0])).total_seconds()
     later = sum(b[1] for b in batches[1:])
     return round(later * 60 / span) if span > 0 else sum(b[1] for b in batches)
+
+
+def load_tombstone_rules(conn: sqlite3.Connection) -> list[Rule]:
+    """Every tombstone's rule, oldest first: a small table, read on each ingest (brain.core.forgetting
+    writes it)."""
+    return rules_from(json.loads(r[0]) for r in conn.execute("SELECT rule FROM tombstones ORDER BY id"))
 
 
 def filter_sql(alias: str, *, source: str | None = None, project: str | None = None, since: str | None = None,

@@ -56,6 +56,7 @@ from typing import Any
 import requests
 
 from brain.core import store
+from brain.gpu.cost import REPLACED, month_report
 from brain.gpu.tensordock import TOKEN_ENV, Instance, TensorDockClient, TensorDockError
 from brain.shared import timeutil
 from brain.shared.settings import ServerConfig
@@ -133,15 +134,6 @@ def _td_error(exc: TensorDockError) -> GpuError:
 
 # --- small pieces ---------------------------------------------------------------------------
 
-def tiers(cfg: ServerConfig) -> list[tuple[str, float]]:
-    """The plan's tiers as ``(name, hours)``, smallest first."""
-    out = []
-    for item in cfg.gpu.tiers:
-        name, _, hours = item.partition(":")
-        out.append((name, float(hours)))
-    return sorted(out, key=lambda t: t[1])
-
-
 def ollama_url(cfg: ServerConfig) -> str:
     """``gpu.ollama_url``, else ``llm.base_url`` with its OpenAI ``/v1`` suffix removed."""
     explicit = cfg.gpu.ollama_url
@@ -204,7 +196,6 @@ def record(conn: sqlite3.Connection, instance_id: str, event: str, at: datetime,
     return True
 
 
-REPLACED = "replaced"  # origin of the stop that retires an instance Pulumi replaced
 
 
 def retire_replaced(conn: sqlite3.Connection, current: str, at: datetime) -> list[str]:
@@ -457,7 +448,6 @@ class GpuControl:
         budget = self.cfg.gpu.monthly_budget_usd
         if budget <= 0:
             return
-        from brain.gpu.cost import month_report  # cost imports this module for tiers
 
         with self._db() as conn:
             report = month_report(conn, self.cfg, now=self.now())

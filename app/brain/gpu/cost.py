@@ -26,10 +26,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 from brain.core.store import Store
-from brain.gpu.control import REPLACED
-from brain.gpu.control import tiers as tier_list
 from brain.shared import timeutil
 from brain.shared.settings import ServerConfig
+
+REPLACED = "replaced"  # origin of the ledger stop that retires an instance Pulumi replaced
+
+
+def tiers(cfg: ServerConfig) -> list[tuple[str, float]]:
+    """The plan's tiers as ``(name, hours)``, smallest first."""
+    out = []
+    for item in cfg.gpu.tiers:
+        name, _, hours = item.partition(":")
+        out.append((name, float(hours)))
+    return sorted(out, key=lambda t: t[1])
 
 _MONTH = re.compile(r"(\d{4})-(\d{2})")
 
@@ -161,7 +170,7 @@ def month_report(conn: sqlite3.Connection, cfg: ServerConfig, month: str | None 
     total = gpu["usd"] + storage["usd"] + embed["cost_usd"]
     projected_total = projected_gpu + projected_storage + projected_embed
 
-    plan = [{"name": name, "hours": hours, "gpu_usd": round(hours * rate, 2)} for name, hours in tier_list(cfg)]
+    plan = [{"name": name, "hours": hours, "gpu_usd": round(hours * rate, 2)} for name, hours in tiers(cfg)]
     fits = next((t for t in plan if projected_h <= t["hours"]), None)
     if fits is not None:
         note = (f"projected {projected_h:.1f} GPU hours in {label}: within {fits['name']} "

@@ -22,7 +22,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from brain.shared.config import (
+from brain.shared.config_types import (
     Config,
     PathStr,
     Section,
