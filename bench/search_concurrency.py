@@ -54,7 +54,7 @@ def start_server(db: Path, log: Path) -> tuple[list[subprocess.Popen[bytes]], st
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
-            if requests.get(url + "/readyz", timeout=2).ok:
+            if requests.get(url + "/readyz", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=2).ok:
                 return procs, url
         except requests.RequestException:
             pass
@@ -131,15 +131,22 @@ def main() -> None:
     ap.add_argument("--chunks", type=int, default=100_000)
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--seconds", type=float, default=60)
+    ap.add_argument("--db", type=Path, help="reuse a store this bench built before (its folder is kept)")
     args = ap.parse_args()
     cfg = config.load(env=dict(os.environ))
     model_id = get_text_model(cfg).model_id
     files = sb.real_files()
     sessions = sb.session_items()
-    print(f"load average {os.getloadavg()[0]:.2f}; building a store of {args.chunks:,} chunks of real text")
-    db, _, n_items, _, _, _ = sb.build(args.chunks, get_embedder(cfg), files, sessions, 0, model_id)
-    search_index.catch_up(db, model_id)
+    if args.db:
+        db = args.db
+        n_items = 0
+    else:
+        print(f"load average {os.getloadavg()[0]:.2f}; building a store of {args.chunks:,} chunks of real text")
+        db, _, n_items, _, _, _ = sb.build(args.chunks, get_embedder(cfg), files, sessions, 0, model_id)
+        search_index.catch_up(db, model_id)
+        print(f"store kept in {db} (--db to reuse it)")
     conn = store.connect(db)
+    n_items = n_items or conn.execute("SELECT count(*) FROM items").fetchone()[0]
     n_chunks = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
     queries = sb.queries_from(conn, 400)
     stored = {r[0] for r in conn.execute("SELECT id FROM items")}

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from brain.core import search_index, store
-from brain.core.search import Searcher, VectorIndex, query_words
+from brain.core.search import Searcher, VectorIndex, fts_query, query_words
 from brain.core.search_index import (
     IndexKeeper,
     Marks,
@@ -75,6 +75,12 @@ def fts_only(conn, q, n=50):
 
 
 def index_hits(conn, q, n=50):
+    """What the text index answers, FTS5 taking the chunks newer than it (as search asks it)."""
+    return Searcher(WordModel()).text_index_for(conn).search(conn, query_words(q), n, fts_query(q))
+
+
+def strict_hits(conn, q, n=50):
+    """What the text index answers when it must hold exactly what the database holds."""
     return Searcher(WordModel()).text_index_for(conn).search(conn, query_words(q), n)
 
 
@@ -96,21 +102,34 @@ def test_index_answers_like_fts5_once_built(conn, keeper):
     assert "tantivy" in top[0].text
 
 
-def test_stale_index_is_not_used_until_the_keeper_catches_up(conn, keeper):
+def test_an_index_behind_the_database_answers_with_fts5_for_the_newer_chunks(conn, keeper):
     keeper.step()
-    store.Store(conn).upsert(notes(1, 100, "fresh"), WordModel())
-    assert index_hits(conn, "item100") is None  # the database holds a chunk the index lacks
+    store.Store(conn).upsert(notes(2, 100, "fresh"), WordModel())
+    assert strict_hits(conn, "item100") is None  # the database holds chunks the index lacks
+    assert [c for c, _ in index_hits(conn, "item100")] == fts_only(conn, "item100")  # from FTS5's tail
+    assert {c for c, _ in index_hits(conn, "fresh pasta")} == set(fts_only(conn, "fresh pasta"))  # both merged
     hits = Searcher(WordModel()).search(conn, "item100", mode="bm25")
-    assert [h.item_id for h in hits] == ["note:fresh100"]  # searchable at once, through FTS5
+    assert [h.item_id for h in hits] == ["note:fresh100"]  # searchable at once
+    store.Store(conn).delete("note:2")  # deleted since the index's marks: left out
+    assert fts_only(conn, "item2") == [] and index_hits(conn, "item2") == []
     keeper.step()
-    assert [c for c, _ in index_hits(conn, "item100")] == fts_only(conn, "item100")
+    assert [c for c, _ in strict_hits(conn, "item100")] == fts_only(conn, "item100")
+
+
+def test_an_index_too_far_behind_is_left_to_fts5(conn, keeper, monkeypatch):
+    keeper.step()
+    monkeypatch.setattr(search_index, "TAIL_MAX", 3)
+    store.Store(conn).upsert(notes(5, 100, "fresh"), WordModel())
+    assert index_hits(conn, "item100") is None
+    assert [h.item_id for h in Searcher(WordModel()).search(conn, "item100", mode="bm25")] == ["note:fresh100"]
 
 
 def test_deletions_reach_the_index(conn, keeper):
     keeper.step()
     st = store.Store(conn)
     st.delete("note:3")
-    assert index_hits(conn, "item3") is None
+    assert strict_hits(conn, "item3") is None
+    assert index_hits(conn, "item3") == []  # deleted since the marks: left out
     keeper.step()
     assert index_hits(conn, "item3") == []
     # an edit deletes the item's chunks and inserts new ones
@@ -125,7 +144,8 @@ def test_catching_up_commits_in_steps(conn, keeper):
     rounds = 1
     while not keeper.step():
         rounds += 1
-        assert index_hits(conn, "pasta") is None  # half built: not used
+        assert strict_hits(conn, "pasta") is None  # half built: not current
+        assert {c for c, _ in index_hits(conn, "pasta")} == set(fts_only(conn, "pasta"))  # FTS5 has the rest
     assert rounds == 6  # 40 chunks, 7 a commit
     assert {c for c, _ in index_hits(conn, "pasta")} == set(fts_only(conn, "pasta"))
 
@@ -157,7 +177,7 @@ def test_an_unreadable_index_is_ignored_then_rebuilt(db_path, conn, keeper):
     keeper.close()
     meta = index_dir(db_path) / "text" / "meta.json"
     meta.write_text("{not json")
-    assert index_hits(conn, "pasta") is None
+    assert index_hits(conn, "pasta") is None  # unreadable: FTS5 answers
     k2 = IndexKeeper(db_path, WordModel.model_id)
     try:
         assert k2.step() is True
@@ -224,7 +244,8 @@ def test_sigkill_mid_update_leaves_a_usable_or_ignored_index(db_path, conn, tmp_
     proc.wait(timeout=30)
     proc.stdout.close()
     assert proc.returncode == -signal.SIGKILL
-    assert index_hits(conn, "bulk") is None  # part-built: ignored, FTS5 answers
+    assert strict_hits(conn, "bulk") is None  # part-built: not current
+    assert {c for c, _ in index_hits(conn, "bulk", 5000)} == set(fts_only(conn, "bulk", 5000))  # FTS5 has the rest
     assert Searcher(WordModel()).search(conn, "item2999", mode="bm25")[0].item_id == "note:bulk2999"
     k2 = IndexKeeper(db_path, WordModel.model_id)  # the writer lock died with the process
     k2.text.commit_every = 150
@@ -251,7 +272,7 @@ def test_keeper_thread_follows_ingest(db_path, conn):
     try:
         store.Store(conn).upsert(notes(1, 500, "live"), WordModel())
         deadline = time.monotonic() + 30
-        while index_hits(conn, "item500") is None:
+        while strict_hits(conn, "item500") is None:
             assert time.monotonic() < deadline, "the keeper did not catch up"
             stop.wait(0.05)
         assert [c for c, _ in index_hits(conn, "item500")] == fts_only(conn, "item500")

@@ -188,13 +188,14 @@ class VectorIndex:
         mat = np.frombuffer(b"".join(r[2] for r in rows), np.float32).reshape(len(rows), -1)
         return ids, emb, mat
 
-    def _append(self, ids: np.ndarray, emb: np.ndarray, mat: np.ndarray) -> None:
+    def _append(self, ids: np.ndarray, emb: np.ndarray, mat: np.ndarray) -> bool:
         if not ids.size:
-            return
+            return False
         self.mat = mat.copy() if not self.mat.size else np.vstack([self.mat, mat])
         self.ids = np.concatenate([self.ids, ids])
         self.emb = np.concatenate([self.emb, emb])
         self.alive = np.concatenate([self.alive, np.ones(ids.size, bool)])
+        return True
 
     def sync(self, conn: sqlite3.Connection) -> None:
         """Bring the matrix up to date with the database (cheap when nothing changed).
@@ -233,17 +234,15 @@ class VectorIndex:
             self._ann_dead.update(gone.tolist())
             self.del_seq = del_seq
         if emb_id > self.emb_id and self.max_id:
-            self._append(*self._load(
+            changed |= self._append(*self._load(
                 conn, "SELECT c.id, e.id, e.vector FROM embeddings e JOIN chunks c ON c.embed_hash = e.text_hash "
                 "WHERE e.model = ? AND e.id > ? AND e.id <= ? AND c.id <= ? ORDER BY c.id",
                 (self.model, self.emb_id, emb_id, self.max_id)))
-            changed = True
         if max_id > self.max_id:
-            self._append(*self._load(
+            changed |= self._append(*self._load(
                 conn, "SELECT c.id, e.id, e.vector FROM chunks c JOIN embeddings e ON e.model = ? AND "
                 "e.text_hash = c.embed_hash WHERE c.id > ? AND c.id <= ? AND e.id <= ? ORDER BY c.id",
                 (self.model, self.max_id, max_id, emb_id)))
-            changed = True
         self.max_id, self.emb_id = max_id, emb_id
         if self.ids.size and (~self.alive).sum() > 0.25 * self.ids.size:
             keep = self.alive
@@ -469,15 +468,16 @@ class Searcher:
         return SearchOutcome(self._materialise(conn, order, fused, detail, q, k, per_item), degraded)
 
     def _bm25(self, conn: sqlite3.Connection, q: str, n: int, filters: dict[str, Any]) -> list[tuple[int, float]]:
-        """The n best chunks by BM25. Without filters the tantivy index answers when it holds exactly
-        what the database holds (brain.core.search_index), else FTS5 alone (no JOIN per match); with
+        """The n best chunks by BM25. Without filters the tantivy index answers when it follows the
+        database (brain.core.search_index; FTS5 for the chunks newer than it), else FTS5 alone (no
+        JOIN per match); with
         filters FTS5 and a JOIN to the items. Snippets are made later for the few results shown."""
         match = fts_query(q)
         if not match:
             return []
         if not any(filters.values()):
             reader = self.text_index_for(conn) if HAVE_TANTIVY else None
-            hits = reader.search(conn, query_words(q), n) if reader else None
+            hits = reader.search(conn, query_words(q), n, match) if reader else None
             if hits is not None:
                 return hits
             rows = conn.execute("SELECT rowid, bm25(chunks_fts, 1.0, 0.5) AS s FROM chunks_fts "

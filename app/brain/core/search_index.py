@@ -13,8 +13,8 @@ by side by ``bench/store_bench.py``). The rules that keep them honest:
   processes only read. Every change is committed with its marks in one atomic step (a tantivy
   commit holds a marks document; a vector snapshot is a complete file named by a pointer file that
   is replaced by rename), so a SIGKILL leaves the last complete state, never a half-written one.
-- A reader uses the text index only when its marks equal the database's, and otherwise answers
-  from FTS5; the vector index answers for the chunks it holds, and the exact matrix for the rest
+- A reader uses the text index for the chunks it holds (less those deleted since) and FTS5 for the
+  newer ones; the vector index answers for the chunks it holds, and the exact matrix for the rest
   (``VectorIndex`` in brain.core.search). A stale, foreign or unreadable index is ignored by readers
   and rebuilt from the database by the keeper.
 """
@@ -43,6 +43,7 @@ HAVE_FAISS = importlib.util.find_spec("faiss") is not None
 
 TEXT_FORMAT = 1  # bump to make every keeper rebuild its text index (schema or analyzer change)
 COMMIT_EVERY = 20_000  # chunks added per tantivy commit while catching up (progress survives a kill)
+TAIL_MAX = 20_000  # a text index further behind the database than this is left to FTS5 alone
 
 
 @dataclass(frozen=True)
@@ -183,9 +184,16 @@ class TextIndexReader:
         self._marks = _read_marks(self._index)
         self._meta_stamp = stamp
 
-    def search(self, conn: sqlite3.Connection, words: list[str], n: int) -> list[tuple[int, float]] | None:
-        """The n best chunks by BM25 for any of ``words``, or None when the index does not hold exactly
-        what the database holds now (then the caller asks FTS5)."""
+    def search(self, conn: sqlite3.Connection, words: list[str], n: int,
+               match: str = "") -> list[tuple[int, float]] | None:
+        """The n best chunks by BM25 for any of ``words``, or None when the index cannot answer (then
+        the caller asks FTS5 for everything).
+
+        An index that is behind the database but follows it (an ingest committed since the keeper's
+        last commit) still answers: chunks deleted since its marks are left out, and the chunks newer
+        than its marks come from FTS5 (``match``, restricted to those rowids: a few ms), merged by
+        score (both are BM25 with k1 1.2, b 0.75). Only a lag past ``TAIL_MAX`` chunks is left to
+        FTS5 alone."""
         if not words:
             return []
         with self._lock:
@@ -199,15 +207,28 @@ class TextIndexReader:
                 return None
             marks, searcher, index = self._marks, self._searcher, self._index
         now = db_marks(conn)
-        if (now.chunk_id, now.del_seq, now.anchor) != (marks.chunk_id, marks.del_seq, marks.anchor):
-            return None
+        current = (now.chunk_id, now.del_seq, now.anchor) == (marks.chunk_id, marks.del_seq, marks.anchor)
+        dead: set[int] = set()
+        if not current:
+            if not match or now.chunk_id - marks.chunk_id > TAIL_MAX or not follows(conn, marks):
+                return None
+            dead = {r[0] for r in conn.execute("SELECT chunk_id FROM chunk_deletions WHERE seq > ?", (marks.del_seq,))}
+            if len(dead) > TAIL_MAX:
+                return None
         try:
             query = index.parse_query(" ".join(f'"{w}"' for w in words), ["text"])
-            res = searcher.search(query, n)
+            res = searcher.search(query, n + len(dead))
         except ValueError as exc:  # a word the parser refuses: FTS5 answers this one
             log.info("text index refused %r: %s", words, exc)
             return None
-        return [(searcher.doc(addr)["chunk_id"][0], float(score)) for score, addr in res.hits]
+        hits = [(searcher.doc(addr)["chunk_id"][0], float(score)) for score, addr in res.hits]
+        if current:
+            return hits
+        hits = [h for h in hits if h[0] not in dead]
+        hits += [(r[0], -r[1]) for r in conn.execute(
+            "SELECT rowid, bm25(chunks_fts, 1.0, 0.5) AS s FROM chunks_fts WHERE chunks_fts MATCH ? AND rowid > ? "
+            "ORDER BY s LIMIT ?", (match, marks.chunk_id, n))]
+        return sorted(hits, key=lambda h: -h[1])[:n]
 
 
 class TextIndexWriter:
