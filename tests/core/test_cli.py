@@ -103,3 +103,31 @@ def test_search_and_stats_through_brain_api(runner, api_server, monkeypatch):
     monkeypatch.setenv("BRAIN_TOKEN", "wrong")
     r = runner.invoke(main, ["search", "tls"])
     assert r.exit_code != 0 and "invalid bearer token" in r.output
+
+
+def test_the_lazy_command_list_says_what_each_command_says_of_itself():
+    """``brain --help`` lists the area commands without importing them (LAZY); each line must be
+    the command's own first help line, and every listed command must load."""
+    import importlib
+
+    from brain.cli.main import LAZY
+
+    for name, (path, short) in LAZY.items():
+        module, _, attr = path.partition(":")
+        command = getattr(importlib.import_module(module), attr)
+        assert command.name == name, path
+        assert short == command.get_short_help_str(10_000), name
+
+
+def test_version_and_help_import_no_area(runner):
+    import subprocess
+    import sys
+
+    code = ("import sys; from brain.cli.main import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in sys.modules if m.startswith(('brain.core', 'brain.api', 'brain.collect', "
+            "'brain.rag', 'brain.gpu', 'brain.mcp', 'flask', 'numpy'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]", out
+    version = runner.invoke(__import__("brain.cli.main", fromlist=["main"]).main, ["--version"])
+    assert version.exit_code == 0 and version.output.startswith("brain, version 0.1.0")

@@ -1,15 +1,21 @@
 """The server-side commands of ``brain``: ``serve``, ``embed-worker``, ``reindex`` (brain-api's host).
 
 They need the server extra (``pip install "brain[server]"``); ``brain.cli.main`` loads this module
-only when one of them runs, so the laptop install never imports it.
+only when one of them runs, and on a laptop install, where the import fails, says what to install.
 """
 
 from __future__ import annotations
 
 import click
 
+from brain.api.server import run_dev, run_gunicorn
+from brain.cli.local import reindex_local
 from brain.cli.main import Ctx, pass_ctx
-from brain.shared.settings import ServerConfig
+from brain.core.embed import EmbedError
+from brain.core.embed_worker import run_worker
+from brain.core.model_fetch import locate_model
+from brain.shared.progress import progress
+from brain.shared.settings import ServerConfig, embed_provider
 
 
 @click.command()
@@ -25,7 +31,6 @@ def serve(obj: Ctx, dev: bool, host: str | None, port: int | None, workers: int 
     Example:
       BRAIN_API_TOKENS=$(brain token new 2>/dev/null) brain serve --port 8000
     """
-    from brain.api.server import run_dev, run_gunicorn
 
     cfg = obj.server
     host = host or cfg.server.host
@@ -41,10 +46,6 @@ def _ensure_local_model(cfg: ServerConfig) -> None:
     """Fetch a missing local model before serving (with a progress bar on a terminal), so that the
     first ingest does not wait for the download. A failure is only a warning: the server starts,
     /readyz names what is missing, and the next use of the model tries the fetch again."""
-    from brain.core.embed import EmbedError
-    from brain.core.model_fetch import locate_model
-    from brain.shared.progress import progress
-    from brain.shared.settings import embed_provider
 
     if embed_provider(cfg) != "local":
         return
@@ -73,8 +74,6 @@ def embed_worker(obj: Ctx, once: bool, exit_with_parent: bool) -> None:
     """
     import logging
 
-    from brain.core.embed import EmbedError
-    from brain.core.embed_worker import run_worker
 
     logging.basicConfig(level=logging.INFO, format="brain embed-worker: %(levelname)s %(message)s")
     try:
@@ -99,7 +98,6 @@ def reindex(obj: Ctx, no_wait: bool) -> None:
     Example:
       BRAIN_EMBED_PROVIDER=openai OPENAI_API_KEY=sk-... brain reindex
     """
-    from brain.cli.local import reindex_local
 
     queued, done = reindex_local(obj.server, wait=not no_wait)
     click.echo(f"reindex: {queued} chunk texts queued" + ("" if no_wait else f", {done} embedded"))
