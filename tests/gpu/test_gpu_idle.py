@@ -6,6 +6,7 @@ import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 
 import requests
 
@@ -54,10 +55,13 @@ def test_idle_stop_never_under_an_ask_in_flight(gpu_settings, serve, td, vm, oll
 
 
 def test_a_started_vm_gets_the_whole_window(gpu_settings, td, vm) -> None:
-    control = make_control(gpu_settings | {"gpu.idle_minutes": WINDOW_MIN})
+    now = [datetime.now(UTC)]  # the injected wall clock, moved by hand: no waiting for the window
+    control = make_control(gpu_settings | {"gpu.idle_minutes": WINDOW_MIN}, clock=lambda: now[0])
     control.start(wait=True, origin="cli")
     assert control.idle_check()["action"] == "none"
-    time.sleep(WINDOW_MIN * 60 + 0.1)
+    now[0] += timedelta(seconds=WINDOW_MIN * 60 - 0.1)
+    assert control.idle_check()["action"] == "none"  # just inside the window
+    now[0] += timedelta(seconds=0.2)
     assert control.idle_check()["action"] == "stopped" and stops(td) == 1
 
 
