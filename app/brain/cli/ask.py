@@ -40,7 +40,8 @@ def iter_sse(chunks: Iterator[bytes]) -> Iterator[Event]:
     """
     decoder = codecs.getincrementaldecoder("utf-8")()
     buf = ""
-    event, data = "message", []
+    event = "message"
+    data: list[str] = []
     for chunk in chunks:
         buf += decoder.decode(chunk)
         while True:

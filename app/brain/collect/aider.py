@@ -67,7 +67,10 @@ def _find(base: Path, skip: set[str], depth: int = AIDER_DEPTH) -> Iterator[Path
 def units(cfg: LaptopConfig, found: list[Path]) -> Iterator[Unit]:
     """One unit per file: its sessions are items of their own but share the file's changes."""
     for path in found:
-        yield Unit(str(path), [path], lambda p=path: sessions(p, cfg, Bad()), archive_files(path.parent, [path]))
+        def build(p: Path = path) -> list[Session]:
+            return sessions(p, cfg, Bad())
+
+        yield Unit(str(path), [path], build, archive_files(path.parent, [path]))
 
 
 def file_key(path: Path) -> str:

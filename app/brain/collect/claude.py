@@ -39,6 +39,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -366,14 +367,14 @@ class Renderer:
         tool_names: dict[str, str] = {}
         for e in entries:
             kind = e.get("type")
-            msg = e.get("message") if isinstance(e.get("message"), dict) else {}
+            msg = got if isinstance(got := e.get("message"), dict) else {}
             if kind == "assistant":
                 mid = msg.get("id") or e.get("uuid") or str(id(e))
                 if mid not in by_message:
                     by_message[mid] = ([], set())
                     turns.append(by_message[mid][0])
                 lines, seen = by_message[mid]
-                for block in msg.get("content") if isinstance(msg.get("content"), list) else []:
+                for block in got if isinstance(got := msg.get("content"), list) else []:
                     key = json.dumps(block, sort_keys=True, default=str)
                     if key in seen:
                         continue
@@ -502,7 +503,7 @@ class Renderer:
         if sub == "compact_boundary":
             return ["--- context compacted ---"]
         if sub == "api_error" or e.get("level") == "error":
-            text = e.get("content") if isinstance(e.get("content"), str) else json.dumps(e.get("error", ""))
+            text = got if isinstance(got := e.get("content"), str) else json.dumps(e.get("error", ""))
             return [f"error: {_clip(str(text), 500)}"]
         return []
 
@@ -804,7 +805,7 @@ def collect_from_archive(cfg: LaptopConfig, state: State, sink: Sink, redactor: 
     by_root: dict[str, list[Source]] = {}
     for root_key, rel in archive.files():
         by_root.setdefault(root_key, []).append(
-            Source(rel, lambda k=root_key, r=rel: archive.read(k, r)))
+            Source(rel, partial(archive.read, root_key, rel)))
     for root_key in sorted(by_root):
         _process(group_sessions(by_root[root_key]), sink, stats, cfg, redactor, since,
                  lambda files: state.checkpoint())

@@ -58,7 +58,10 @@ def units(cfg: LaptopConfig, found: list[Path]) -> Iterator[Unit]:
     for root in found:
         for path in sorted(root.rglob("rollout-*.jsonl")):
             rel = path.relative_to(root).as_posix()
-            yield Unit(rel, [path], lambda p=path, r=rel: parse(p.read_bytes(), r, cfg),
+            def build(p: Path = path, r: str = rel) -> Session | None:
+                return parse(p.read_bytes(), r, cfg)
+
+            yield Unit(rel, [path], build,
                        archive_files(root, [path]))
 
 
@@ -121,10 +124,10 @@ class _Reader:
             self.lines.tool(name, json_or_text(p.get("arguments", p.get("input"))))
         elif t == "local_shell_call":
             self.calls[str(p.get("call_id"))] = "shell"
-            action = p.get("action") if isinstance(p.get("action"), dict) else {}
+            action = got if isinstance(got := p.get("action"), dict) else {}
             self.lines.tool("shell", {"command": action.get("command")})
         elif t == "web_search_call":
-            action = p.get("action") if isinstance(p.get("action"), dict) else {}
+            action = got if isinstance(got := p.get("action"), dict) else {}
             self.lines.tool("web_search", {"query": action.get("query") or action.get("url")})
         elif t in ("function_call_output", "custom_tool_call_output"):
             text, error = _output(p.get("output"))
@@ -180,7 +183,7 @@ def parse(data: bytes, rel: str, cfg: LaptopConfig) -> Session | None:
     sid = str(meta.get("id") or meta.get("session_id") or (m.group(1) if m else ""))
     if not sid:
         return None
-    git = meta.get("git") if isinstance(meta.get("git"), dict) else {}
+    git = got if isinstance(got := meta.get("git"), dict) else {}
     cwds = list(dict.fromkeys(reader.cwds))
     return Session(
         NAME, sid, reader.lines, [rel], project=cwds[0] if cwds else None, times=times, bad=bad,

@@ -29,7 +29,7 @@ class AgentModule(Protocol):
 
 def modules() -> list[AgentModule]:
     """The agents, in the order they are collected."""
-    return [codex, gemini, aider, opencode, cursor]  # type: ignore[list-item]
+    return [codex, gemini, aider, opencode, cursor]
 
 
 def collect(cfg: LaptopConfig, state: State, sink: Sink, redactor: Any, archive: Archive | None,

@@ -39,6 +39,7 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -93,10 +94,10 @@ def units(cfg: LaptopConfig, found: list[Path]) -> Iterator[Unit]:
         workspaces = Workspaces(user)
         db = user / GLOBAL_DB
         if db.is_file():
-            yield Unit(GLOBAL_DB, [db, _wal(db)], None, expand=lambda d=db, u=user, w=workspaces: composer_units(d, u, w, cfg))
+            yield Unit(GLOBAL_DB, [db, _wal(db)], None, expand=partial(composer_units, db, user, workspaces, cfg))
         for wdb in sorted(user.glob("workspaceStorage/*/state.vscdb")):
             rel = wdb.relative_to(user).as_posix()
-            yield Unit(rel, [wdb, _wal(wdb)], None, expand=lambda d=wdb, u=user, w=workspaces: tab_units(d, u, w, cfg))
+            yield Unit(rel, [wdb, _wal(wdb)], None, expand=partial(tab_units, wdb, user, workspaces, cfg))
 
 
 # ---------------------------------------------------------------------- workspaces and projects
@@ -210,7 +211,7 @@ class Chat:
             bubble = row_json(row[0], f"{GLOBAL_DB} {key}", bad)
             self.rows.append({"key": key, "value": bubble if bubble is not None else as_text(row[0])})
             return bubble
-        inline = data.get("conversationMap") if isinstance(data.get("conversationMap"), dict) else {}
+        inline = got if isinstance(got := data.get("conversationMap"), dict) else {}
         if isinstance(inline.get(bid), dict):
             return inline[bid]
         bad.skipped += 1  # Cursor pruned it: not a broken record
@@ -243,7 +244,7 @@ class Chat:
         times += [render_bubble(b, lines, models) for b in bubbles]
         created = when(data.get("createdAt"))
         project = _project(bubbles) or self.workspaces.folder(self.cid, created)
-        config = data.get("modelConfig") if isinstance(data.get("modelConfig"), dict) else {}
+        config = got if isinstance(got := data.get("modelConfig"), dict) else {}
         if not models and isinstance(config.get("modelName"), str) and config["modelName"] != "default":
             models.append(config["modelName"])
         return Session(NAME, self.cid, lines, [GLOBAL_DB], title=str(data.get("name") or ""), project=project,
@@ -334,14 +335,19 @@ def tab_units(db: Path, user: Path, workspaces: Workspaces, cfg: LaptopConfig) -
     folder = folder_of(db.parent)
     rel = db.relative_to(user).as_posix()
     if chat is None and bad.dropped:  # the panel's value is broken: name it once
-        yield Unit(where, [], lambda b=bad: Session(NAME, "-", Lines(cfg), [rel], bad=b), stamp=str(len(bad.dropped)))
+        yield Unit(where, [], lambda: Session(NAME, "-", Lines(cfg), [rel], bad=bad), stamp=str(len(bad.dropped)))
     for tab in tabs if isinstance(tabs, list) else []:
         if not isinstance(tab, dict) or not isinstance(tab.get("tabId"), str):
             continue
         digest = hashlib.sha256(json.dumps(tab, sort_keys=True, default=str).encode("utf-8", "replace")).hexdigest()[:16]
-        yield Unit(f"{rel} tab {tab['tabId']}", [], lambda t=tab: tab_session(t, folder, rel, cfg),
-                   archive_rows(user, f"{rel}/{tab['tabId']}.jsonl", lambda t=tab: [{"key": CHATDATA, "tab": t}]),
+        yield Unit(f"{rel} tab {tab['tabId']}", [], partial(tab_session, tab, folder, rel, cfg),
+                   archive_rows(user, f"{rel}/{tab['tabId']}.jsonl", partial(_tab_rows, tab)),
                    stamp=digest)
+
+
+def _tab_rows(tab: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows one chat panel tab is archived as."""
+    return [{"key": CHATDATA, "tab": tab}]
 
 
 def tab_session(tab: dict[str, Any], folder: str | None, rel: str, cfg: LaptopConfig) -> Session:
@@ -352,7 +358,7 @@ def tab_session(tab: dict[str, Any], folder: str | None, rel: str, cfg: LaptopCo
     for b in tab.get("bubbles") or []:
         if isinstance(b, dict) and isinstance(b.get("modelType"), str):
             models.append(b["modelType"])
-    title = tab.get("chatTitle") if isinstance(tab.get("chatTitle"), str) else ""
+    title = got if isinstance(got := tab.get("chatTitle"), str) else ""
     return Session(NAME, tab["tabId"], lines, [rel], title=title.split("\n")[0], project=folder,
                    times=[t for t in times if t], meta={"model": models[-1] if models else None, "panel": "aichat"})
 

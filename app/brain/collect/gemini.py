@@ -28,6 +28,7 @@ import json
 import os
 import shlex
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +74,7 @@ def units(cfg: LaptopConfig, found: list[Path]) -> Iterator[Unit]:
                 subs = sorted((chats / _sid_of(path)).glob("*.jsonl")) if (chats / _sid_of(path)).is_dir() else []
                 paths = [path, *subs]
                 rel = path.relative_to(tmp).as_posix()
-                yield Unit(rel, paths, lambda p=paths, r=root, t=tmp: parse(p, t, r, cfg), archive_files(tmp, paths))
+                yield Unit(rel, paths, partial(parse, paths, tmp, root, cfg), archive_files(tmp, paths))
 
 
 def _marker(folder: Path) -> str | None:
@@ -199,7 +200,7 @@ def parse(paths: list[Path], tmp: Path, project: str | None, cfg: LaptopConfig) 
         lines.note(f"\n=== subagent {conv.meta.get('sessionId') or sub.stem} ===")
         times += render(conv, lines, models)
     times += [when(main.meta.get("startTime")), when(main.meta.get("lastUpdated"))]
-    title = main.meta.get("summary") if isinstance(main.meta.get("summary"), str) else ""
+    title = got if isinstance(got := main.meta.get("summary"), str) else ""
     return Session(
         NAME, sid, lines, [p.relative_to(tmp).as_posix() for p in paths], title=title, project=project,
         times=[t for t in times if t], bad=bad,

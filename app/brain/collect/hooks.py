@@ -231,9 +231,9 @@ def merge_uninstall(data: dict[str, Any]) -> list[str]:
 def installed(data: dict[str, Any]) -> dict[str, list[str]]:
     """The brain's hook commands per event in a settings object."""
     out: dict[str, list[str]] = {}
-    hooks = data.get("hooks") if isinstance(data.get("hooks"), dict) else {}
+    hooks = got if isinstance(got := data.get("hooks"), dict) else {}
     for hook in HOOKS:
-        groups = hooks.get(hook.event) if isinstance(hooks.get(hook.event), list) else []
+        groups = got if isinstance(got := hooks.get(hook.event), list) else []
         found = [lst[i]["command"] for _, lst, i in _entries(groups) if is_ours(lst[i], hook.command)]
         if found:
             out[hook.event] = found

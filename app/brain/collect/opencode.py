@@ -42,6 +42,7 @@ import re
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +101,7 @@ def units(cfg: LaptopConfig, found: list[Path]) -> Iterator[Unit]:
         in_db = DbSessions(dbs)
         for db in dbs:
             yield Unit(db.name, [db, db.with_name(db.name + "-wal")], None,
-                       expand=lambda d=db, r=data, s=in_db: db_units(d, r, cfg, s))
+                       expand=partial(db_units, db, data, cfg, in_db))
         storage = data / "storage"
         if (storage / "session").is_dir():
             yield from json_units(storage, cfg, in_db)
@@ -230,8 +231,10 @@ def json_units(storage: Path, cfg: LaptopConfig, in_db: DbSessions) -> Iterator[
         parts = [p for m in messages for p in sorted((storage / "part" / m.stem).glob("*.json"))]
         paths = [path, *messages, *parts]
         rel = path.relative_to(storage).as_posix()
-        yield Unit(rel, paths, lambda p=path, m=messages, s=storage: None if p.stem in in_db else
-                   json_session(s, p, m, cfg), archive_files(storage, paths))
+        def build(p: Path = path, m: list[Path] = messages) -> Session | None:
+            return None if p.stem in in_db else json_session(storage, p, m, cfg)
+
+        yield Unit(rel, paths, build, archive_files(storage, paths))
 
 
 def _json_file(path: Path, storage: Path, bad: Bad) -> dict[str, Any] | None:
@@ -303,7 +306,7 @@ def render(messages: list[tuple[dict[str, Any], list[dict[str, Any]]]], lines: L
     times: list[Any] = []
     compacting = False
     for info, parts in messages:
-        stamp = info.get("time") if isinstance(info.get("time"), dict) else {}
+        stamp = got if isinstance(got := info.get("time"), dict) else {}
         times += [when(stamp.get("created")), when(stamp.get("completed"))]
         if info.get("role") == "assistant" and info.get("summary") is True:
             lines.compacted("\n".join(str(p.get("text")) for p in parts if p.get("type") == "text" and p.get("text")))
@@ -347,7 +350,7 @@ def _assistant_part(part: dict[str, Any], lines: Lines) -> None:
         lines.thought(str(part.get("text") or ""))
     elif kind == "tool":
         name = str(part.get("tool") or "tool")
-        state = part.get("state") if isinstance(part.get("state"), dict) else {}
+        state = got if isinstance(got := part.get("state"), dict) else {}
         lines.tool(name, state.get("input"))
         if state.get("status") == "completed":
             lines.result(name, _output(state.get("output")))
@@ -365,7 +368,7 @@ def _error(error: Any, lines: Lines) -> None:
     """An assistant message's error (``{name, data: {message}}``), as Gemini errors are shown."""
     if not isinstance(error, dict):
         return
-    data = error.get("data") if isinstance(error.get("data"), dict) else {}
+    data = got if isinstance(got := error.get("data"), dict) else {}
     message = str(data.get("message") or error.get("name") or "").strip()
     if message:
         lines.note(f"error: {message[:500]}")

@@ -40,7 +40,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import unquote, unquote_plus
 
 PLACEHOLDER = "[REDACTED:{kind}]"
@@ -204,12 +204,14 @@ def _library_detectors(path: Path = KINDS_FILE) -> list[Detector]:
     settings = {p["class"]: p for p in library["plugins"]}
     skip = set(library["skip"])
     out = []
-    for secret_type, cls in sorted(get_mapping_from_secret_type_to_class().items()):
+    mapping: dict[str, type] = get_mapping_from_secret_type_to_class()
+    for secret_type, cls in sorted(mapping.items()):
         if not issubclass(cls, RegexBasedDetector) or cls.__name__ in skip:
             continue
         spec = settings.get(cls.__name__, {})
         kind = spec.get("kind") or re.sub(r"[^a-z0-9]+", "_", secret_type.lower()).strip("_")
-        for pattern in cls.denylist:
+        # each detector sets ``denylist`` as a class attribute; the base declares it an abstract property
+        for pattern in cast("Iterable[re.Pattern[str]]", cls.denylist):
             # Assignment-form regexes (``(?:(?<=\W)|(?<=^))...key = value``) try a match at every
             # position and took 60 % of a scan; ``_assignment_spans`` covers that form.
             if not pattern.pattern.startswith(_ASSIGNMENT_FORM):
@@ -597,7 +599,9 @@ def _assignment_spans(text: str, low: str, queries: list[tuple[int, int]]) -> It
         start = hit - (len(before) - len(before.rstrip(_NAME_CHARSET)))
         if start > 0 and text[start - 1] == "\\" and text[start] in "nrt":  # after a \n escape
             start += 1
-        end = _NAME_CHARS.match(text, hit).end()
+        name_match = _NAME_CHARS.match(text, hit)
+        assert name_match is not None  # a ``*`` pattern matches at any position
+        end = name_match.end()
         done_until = end
         name = text[start:end].strip(".-")
         if not name or not _name_is_secret(name):
@@ -680,7 +684,7 @@ def _k8s_secret_spans(text: str) -> Iterator[tuple[int, int, str]]:
                 value = (e.group(2) or "").strip() if e else ""
                 if value[:1] in ("|", ">"):
                     block = ind
-                elif value and not value.startswith(("{{", _PLACEHOLDER_PREFIX)):
+                elif e and value and not value.startswith(("{{", _PLACEHOLDER_PREFIX)):
                     vstart = pos + e.start(2)
                     vend = vstart + len(e.group(2).rstrip())
                     if text[vstart] in "\"'" and text[vend - 1] == text[vstart] and vend - vstart >= 2:
@@ -970,8 +974,9 @@ class Redactor:
         pairs = _pairs_present(low) if len(low) >= BIGRAM_FILTER_CHARS else None
         if pairs is not None and self._needle_pairs is None:
             self._needle_pairs = {n: _pair_codes(n) for n in self._by_needle}
+        needle_pairs = self._needle_pairs  # set whenever ``pairs`` is
         for needle, idxs in self._by_needle.items():
-            if pairs is not None and not pairs[self._needle_pairs[needle]].all():
+            if pairs is not None and needle_pairs is not None and not pairs[needle_pairs[needle]].all():
                 continue
             if needle in (low if needle.islower() else text):
                 active.update(idxs)
@@ -1057,7 +1062,9 @@ class Redactor:
         spans = self.spans(text)
         if not spans:
             return Redaction(text)
-        out, pos, counts = [], 0, Counter()
+        out: list[str] = []
+        pos = 0
+        counts: Counter[str] = Counter()
         for start, end, kind in spans:
             out.append(text[pos:start])
             out.append(PLACEHOLDER.format(kind=kind))

@@ -30,6 +30,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -195,7 +196,7 @@ def gather(cfg: LaptopConfig, payload: dict[str, Any], project: str, deadline: f
     """Ask brain-api (two rounds of parallel calls) and read the last transcript, by ``deadline``."""
     parts = Parts(project)
     session_id = str(payload.get("session_id") or "")
-    found = parallel({s: (lambda s=s: _sessions(cfg, project, s, deadline)) for s in SESSION_SOURCES}, deadline)
+    found = parallel({s: partial(_sessions, cfg, project, s, deadline) for s in SESSION_SOURCES}, deadline)
     parts.sessions = recent_sessions(found, session_id, parts)
     if parts.sessions is None:
         return parts
