@@ -31,10 +31,10 @@ def require_token() -> None:
     scheme, _, given = header.partition(" ")
     if scheme.lower() != "bearer" or not given.strip():
         raise ApiError(401, "unauthorized", "missing bearer token: send 'Authorization: Bearer <token>'")
-    given = given.strip().encode()
+    given_bytes = given.strip().encode()
     ok = False
     for token in tokens:  # check every token so timing doesn't reveal which one matched
-        ok |= hmac.compare_digest(given, token.encode())
+        ok |= hmac.compare_digest(given_bytes, token.encode())
     if not tokens:
         raise ApiError(401, "unauthorized", "no API tokens are configured on the server (server.api_tokens)")
     if not ok:

@@ -37,9 +37,10 @@ import time
 from contextlib import suppress
 from functools import partial
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 
 from gunicorn.http.errors import ParseException
+from gunicorn.http.parser import Parser
 from gunicorn.http2 import negotiation
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
@@ -54,6 +55,11 @@ LINGER_BYTES = 256 * 1024
 # the error codes of gunicorn's own answers, in the API's snake_case (docs/API.md, "Errors")
 ERROR_CODES = {400: "bad_request", 403: "forbidden", 408: "request_timeout", 414: "uri_too_long",
                417: "expectation_failed", 431: "headers_too_large", 501: "not_implemented"}
+
+
+def _http1_parser(conn: TConn) -> Parser | None:
+    """The connection's parser on the plain-HTTP path (``_reads_heads``): HTTP/1's, never HTTP/2's."""
+    return cast("Parser | None", conn.parser)
 
 
 def json_error(status: int, message: str) -> bytes:
@@ -142,7 +148,8 @@ class BrainThreadWorker(ThreadWorker):
         if not self._reads_heads(conn):
             super().enqueue_req(conn)
             return
-        buffered = conn.parser.unreader.take_buffered() if conn.parser is not None else b""
+        parser = _http1_parser(conn)
+        buffered = parser.unreader.take_buffered() if parser is not None else b""
         head = _Head(conn, buffered, self.head_timeout)
         conn.sock.setblocking(False)
         self._heads[conn] = head
@@ -192,7 +199,7 @@ class BrainThreadWorker(ThreadWorker):
         conn = head.conn
         self._forget(head)
         conn.init()  # the parser, on a blocking socket (plain HTTP: no read happens here)
-        conn.parser.unreader.unread(bytes(head.buf))
+        cast(Parser, _http1_parser(conn)).unreader.unread(bytes(head.buf))  # init() made it
         conn.data_ready = True
         _set_io_timeouts(conn.sock, self.io_timeout)
         super().enqueue_req(conn)
@@ -207,7 +214,7 @@ class BrainThreadWorker(ThreadWorker):
         for up to LINGER_SECONDS: closing with unread data would reset the connection, and the
         client could lose the answer."""
         client = head.conn.client
-        self.log.warning("Invalid request from ip=%s: %s", client[0] if client else "", message)
+        self.log.warning("Invalid request from ip=%s: %s", client[0] if isinstance(client, tuple) else "", message)
         try:
             head.conn.sock.send(json_error(status, message))  # small: fits the socket buffer
             head.conn.sock.shutdown(socket.SHUT_WR)
@@ -232,7 +239,8 @@ class BrainThreadWorker(ThreadWorker):
         cut off while gunicorn drains it, closes the connection: the answer is already sent, so
         gunicorn must not write an error page after it."""
         try:
-            return super()._keepalive_after(conn, keepalive)
+            # gunicorn 27's ThreadWorker has it; its stubs (types-gunicorn 26.2) do not know it yet
+            return super()._keepalive_after(conn, keepalive)  # type: ignore[misc]
         except (ParseException, OSError) as exc:
             self.log.debug("Closing connection after an unread, broken body: %r", exc)
             return False

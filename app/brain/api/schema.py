@@ -65,9 +65,9 @@ Day = Annotated[str, Field(json_schema_extra={"format": "date"}), AfterValidator
 Project = Annotated[str, Field(max_length=MAX_PROJECT_LEN, description="A project directory."), STORABLE]
 
 
-def _query_config(**kw: Any) -> ConfigDict:
+def _query_config(title: str) -> ConfigDict:
     """A query string's model: text in, unknown parameters ignored (as they always were)."""
-    return ConfigDict(extra="ignore", **kw)
+    return ConfigDict(extra="ignore", title=title)
 
 
 _BODY = ConfigDict(extra="forbid", strict=True)
@@ -123,7 +123,7 @@ class SearchQuery(Filters):
 
 
 class AskRequest(Filters):
-    model_config = ConfigDict(_BODY, title="AskRequest")
+    model_config = ConfigDict(**_BODY, title="AskRequest")
 
     question: Annotated[str, Field(min_length=1, max_length=MAX_QUESTION_CHARS, json_schema_extra={"pattern": r"\S"}),
                         STORABLE, NOT_BLANK]
@@ -153,7 +153,7 @@ RuleText = Annotated[str, Field(max_length=RULE_TEXT), STORABLE]
 class ForgetRequest(_Window):
     """A rule (the AND of its fields, at least one) and whether to only count (``brain.shared.tombstones``)."""
 
-    model_config = ConfigDict(_BODY, title="ForgetRequest")
+    model_config = ConfigDict(**_BODY, title="ForgetRequest")
 
     id: RuleText | None = Field(None, description="Exactly this item id.")
     source: Source | None = None
@@ -170,14 +170,14 @@ class ForgetRequest(_Window):
 
 
 class GpuStartRequest(BaseModel):
-    model_config = ConfigDict(_BODY, title="GpuStartRequest")
+    model_config = ConfigDict(**_BODY, title="GpuStartRequest")
 
     force: bool = Field(False, description="Start even past gpu.monthly_budget_usd.")
     wait: bool = Field(False, description="Answer once Ollama answers (at most gpu.start_timeout).")
 
 
 class GpuStopRequest(BaseModel):
-    model_config = ConfigDict(_BODY, title="GpuStopRequest")
+    model_config = ConfigDict(**_BODY, title="GpuStopRequest")
 
     force: bool = Field(False, description="Stop even while asks use the LLM.")
 

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
-from flask import Request, Response
+from flask import Request
+from werkzeug.wrappers import Response
 
 from brain.core.store import write_transaction
 from brain.shared import timeutil

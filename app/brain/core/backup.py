@@ -260,6 +260,7 @@ def restore_cmd(obj, backup_file: str | None, remote: str | None, identity: str 
     if remote:
         _restore_remote(cfg, remote, Path(identity or ""), db, not no_safety_copy)
         return
+    assert backup_file is not None  # exactly one of BACKUP_FILE and --from-bucket (checked above)
     try:
         saved = restore_backup(backup_file, db, safety_copy=not no_safety_copy)
     except BackupError as exc:

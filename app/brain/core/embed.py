@@ -195,7 +195,7 @@ class LocalEmbedder:
             q = split(self._dense(x2, pre + "attention.self.query"))
             k = split(self._dense(x2, pre + "attention.self.key"))
             v = split(self._dense(x2, pre + "attention.self.value"))
-            ctx = np.empty((batch, heads, seq, dh), np.float32)
+            per_head = np.empty((batch, heads, seq, dh), np.float32)
             for b in range(batch):  # one text at a time keeps the score matrix in the CPU cache
                 scores = q[b] @ k[b].transpose(0, 2, 1)
                 scores *= np.float32(1 / math.sqrt(dh))
@@ -203,8 +203,8 @@ class LocalEmbedder:
                 scores -= scores.max(-1, keepdims=True)
                 np.exp(scores, out=scores)
                 scores /= scores.sum(-1, keepdims=True)
-                np.matmul(scores, v[b], out=ctx[b])
-            ctx = ctx.transpose(0, 2, 1, 3).reshape(batch * seq, self.dim)
+                np.matmul(scores, v[b], out=per_head[b])
+            ctx = per_head.transpose(0, 2, 1, 3).reshape(batch * seq, self.dim)
             attn = self._dense(ctx, pre + "attention.output.dense") + x2
             attn = _layer_norm(attn, self._p(pre + "attention.output.LayerNorm.weight"),
                                self._p(pre + "attention.output.LayerNorm.bias"), self._eps)

@@ -16,12 +16,14 @@ the UTC time (``brain-20261127T031500Z.db.age``), so name order is time order.
 
 from __future__ import annotations
 
+import builtins
 import re
 import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -112,18 +114,18 @@ class Bucket:
         token: str | None = None
         while True:
             kw = {"Bucket": self.bucket, "Prefix": self.prefix} | ({"ContinuationToken": token} if token else {})
-            page = self._call("listing", "", lambda kw=kw: self._client.list_objects_v2(**kw))
+            page = self._call("listing", "", partial(self._client.list_objects_v2, **kw))
             out += [Remote(o["Key"], int(o.get("Size", 0))) for o in page.get("Contents", [])
                     if _NAME.match(o["Key"][len(self.prefix):])]
             token = page.get("NextContinuationToken")
             if not page.get("IsTruncated") or not token:
                 return sorted(out, key=lambda r: r.name)
 
-    def prune(self, keep: int) -> list[str]:
+    def prune(self, keep: int) -> builtins.list[str]:
         """Delete all but the newest ``keep`` backups; returns the keys deleted."""
         old = [r.key for r in self.list()[:-keep]] if keep > 0 else []
         for key in old:
-            self._call("deleting", key, lambda key=key: self._client.delete_object(Bucket=self.bucket, Key=key))
+            self._call("deleting", key, partial(self._client.delete_object, Bucket=self.bucket, Key=key))
         return old
 
     def download(self, key: str, dest: Path) -> None:

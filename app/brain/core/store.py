@@ -7,6 +7,7 @@ readers with one writer, online backups, and no server to run. Every write of a 
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
 import logging
@@ -541,7 +542,7 @@ class Store:
                 "(SELECT 1 FROM embeddings e WHERE e.model = ? AND e.text_hash = c.embed_hash)",
                 (model, timeutil.now(), model)).rowcount
 
-    def claim(self, model: str, limit: int) -> list[QueuedText]:
+    def claim(self, model: str, limit: int) -> builtins.list[QueuedText]:
         """The oldest queued texts of ``model`` not yet parked, with the text each hash stands for.
 
         Nothing is locked or marked: only the embedding worker (one per database, by its lock file)

@@ -280,7 +280,7 @@ def parse_instance(body: Any) -> Instance:
     inst_id = str(_first(obj, "id", "instance_id", "instanceId", default=""))
     if not inst_id:
         raise ValueError("instance without an id")
-    resources = obj.get("resources") if isinstance(obj.get("resources"), dict) else {}
+    resources = got if isinstance(got := obj.get("resources"), dict) else {}
     return Instance(
         id=inst_id,
         name=str(_first(obj, "name", default="")),
@@ -297,9 +297,9 @@ def parse_instance(body: Any) -> Instance:
 
 
 def _parse_location_gpu(item: Mapping[str, Any]) -> LocationGpu:
-    res = item.get("resources") if isinstance(item.get("resources"), dict) else {}
-    net = item.get("network_features") if isinstance(item.get("network_features"), dict) else {}
-    pricing = item.get("pricing") if isinstance(item.get("pricing"), dict) else {}
+    res = got if isinstance(got := item.get("resources"), dict) else {}
+    net = got if isinstance(got := item.get("network_features"), dict) else {}
+    pricing = got if isinstance(got := item.get("pricing"), dict) else {}
     return LocationGpu(
         v0_name=str(_first(item, "v0Name", "gpuV0Name", default="")),
         display_name=str(_first(item, "displayName", "display_name", default="")),
@@ -330,8 +330,8 @@ def parse_location(item: Mapping[str, Any]) -> Location:
 def parse_hostnode(item: Mapping[str, Any]) -> Hostnode:
     """A Hostnode from one item of ``GET /hostnodes`` (or the body of ``GET /hostnodes/{id}``)."""
     item = _flatten(_unwrap(item))
-    avail = item.get("available_resources") if isinstance(item.get("available_resources"), dict) else {}
-    loc = item.get("location") if isinstance(item.get("location"), dict) else {}
+    avail = got if isinstance(got := item.get("available_resources"), dict) else {}
+    loc = got if isinstance(got := item.get("location"), dict) else {}
     gpus: dict[str, tuple[int, float | None]] = {}
     for g in avail.get("gpus") or []:
         if isinstance(g, dict) and g.get("v0Name"):
@@ -502,13 +502,13 @@ class TensorDockClient:
             raise TensorDockError(operation, msg, status)
         if text.strip() and body is None:
             raise TensorDockError(operation, f"response is not JSON: {text.strip()[:120]!r}", status)
-        msg = error_message(body)
-        if msg is not None:  # an error inside an HTTP 2xx
+        inner_msg = error_message(body)
+        if inner_msg is not None:  # an error inside an HTTP 2xx
             inner = body.get("status") if isinstance(body, dict) else None
             inner_status = inner if isinstance(inner, int) and not isinstance(inner, bool) else None
             exc_type = {401: TensorDockAuthError, 403: TensorDockAuthError, 404: TensorDockNotFound}.get(
                 inner_status or 0, TensorDockError)
-            raise exc_type(operation, msg[:_MAX_MESSAGE], inner_status)
+            raise exc_type(operation, inner_msg[:_MAX_MESSAGE], inner_status)
         return body
 
     # -- discovery

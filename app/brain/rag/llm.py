@@ -28,10 +28,13 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from brain.rag.llm_context import ContextProbe, context_overflow
 from brain.shared.settings import LLMSettings, ServerConfig
+
+if TYPE_CHECKING:
+    from openai.types.chat import ChatCompletionMessageParam
 
 log = logging.getLogger(__name__)
 
@@ -275,7 +278,7 @@ class LLMClient:
         while True:
             try:
                 raw = self._client.chat.completions.create(
-                    model=self.model, messages=messages, max_tokens=max_tokens, stream=True,
+                    model=self.model, messages=_chat_messages(messages), max_tokens=max_tokens, stream=True,
                     temperature=self.temperature if temperature is None else temperature)
                 return ChatStream(raw, self, started, (messages, max_tokens))
             except Exception as exc:  # noqa: BLE001 - classified, then re-raised as LLMError
@@ -319,8 +322,8 @@ class LLMClient:
         empty = self._error("protocol", "stream ended before the model finished (no finish_reason)")
         for attempt in range(2):  # a second try only when the first could not be sent
             try:
-                self._client.chat.completions.create(model=self.model, messages=messages, max_tokens=1,
-                                                     stream=False, temperature=0)
+                self._client.chat.completions.create(model=self.model, messages=_chat_messages(messages),
+                                                     max_tokens=1, stream=False, temperature=0)
                 break
             except Exception as exc:  # noqa: BLE001 - classified below; anything else keeps the first error
                 try:
@@ -397,3 +400,9 @@ def get_llm(cfg: ServerConfig) -> LLMClient:
             max_retries=cfg.llm.max_retries, retry_backoff=cfg.llm.retry_backoff,
             temperature=cfg.llm.temperature, context_probe=probe)
     return _CACHE[key]
+
+
+def _chat_messages(messages: list[dict[str, str]]) -> list[ChatCompletionMessageParam]:
+    """Our ``{"role", "content"}`` messages as the client's type: its union of per-role TypedDicts
+    cannot be told from plain dicts, and the prompt builder makes only those roles."""
+    return cast("list[ChatCompletionMessageParam]", messages)

@@ -157,7 +157,7 @@ def _json_object(resp: requests.Response, url: str) -> dict[str, Any]:
 
 def _from_show(show: dict[str, Any], model: str) -> ServerContext | None:
     """Ollama ``/api/show``: ``num_ctx`` capped at the trained context, else the trained context."""
-    info = show.get("model_info") if isinstance(show.get("model_info"), dict) else {}
+    info = got if isinstance(got := show.get("model_info"), dict) else {}
     arch = info.get("general.architecture")
     trained = _positive_int(info.get(f"{arch}.context_length")) if isinstance(arch, str) else None
     num_ctx = _num_ctx(show.get("parameters"))

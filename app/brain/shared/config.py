@@ -118,8 +118,8 @@ def load(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None 
     except ValidationError as exc:
         for err in exc.errors():
             name = ".".join(str(p) for p in err["loc"][:2])
-            doc = docs.get(name)
-            shown = "***" if doc and doc.secret else repr(raw_of.get(name))
+            bad_doc = docs.get(name)
+            shown = "***" if bad_doc and bad_doc.secret else repr(raw_of.get(name))
             errors.append(f"{name} = {shown} (from {sources.get(name, 'default')}): {_error_text(err)}")
         cfg = None
     if errors:

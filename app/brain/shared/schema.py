@@ -235,7 +235,7 @@ def explain(exc: ValidationError, model: type[BaseModel] | None = None, at: tupl
 
     ``model`` (the validated model) lets a range error name both of a field's bounds; ``at`` is
     where the validated value sits in the request (``("items", 3)`` for one item of a batch)."""
-    errors = [{**e, "loc": (*at, *e["loc"])} for e in exc.errors(include_url=False)]
+    errors: list[dict[str, Any]] = [{**e, "loc": (*at, *e["loc"])} for e in exc.errors(include_url=False)]
     model = model if not at else None  # bounds are looked up from the top level only
     top_extra = [e for e in errors if e["type"] == "extra_forbidden" and len(e["loc"]) == len(at) + 1]
     first = top_extra[0] if top_extra else errors[0]

@@ -184,9 +184,9 @@ def parse_rule(data: Mapping[str, Any]) -> Rule:
         raise RuleError("path_glob must be an absolute path pattern (or start with *), e.g. /home/me/private/*",
                         "path_glob")
     for name in ("since", "until"):
-        if values[name] is not None:
+        if (stamp := values[name]) is not None:
             try:
-                values[name] = timeutil.normalise(values[name])
+                values[name] = timeutil.normalise(stamp)
             except ValueError as exc:
                 raise RuleError(f"{name}: {exc}", name) from None
     if values["since"] and values["until"] and values["since"] > values["until"]:
