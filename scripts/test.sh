@@ -30,6 +30,9 @@ ruff check .
 log "import contracts (lint-imports: laptop and server sides apart, no cycles)"
 lint-imports
 
+log "mypy (app/)"
+mypy
+
 log "pytest"
 python -m pytest -m "not molecule and not bench and not rehearsal" "$@"
 
