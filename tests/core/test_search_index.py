@@ -84,6 +84,11 @@ def strict_hits(conn, q, n=50):
     return Searcher(WordModel()).text_index_for(conn).search(conn, query_words(q), n)
 
 
+def test_the_index_folder_is_private(db_path, keeper):
+    keeper.step()
+    assert index_dir(db_path).stat().st_mode & 0o777 == 0o700
+
+
 def test_no_index_means_fts5(conn):
     assert index_hits(conn, "pasta") is None
     hits = Searcher(WordModel()).search(conn, "pasta boiling", mode="bm25", k=3)

@@ -304,8 +304,8 @@ class TextIndexWriter:
 # ---------------------------------------------------------------------- vectors (faiss HNSW)
 
 VECTOR_FORMAT = 1
-HNSW_M = 32  # graph degree (bench/store_bench.py: recall@10 >= 0.97 of exact at 100k with efSearch 128)
-EF_SEARCH = 128
+HNSW_M = 32  # graph degree; efSearch 256: recall@10 0.984 of exact at 100k chunks (docs/PERFORMANCE.md)
+EF_SEARCH = 256
 ADD_EVERY = 50_000  # chunks read per step while catching up
 MAX_DEAD = 0.10  # deleted chunks still in the graph (HNSW cannot remove) before it is rebuilt
 
@@ -514,6 +514,8 @@ class IndexKeeper:
         self.model_id = model_id
         self.poll = poll
         self._conn = store.connect(self.db_path)
+        # private like the database's folder (store._create_private): the indexes hold its text
+        index_dir(self.db_path).mkdir(mode=0o700, exist_ok=True)
         self.text = TextIndexWriter(index_dir(self.db_path) / "text") if HAVE_TANTIVY else None
         self.vectors = VectorIndexWriter(index_dir(self.db_path), model_id) if HAVE_FAISS else None
 
