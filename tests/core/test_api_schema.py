@@ -302,3 +302,10 @@ def test_a_tombstone_id_past_sqlite_integers_is_404_not_500(client, auth) -> Non
     for tid in (str(1 << 63), "14561060341048668061696"):
         r = client.delete(f"/api/v1/tombstones/{tid}", headers=auth)
         assert r.status_code == 404 and r.json["error"]["code"] == "not_found"
+
+
+def test_a_query_parameter_without_a_name_is_refused(client, auth) -> None:
+    r = client.get("/api/v1/timeline?=0.0", headers=auth)
+    assert r.status_code == 400 and r.json["error"]["code"] == "invalid_parameter"
+    assert "no name" in r.json["error"]["message"]
+    assert client.get("/api/v1/timeline?source=", headers=auth).status_code == 200  # empty value: not given

@@ -543,7 +543,10 @@ def refusal(exc: ValidationError, model: type[BaseModel], code: str = "invalid_p
 
 
 def parse_query(model: type[M], args: Mapping[str, Any]) -> M:
-    """A query string's model; an empty parameter (``?source=``) counts as not given."""
+    """A query string's model; an empty parameter (``?source=``) counts as not given, a parameter
+    without a name (``?=0``) is refused: it is no parameter of any route."""
+    if "" in args:
+        raise ApiError(400, "invalid_parameter", "a query parameter has no name (e.g. '?=value')")
     values = {k: v for k, v in args.items() if v != ""}  # a MultiDict's items(): each name's first value
     try:
         return model.model_validate(values)
