@@ -50,6 +50,12 @@ pass_ctx = click.make_pass_decorator(Ctx)
 
 SERVER_EXTRA = 'pip install "brain[server]"'
 
+
+def needs_server_extra(what: str, exc: ImportError) -> click.ClickException:
+    """The error for server-side work on an install without the server extra: what, and what to install."""
+    return click.ClickException(f"{what} and needs the server extra ({exc.name or exc} is not installed): "
+                                f"{SERVER_EXTRA}")
+
 # Each area's commands, imported only when one runs (or its help is asked for): ``brain --help``
 # and the laptop's commands start without loading the server side, and a laptop install (without
 # the server extra) says what to install instead of failing on an import. The one-line help is
@@ -89,8 +95,7 @@ LAPTOP_COMMANDS = frozenset({"ask", "collect", "cost", "forget", "gpu", "hooks",
 def _missing_extra(name: str, exc: ImportError) -> click.Command:
     """A stand-in for a command whose module cannot be imported here: it explains and exits 1."""
     def fail() -> None:
-        raise click.ClickException(f"`brain {name}` runs on brain-api's host and needs the server extra "
-                                   f"({exc.name or exc} is not installed): {SERVER_EXTRA}")
+        raise needs_server_extra(f"`brain {name}` runs on brain-api's host", exc)
     return click.Command(name, callback=fail, help=LAZY[name][1], context_settings={"ignore_unknown_options": True,
                                                                                  "allow_extra_args": True})
 
@@ -118,7 +123,7 @@ class LazyGroup(click.Group):
         rows = []
         for name in self.list_commands(ctx):
             if name in LAZY:
-                text = LAZY[name][1] or self._short_help(ctx, name)
+                text = LAZY[name][1]
             else:
                 cmd = super().get_command(ctx, name)
                 if cmd is None or cmd.hidden:
@@ -129,9 +134,6 @@ class LazyGroup(click.Group):
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
 
-    def _short_help(self, ctx: click.Context, name: str) -> str:
-        cmd = self.get_command(ctx, name)
-        return cmd.get_short_help_str(10_000) if cmd else ""
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -196,8 +198,7 @@ def _local_ops() -> Any:
     try:
         return importlib.import_module("brain.cli.local")
     except ImportError as exc:
-        raise click.ClickException(f"--local reads brain-api's database directly and needs the server extra "
-                                   f"({exc.name or exc} is not installed): {SERVER_EXTRA}") from None
+        raise needs_server_extra("--local reads brain-api's database directly", exc) from None
 
 
 @main.command()

@@ -95,8 +95,9 @@ def load(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None 
     env = dict(os.environ if env is None else env)
     cfg_path, file_values = _read_file(path, env)
     docs = {d.name: d for d in describe(cls)}
+    others = set(ALL_SECTIONS) - set(cls.sections())  # sections another composition owns: left to it
     errors = [f"{name} (in {cfg_path}): unknown setting" for name in file_values
-              if name not in docs and name.split(".", 1)[0] not in set(ALL_SECTIONS) - set(cls.sections())]
+              if name not in docs and name.split(".", 1)[0] not in others]
     errors += [f"{name} (override): unknown setting" for name in overrides or {} if name not in docs]
     data: dict[str, dict[str, Any]] = {name: {} for name in cls.sections()}
     sources: dict[str, str] = {}
