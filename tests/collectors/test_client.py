@@ -55,6 +55,25 @@ def test_persistent_500_raises_api_error_after_bounded_retries(standin: BrainApi
     assert sleeps[1] > sleeps[0]  # exponential backoff
 
 
+def test_507_disk_full_is_retried_like_a_5xx(standin: BrainApiStandIn) -> None:
+    standin.script = ["507"]
+    sleeps: list[float] = []
+    assert make(standin, sleeps).post_items([ITEM])["inserted"] == 1
+    assert standin.count("POST") == 2 and len(sleeps) == 1
+
+
+def test_errors_after_retries_say_how_many_attempts(standin: BrainApiStandIn) -> None:
+    standin.script = ["503"] * 3
+    with pytest.raises(ApiError) as exc:
+        make(standin, retries=2).stats()
+    assert exc.value.attempts == 3
+    assert str(exc.value).endswith(f"({standin.url}/api/v1/stats, after 3 attempts)")
+    standin.script = ["503"]
+    with pytest.raises(ApiError) as once:
+        make(standin, retries=0).stats()
+    assert once.value.attempts == 1 and str(once.value).endswith(f"({standin.url}/api/v1/stats)")
+
+
 def test_4xx_is_not_retried_and_carries_the_index(standin: BrainApiStandIn) -> None:
     standin.script = ["400:1"]
     with pytest.raises(ApiError) as exc:
@@ -77,7 +96,7 @@ def test_connection_refused_is_api_unavailable_naming_the_url() -> None:
         with pytest.raises(ApiUnavailable) as exc:
             c.post_items([ITEM])
     assert f"127.0.0.1:{port}/api/v1/items" in str(exc.value)
-    assert "connection" in str(exc.value)
+    assert "connection failed (connection refused) after 2 attempts" in str(exc.value)
 
 
 def test_timeout_is_retried_then_api_unavailable(standin: BrainApiStandIn) -> None:

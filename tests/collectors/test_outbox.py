@@ -53,7 +53,7 @@ def test_identical_items_are_not_queued_twice_but_changes_are(state: State) -> N
     assert state.pending()["upsert"] == 1  # the newer version replaced the pending one
 
 
-@pytest.mark.parametrize("failure", ["500", "503", "429", "timeout", "drop"])
+@pytest.mark.parametrize("failure", ["500", "503", "507", "429", "timeout", "drop"])
 def test_server_trouble_keeps_items_for_the_next_run(state: State, standin: BrainApiStandIn, failure: str) -> None:
     fill(state, items(12))
     standin.script = [failure] * 2  # more failures than the client retries (retries=1)
@@ -119,6 +119,18 @@ def test_deletes_go_through_the_outbox_and_404_counts_as_done(state: State, stan
     result = state.flush(client(standin))
     assert (result.deleted, result.failed) == (2, 0)
     assert set(standin.items) == {"note:1"}
+
+
+def test_a_full_disk_keeps_a_delete_for_the_next_run(state: State, standin: BrainApiStandIn) -> None:
+    """507: brain-api's disk is full and nothing was done; the delete is kept, not set aside as failed."""
+    fill(state, items(1))
+    state.flush(client(standin))
+    state.enqueue_delete("note:0")
+    state.checkpoint()
+    standin.script = ["507", "507"]
+    assert "507" in state.flush(client(standin)).error
+    assert state.pending() == {"upsert": 0, "delete": 1, "failed": 0}
+    assert state.flush(client(standin)).deleted == 1 and standin.items == {}
 
 
 def test_delete_replaces_a_pending_upsert_and_resending_works_after(state: State, standin: BrainApiStandIn) -> None:

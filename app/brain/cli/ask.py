@@ -11,13 +11,14 @@ import codecs
 import json
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import click
 import requests
 
+from brain.shared import http_retry
 from brain.shared.settings import LaptopConfig
 
 CONNECT_RETRIES = 2
@@ -74,29 +75,34 @@ def _json_or_text(text: str) -> Any:
 
 
 class AskHttp:
-    """POST /api/v1/ask with bearer auth, a connect timeout, and bounded retries before sending."""
+    """POST /api/v1/ask with bearer auth, a connect timeout, and bounded retries before sending.
 
-    def __init__(self, cfg: LaptopConfig):
+    Only failures to connect are retried (the shared policy with no read or status retries): then
+    nothing reached brain-api and a retry is harmless, whereas a lost answer may be a generation
+    already running, and a 503 carries the citations to show.
+    """
+
+    def __init__(self, cfg: LaptopConfig, sleep: Callable[[float], None] = time.sleep):
         self.url = cfg.client.api_url.rstrip("/") + "/api/v1/ask"
         self.timeout = (cfg.client.timeout, cfg.client.ask_timeout)
-        self.session = requests.Session()
+        retry = http_retry.policy(CONNECT_RETRIES, backoff=0.5, max_backoff=4.0, statuses=(), read=False,
+                                  sleep=sleep)
+        self.session = http_retry.session(retry, self.timeout)
         self.session.headers["Authorization"] = f"Bearer {cfg.client.token}"
         self.session.verify = cfg.client.ca_bundle or True
 
     def post(self, body: dict[str, Any], stream: bool) -> requests.Response:
-        """Retry only failures to connect: then nothing reached brain-api and a retry is harmless."""
-        for attempt in range(CONNECT_RETRIES + 1):
-            try:
-                return self.session.post(self.url, json=body, stream=stream, timeout=self.timeout)
-            except requests.ConnectionError as exc:
-                if attempt == CONNECT_RETRIES:
-                    raise click.ClickException(f"cannot reach brain-api at {self.url}: {exc}") from None
-                time.sleep(0.5 * 2 ** attempt)
-            except requests.Timeout:
-                raise click.ClickException(
-                    f"brain-api at {self.url} did not answer within {self.timeout[1]:g} s (client.ask_timeout)"
-                ) from None
-        raise AssertionError("unreachable")
+        try:
+            return self.session.post(self.url, json=body, stream=stream)
+        except requests.ConnectionError as exc:
+            tries = http_retry.attempts(exc)
+            after = f" (after {tries} attempts)" if tries > 1 else ""
+            raise click.ClickException(
+                f"cannot reach brain-api at {self.url}: {http_retry.short_reason(exc)}{after}") from None
+        except requests.Timeout:
+            raise click.ClickException(
+                f"brain-api at {self.url} did not answer within {self.timeout[1]:g} s (client.ask_timeout)"
+            ) from None
 
 
 def _error_of(resp: requests.Response) -> tuple[str, dict[str, Any]]:

@@ -1,17 +1,17 @@
 """HTTP client for brain-api (docs/API.md), shared by the collectors, the CLI and the MCP server.
 
 Why one client: every caller needs the same timeouts, bounded retries with backoff, and error
-messages that name the URL, so a cron mail or an MCP tool error says exactly what failed.
+messages that name the URL, so a cron mail or an MCP tool error says exactly what failed. The
+retries are urllib3's, through the policy every client of the brain shares (brain.shared.http_retry).
 
 Errors:
 * ``ApiError(status, code, message)``: brain-api answered with a 4xx/5xx (after retries for
-  429/5xx). ``code`` is the API's snake_case error code.
+  429/5xx/507). ``code`` is the API's snake_case error code.
 * ``ApiUnavailable``: no answer at all (connection refused, DNS, TLS, timeout) after retries.
 """
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable
 from typing import Any
@@ -19,24 +19,26 @@ from urllib.parse import quote
 
 import requests
 
+from brain.shared import http_retry
+from brain.shared.http_retry import RETRY_STATUSES
 from brain.shared.settings import LaptopConfig
 
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+__all__ = ["RETRY_STATUSES", "ApiClient", "ApiError", "ApiUnavailable"]
 
 
 class ApiError(Exception):
     """brain-api answered with an error status."""
 
     def __init__(self, status: int, code: str, message: str, *, url: str = "", field: str | None = None,
-                 index: int | None = None):
+                 index: int | None = None, attempts: int = 1):
         self.status, self.code, self.message = status, code, message
-        self.url, self.field, self.index = url, field, index
-        where = f" ({url})" if url else ""
-        super().__init__(f"brain-api error {status} {code}: {message}{where}")
+        self.url, self.field, self.index, self.attempts = url, field, index, attempts
+        where = ", ".join(x for x in (url, f"after {attempts} attempts" if attempts > 1 else "") if x)
+        super().__init__(f"brain-api error {status} {code}: {message}" + (f" ({where})" if where else ""))
 
     @property
     def retryable(self) -> bool:
-        """429 and 5xx mean "try again later"; other 4xx will fail the same way again."""
+        """429, 5xx and 507 (disk full) mean "try again later"; other 4xx will fail the same way again."""
         return self.status in RETRY_STATUSES
 
 
@@ -55,9 +57,13 @@ def _clean(params: dict[str, Any]) -> dict[str, Any]:
 class ApiClient:
     """A small typed wrapper over brain-api's HTTP endpoints.
 
-    ``retries`` bounds the extra attempts on 429/5xx/connection errors; the wait doubles from
-    ``backoff`` seconds (with jitter), capped at ``max_backoff``, and honours ``Retry-After``.
-    Every method is safe to retry: item upserts are idempotent on the server.
+    ``retries`` bounds the extra attempts on 429/5xx/507, connection errors and timeouts; the wait
+    is urllib3's backoff from ``backoff`` seconds (none before the first retry, then doubling),
+    capped at ``max_backoff``, and a ``Retry-After`` is honoured within that cap.
+
+    Every method is retried, POST included, because every call is safe to repeat: an item upsert is
+    idempotent on the server (same id and hash: unchanged), a forget rule is stored once, an ask only
+    reads. A new POST endpoint that is not idempotent must not go through this client.
     """
 
     def __init__(self, base_url: str, token: str, timeout: float = 60, ca_bundle: str = "", *,
@@ -69,10 +75,8 @@ class ApiClient:
         self.token = token
         self.timeout = timeout
         self.retries = retries
-        self.backoff = backoff
-        self.max_backoff = max_backoff
-        self._sleep = sleep
-        self.session = session or requests.Session()
+        retry = http_retry.policy(retries, backoff=backoff, max_backoff=max_backoff, methods=None, sleep=sleep)
+        self.session = http_retry.session(retry, timeout, into=session)
         self.session.headers["User-Agent"] = "brain-client/1"
         if token:
             self.session.headers["Authorization"] = f"Bearer {token}"
@@ -88,40 +92,24 @@ class ApiClient:
 
     # ------------------------------------------------------------------ transport
 
-    def _wait(self, attempt: int, resp: requests.Response | None) -> float:
-        delay = min(self.max_backoff, self.backoff * (2 ** attempt))
-        if resp is not None and resp.headers.get("Retry-After", "").strip().isdigit():
-            delay = min(self.max_backoff, float(resp.headers["Retry-After"].strip()))
-        return delay * (0.8 + 0.4 * random.random())
-
     def request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
                 json: Any = None) -> dict[str, Any]:
-        """Send one request with retries; return the decoded JSON body or raise."""
+        """Send one request (retried by the session's policy); return the decoded JSON body or raise."""
         url = self.base_url + path
-        last: ApiError | ApiUnavailable | None = None
-        last_resp: requests.Response | None = None
-        for attempt in range(self.retries + 1):
-            if attempt:
-                self._sleep(self._wait(attempt - 1, last_resp))
-            last_resp = None
-            try:
-                resp = self.session.request(method, url, params=_clean(params or {}), json=json,
-                                            timeout=self.timeout)
-            except requests.Timeout:
-                last = ApiUnavailable(url, f"no answer within {self.timeout:g} s")
-                continue
-            except requests.exceptions.SSLError as exc:
-                raise ApiUnavailable(url, f"TLS error: {_short(exc)}") from None
-            except requests.ConnectionError as exc:
-                last = ApiUnavailable(url, f"connection failed ({_short(exc)})")
-                continue
-            if resp.status_code < 400:
-                return self._decode(resp, url)
-            last, last_resp = self._error(resp, url), resp
-            if not last.retryable:
-                raise last
-        assert last is not None
-        raise last
+        try:
+            resp = self.session.request(method, url, params=_clean(params or {}), json=json)
+        except requests.exceptions.SSLError as exc:
+            raise ApiUnavailable(url, f"TLS error: {http_retry.short_reason(exc)}") from None
+        except requests.RequestException as exc:
+            if http_retry.is_timeout(exc):
+                what = f"no answer within {self.timeout:g} s"
+            else:
+                what = f"connection failed ({http_retry.short_reason(exc)})"
+            tries = http_retry.attempts(exc)
+            raise ApiUnavailable(url, what + (f" after {tries} attempts" if tries > 1 else "")) from None
+        if resp.status_code < 400:
+            return self._decode(resp, url)
+        raise self._error(resp, url)
 
     @staticmethod
     def _decode(resp: requests.Response, url: str) -> dict[str, Any]:
@@ -143,7 +131,8 @@ class ApiClient:
         code = str(err.get("code") or f"http_{resp.status_code}")
         message = str(err.get("message") or (resp.text[:200].strip() or resp.reason or "no message"))
         index = err.get("index") if isinstance(err.get("index"), int) else None
-        return ApiError(resp.status_code, code, message, url=url, field=err.get("field"), index=index)
+        return ApiError(resp.status_code, code, message, url=url, field=err.get("field"), index=index,
+                        attempts=http_retry.attempts(resp))
 
     # ------------------------------------------------------------------ endpoints
 
@@ -203,13 +192,3 @@ class ApiClient:
         body = {"question": question, **_clean(kw)}
         body.pop("stream", None)
         return self.request("POST", "/api/v1/ask", json=body)
-
-
-def _short(exc: Exception) -> str:
-    """The innermost reason of a requests ConnectionError, without the long urllib3 wrapper."""
-    text = str(exc)
-    for marker in ("Connection refused", "Name or service not known", "No route to host", "timed out",
-                   "Connection reset", "Remote end closed connection"):
-        if marker in text:
-            return marker.lower()
-    return text[:160]

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -26,8 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import requests
-import urllib3
 
+from brain.shared import http_retry
 from brain.shared.settings import TENSORDOCK_TOKEN_ENV, TENSORDOCK_URL, TENSORDOCK_URL_ENV
 
 log = logging.getLogger(__name__)
@@ -53,7 +52,6 @@ _EU_NAMES_AND_CODES = (
 )
 EU_COUNTRIES = frozenset(x.lower() for pair in _EU_NAMES_AND_CODES for x in pair)
 
-_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _MAX_MESSAGE = 300
 
 
@@ -388,9 +386,9 @@ class TensorDockClient:
 
     ``token``: the API token; default ``$TENSORDOCK_API_TOKEN``. ``base_url``: default
     ``$TENSORDOCK_BASE_URL`` or the public API. ``timeout``: (connect, read) seconds per request.
-    ``max_retries``: extra attempts after a 429, 5xx, timeout or connection error, with
-    exponential backoff from ``backoff`` seconds (capped at ``max_backoff``; a 429's
-    ``Retry-After`` is honoured within that cap).
+    ``max_retries``: extra attempts after a 429, 5xx, 507, timeout or connection error, with
+    urllib3's exponential backoff from ``backoff`` seconds (capped at ``max_backoff``; a
+    ``Retry-After`` is honoured within that cap), through the shared ``brain.shared.http_retry``.
 
     Instance creation is not idempotent, so ``create_instance`` retries only when TensorDock
     certainly did not act: a 429, or a connection that was never established.
@@ -419,11 +417,17 @@ class TensorDockClient:
             raise TensorDockError("setup", f"base URL must start with http:// or https://, got {self.base_url!r}")
         self.timeout = timeout
         self.max_retries = max(0, int(max_retries))
-        self.backoff = max(0.0, float(backoff))
-        self.max_backoff = max(0.0, float(max_backoff))
         self._sleep = sleep
-        self._session = session or requests.Session()
-        self._session.headers.update({"Accept": "application/json", "User-Agent": "brain-tensordock/1"})
+        backoff, max_backoff = max(0.0, float(backoff)), max(0.0, float(max_backoff))
+        self._session = http_retry.session(
+            http_retry.policy(self.max_retries, backoff=backoff, max_backoff=max_backoff, sleep=sleep),
+            timeout, into=session)
+        # a create is not idempotent: retried only when TensorDock certainly did not act on it
+        self._once = http_retry.session(
+            http_retry.policy(self.max_retries, backoff=backoff, max_backoff=max_backoff, statuses={429},
+                              read=False, sleep=sleep), timeout)
+        for each in (self._session, self._once):
+            each.headers.update({"Accept": "application/json", "User-Agent": "brain-tensordock/1"})
 
     def __repr__(self) -> str:  # never show the token
         return f"TensorDockClient(base_url={self.base_url!r})"
@@ -436,52 +440,32 @@ class TensorDockClient:
 
     def close(self) -> None:
         self._session.close()
+        self._once.close()
 
     # -- transport
-
-    def _delay(self, attempt: int, retry_after: str | None) -> float:
-        if retry_after:
-            seconds = _as_float(retry_after)
-            if seconds is not None:
-                return min(max(seconds, 0.0), self.max_backoff)
-        base = self.backoff * (2 ** attempt)
-        return min(base + random.uniform(0, self.backoff / 2), self.max_backoff)
 
     def request(self, method: str, path: str, operation: str, *, json: Any = None,
                 params: Mapping[str, Any] | None = None, idempotent: bool = True) -> Any:
         """Send one API call and return the decoded JSON body (None when empty).
 
         Raises TensorDockAuthError (401/403), TensorDockNotFound (404) or TensorDockError for
-        anything else, after the retries allowed. ``idempotent=False`` limits retries to cases
-        where TensorDock certainly did not act (429, connection never established).
+        anything else, after the retries allowed (the shared urllib3 policy). ``idempotent=False``
+        limits retries to cases where TensorDock certainly did not act (429, a connection never
+        established): the answer of a lost create may be a VM that is already billed.
         """
         url = f"{self.base_url}/{path.lstrip('/')}"
-        headers = {"Authorization": f"Bearer {self._token}"}
-        attempt = 0
-        while True:
-            try:
-                resp = self._session.request(method, url, json=json, params=params, headers=headers,
-                                             timeout=self.timeout)
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                kind = "timed out" if isinstance(exc, requests.Timeout) else "could not connect"
-                if attempt < self.max_retries and (idempotent or _never_sent(exc)):
-                    delay = self._delay(attempt, None)
-                    log.warning("TensorDock %s: %s, retry %d/%d in %.1fs", operation, kind, attempt + 1,
-                                self.max_retries, delay)
-                    self._sleep(delay)
-                    attempt += 1
-                    continue
-                raise TensorDockError(operation, f"{kind} to {self.base_url} ({type(exc).__name__})") from None
-            log.debug("TensorDock %s %s -> %s", method, path, resp.status_code)
-            retryable = resp.status_code in _RETRY_STATUSES and (idempotent or resp.status_code == 429)
-            if retryable and attempt < self.max_retries:
-                delay = self._delay(attempt, resp.headers.get("Retry-After"))
-                log.warning("TensorDock %s: HTTP %d, retry %d/%d in %.1fs", operation, resp.status_code,
-                            attempt + 1, self.max_retries, delay)
-                self._sleep(delay)
-                attempt += 1
-                continue
-            return self._decode(resp, operation)
+        session = self._session if idempotent else self._once
+        try:
+            resp = session.request(method, url, json=json, params=params,
+                                   headers={"Authorization": f"Bearer {self._token}"})
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            kind = "timed out" if http_retry.is_timeout(exc) or isinstance(exc, requests.ConnectTimeout) \
+                else "could not connect"
+            tries = http_retry.attempts(exc)
+            after = f", {tries} attempts" if tries > 1 else ""
+            raise TensorDockError(operation, f"{kind} to {self.base_url} ({type(exc).__name__}{after})") from None
+        log.debug("TensorDock %s %s -> %s", method, path, resp.status_code)
+        return self._decode(resp, operation)
 
     def _decode(self, resp: requests.Response, operation: str) -> Any:
         body: Any = None
@@ -495,6 +479,8 @@ class TensorDockClient:
         if status >= 400:
             msg = error_message(body) or (text.strip()[:_MAX_MESSAGE] if text.strip() else resp.reason or "no body")
             msg = msg[:_MAX_MESSAGE]
+            if (tries := http_retry.attempts(resp)) > 1:
+                msg += f" (after {tries} attempts)"
             if status in (401, 403):
                 raise TensorDockAuthError(operation, f"{msg} (check the API token)", status)
             if status == 404:
@@ -653,14 +639,6 @@ def _status_of(body: Any) -> str:
     if isinstance(obj, dict):
         return normalize_status(_first(_flatten(obj), "status", "state", default=""))
     return ""
-
-
-def _never_sent(exc: Exception) -> bool:
-    """True when the request certainly never reached TensorDock (safe to retry a create)."""
-    if isinstance(exc, requests.ConnectTimeout):
-        return True
-    reason = getattr(exc.args[0], "reason", None) if exc.args else None
-    return isinstance(reason, urllib3.exceptions.NewConnectionError)
 
 
 def estimate_hourly(gpu: LocationGpu, gpu_count: int, vcpu: int, ram_gb: int, storage_gb: int) -> float | None:

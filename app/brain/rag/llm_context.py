@@ -33,6 +33,8 @@ from typing import Any
 
 import requests
 
+from brain.shared import http_retry
+
 log = logging.getLogger(__name__)
 
 
@@ -40,6 +42,7 @@ UPPER_BOUND_TTL = 60.0  # a trained context only bounds Ollama's real one: ask a
 FAILED_TTL = 30.0  # a probe that failed is not repeated on every question
 PROBE_READ_TIMEOUT = 10.0  # /api/show reads the model file's header: quick, but not instant
 NOT_THIS_SERVER = frozenset({404, 405, 501})  # the route does not exist here: try the next kind
+PROBE_RETRY_STATUSES = frozenset({429} | set(range(500, 600))) - NOT_THIS_SERVER
 
 
 @dataclass(frozen=True)
@@ -67,10 +70,11 @@ class ContextProbe:
         self.ttl = ttl
         self.timeout = (connect_timeout, read_timeout)
         self.retries = retries
-        self.backoff = backoff
         self._clock = clock
-        self._sleep = sleep
-        self._session = requests.Session()
+        # 429 and 5xx retried (a server loading its model), whatever the method: both calls only read
+        retry = http_retry.policy(retries, backoff=backoff, max_backoff=max(backoff, 4.0),
+                                  statuses=PROBE_RETRY_STATUSES, sleep=sleep)
+        self._session = http_retry.session(retry, self.timeout)
         if api_key:
             self._session.headers["Authorization"] = f"Bearer {api_key}"
         self._lock = threading.Lock()
@@ -127,22 +131,21 @@ class ContextProbe:
     def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any] | None:
         """JSON of one call; None when the route does not exist; ProbeFailed after bounded retries."""
         url = self.root + path
-        for attempt in range(self.retries + 1):
-            try:
-                resp = self._session.request(method, url, json=body, timeout=self.timeout)
-            except requests.RequestException as exc:
-                failure = f"{method} {url}: {type(exc).__name__}: {exc}"
-            else:
-                if resp.status_code in NOT_THIS_SERVER:
-                    return None
-                if resp.status_code == 200:
-                    return _json_object(resp, url)
-                failure = f"{method} {url} answered HTTP {resp.status_code}: {resp.text[:200]}"
-                if resp.status_code < 500 and resp.status_code != 429:
-                    raise ProbeFailed(failure)
-            if attempt < self.retries:
-                self._sleep(self.backoff * 2 ** attempt)
-        raise ProbeFailed(failure)
+        try:
+            resp = self._session.request(method, url, json=body)
+        except requests.RequestException as exc:
+            raise ProbeFailed(f"{method} {url}: {type(exc).__name__}: {http_retry.short_reason(exc)}"
+                              f"{_after(http_retry.attempts(exc))}") from None
+        if resp.status_code in NOT_THIS_SERVER:
+            return None
+        if resp.status_code == 200:
+            return _json_object(resp, url)
+        raise ProbeFailed(f"{method} {url} answered HTTP {resp.status_code}: {resp.text[:200]}"
+                          f"{_after(http_retry.attempts(resp))}")
+
+
+def _after(attempts: int) -> str:
+    return f" (after {attempts} attempts)" if attempts > 1 else ""
 
 
 def _json_object(resp: requests.Response, url: str) -> dict[str, Any]:
