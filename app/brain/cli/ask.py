@@ -18,6 +18,8 @@ from typing import Any
 import click
 import requests
 
+from brain.cli import api_errors
+from brain.client.http import error_from
 from brain.shared import http_retry
 from brain.shared.settings import LaptopConfig
 
@@ -77,7 +79,8 @@ def _json_or_text(text: str) -> Any:
 class AskHttp:
     """POST /api/v1/ask with bearer auth, a connect timeout, and bounded retries before sending.
 
-    Only failures to connect are retried (the shared policy with no read or status retries): then
+    Only failures to connect are retried (client.max_retries, at most CONNECT_RETRIES; the shared
+    policy with no read or status retries): then
     nothing reached brain-api and a retry is harmless, whereas a lost answer may be a generation
     already running, and a 503 carries the citations to show.
     """
@@ -85,7 +88,7 @@ class AskHttp:
     def __init__(self, cfg: LaptopConfig, sleep: Callable[[float], None] = time.sleep):
         self.url = cfg.client.api_url.rstrip("/") + "/api/v1/ask"
         self.timeout = (cfg.client.timeout, cfg.client.ask_timeout)
-        retry = http_retry.policy(CONNECT_RETRIES, backoff=0.5, max_backoff=4.0, statuses=(), read=False,
+        retry = http_retry.policy(min(cfg.client.max_retries, CONNECT_RETRIES), backoff=0.5, max_backoff=4.0, statuses=(), read=False,
                                   sleep=sleep)
         self.session = http_retry.session(retry, self.timeout)
         self.session.headers["Authorization"] = f"Bearer {cfg.client.token}"
@@ -105,16 +108,13 @@ class AskHttp:
             ) from None
 
 
-def _error_of(resp: requests.Response) -> tuple[str, dict[str, Any]]:
+def _error_of(resp: requests.Response, url: str) -> tuple[str, dict[str, Any]]:
+    """The error line (in the words of every brain-api command) and the JSON body, {} if none."""
     try:
         body = resp.json()
     except ValueError:
-        return f"brain-api answered HTTP {resp.status_code}: {resp.text[:200]}", {}
-    err = body.get("error") if isinstance(body, dict) else None
-    if isinstance(err, dict):
-        field = f" (field {err['field']})" if err.get("field") else ""
-        return f"{err.get('message', 'error')}{field} [HTTP {resp.status_code} {err.get('code')}]", body
-    return f"brain-api answered HTTP {resp.status_code}", body if isinstance(body, dict) else {}
+        body = None
+    return api_errors.describe(error_from(resp, url)), body if isinstance(body, dict) else {}
 
 
 def print_sources(citations: list[dict[str, Any]]) -> None:
@@ -139,7 +139,7 @@ def run_stream(http: AskHttp, body: dict[str, Any], show_thinking: bool) -> None
     resp = http.post(body | {"stream": True}, stream=True)
     with resp:
         if resp.status_code != 200:
-            message, payload = _error_of(resp)
+            message, payload = _error_of(resp, http.url)
             if resp.status_code == 503 and "citations" in payload:
                 _fail_with_sources(message, payload)
             raise AskFailed(message)
@@ -179,7 +179,7 @@ def _consume(events: Iterator[Event], show_thinking: bool) -> Event | None:
 def run_once(http: AskHttp, body: dict[str, Any], as_json: bool, no_llm: bool, show_thinking: bool) -> None:
     resp = http.post(body, stream=False)
     if resp.status_code != 200:
-        message, payload = _error_of(resp)
+        message, payload = _error_of(resp, http.url)
         if as_json and payload:
             click.echo(json.dumps(payload, indent=2, ensure_ascii=False))
             sys.exit(1)

@@ -11,25 +11,12 @@ from typing import Any
 
 import click
 
-from brain.client.http import ApiClient, ApiError, ApiUnavailable
-from brain.shared.settings import LaptopConfig
-
-
-def _client(cfg: LaptopConfig) -> ApiClient:
-    try:
-        return ApiClient.from_config(cfg)
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
+from brain.cli import api_errors
 
 
 def _call(fn: Any, *args: Any, **kw: Any) -> Any:
-    try:
+    with api_errors.reported():
         return fn(*args, **kw)
-    except ApiError as exc:
-        where = f" ({exc.field})" if exc.field else ""
-        raise click.ClickException(f"brain-api refused{where}: {exc.message}") from None
-    except ApiUnavailable as exc:
-        raise click.ClickException(str(exc)) from None
 
 
 def _path_glob(value: str | None) -> str | None:
@@ -88,7 +75,7 @@ def forget_cmd(obj: Any, item_id: str | None, id_: str | None, source: str | Non
       brain forget --list
       brain forget --undo 3
     """
-    client = _client(obj.laptop)
+    client = api_errors.client(obj.laptop)
     if list_:
         tombstones = _call(client.tombstones)
         if as_json:

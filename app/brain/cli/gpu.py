@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from brain.client.http import ApiClient, ApiError, ApiUnavailable
+from brain.cli import api_errors
 from brain.shared.settings import FullConfig, ServerConfig
 
 if TYPE_CHECKING:
@@ -46,12 +46,9 @@ def _required(cfg: ServerConfig) -> gpu_mod.GpuControl:
 
 
 def _api(cfg: FullConfig, method: str, path: str, **kw: Any) -> dict[str, Any]:
-    try:
-        return ApiClient.from_config(cfg).request(method, path, **kw)
-    except ApiError as exc:
-        raise click.ClickException(f"{exc.message} [HTTP {exc.status} {exc.code}]") from None
-    except ApiUnavailable as exc:
-        raise click.ClickException(str(exc)) from None
+    client = api_errors.client(cfg)
+    with api_errors.reported():
+        return client.request(method, path, **kw)
 
 
 def _local(call: Any) -> Any:

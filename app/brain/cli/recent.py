@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from brain.client.http import ApiClient, ApiError, ApiUnavailable
+from brain.cli import api_errors
 from brain.shared.timeline_text import now_in, render
 from brain.shared.zones import local_tz_name, parse_tz
 
@@ -55,11 +55,9 @@ def recent_cmd(obj: Any, today: bool, yesterday: bool, day: str | None, days: in
         raise click.BadParameter(str(exc), param_hint="--tz") from None
     the_day = _day(today, yesterday, day, tz_name)
     project = (os.path.abspath(os.path.expanduser(project)).rstrip("/") or "/") if project else None
-    try:
-        data = ApiClient.from_config(obj.laptop).timeline(day=the_day, days=days, tz=tz_name, source=source,
-                                                      project=project)
-    except (ApiError, ApiUnavailable, ValueError) as exc:
-        raise click.ClickException(str(exc)) from None
+    client = api_errors.client(obj.laptop)
+    with api_errors.reported():
+        data = client.timeline(day=the_day, days=days, tz=tz_name, source=source, project=project)
     if as_json:
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
         return

@@ -12,26 +12,21 @@ from typing import Any
 
 import click
 
-from brain.client.http import ApiClient, ApiError, ApiUnavailable
+from brain.cli import api_errors
 from brain.shared.progress import on_terminal, progress
 from brain.shared.settings import LaptopConfig
 
 
-def _remote(call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    try:
-        return call()
-    except (ApiError, ApiUnavailable) as exc:
-        raise click.ClickException(str(exc)) from None
-
-
 def search_remote(cfg: LaptopConfig, query: str, **kw: Any) -> dict[str, Any]:
-    client = ApiClient.from_config(cfg)
-    return _remote(lambda: client.search(query, **kw))
+    client = api_errors.client(cfg)
+    with api_errors.reported():
+        return client.search(query, **kw)
 
 
 def stats_remote(cfg: LaptopConfig) -> dict[str, Any]:
-    client = ApiClient.from_config(cfg)
-    return _remote(client.stats)
+    client = api_errors.client(cfg)
+    with api_errors.reported():
+        return client.stats()
 
 
 def _backlog_line(data: dict[str, Any]) -> tuple[str, int, int]:

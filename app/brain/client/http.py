@@ -23,7 +23,7 @@ from brain.shared import http_retry
 from brain.shared.http_retry import RETRY_STATUSES
 from brain.shared.settings import LaptopConfig
 
-__all__ = ["RETRY_STATUSES", "ApiClient", "ApiError", "ApiUnavailable"]
+__all__ = ["RETRY_STATUSES", "ApiClient", "ApiError", "ApiUnavailable", "error_from"]
 
 
 class ApiError(Exception):
@@ -48,6 +48,21 @@ class ApiUnavailable(Exception):
     def __init__(self, url: str, reason: str):
         self.url, self.reason = url, reason
         super().__init__(f"brain-api unreachable at {url}: {reason}")
+
+
+def error_from(resp: requests.Response, url: str) -> ApiError:
+    """The ApiError of an error answer: brain-api's ``{"error": {code, message, field, index}}`` when the
+    body is one, else the status and the start of the body (a proxy's HTML page)."""
+    try:
+        body = resp.json()
+        err = body["error"] if isinstance(body, dict) and isinstance(body.get("error"), dict) else {}
+    except ValueError:
+        err = {}
+    code = str(err.get("code") or f"http_{resp.status_code}")
+    message = str(err.get("message") or (resp.text[:200].strip() or resp.reason or "no message"))
+    index = err.get("index") if isinstance(err.get("index"), int) else None
+    return ApiError(resp.status_code, code, message, url=url, field=err.get("field"), index=index,
+                    attempts=http_retry.attempts(resp))
 
 
 def _clean(params: dict[str, Any]) -> dict[str, Any]:
@@ -109,7 +124,7 @@ class ApiClient:
             raise ApiUnavailable(url, what + (f" after {tries} attempts" if tries > 1 else "")) from None
         if resp.status_code < 400:
             return self._decode(resp, url)
-        raise self._error(resp, url)
+        raise error_from(resp, url)
 
     @staticmethod
     def _decode(resp: requests.Response, url: str) -> dict[str, Any]:
@@ -120,19 +135,6 @@ class ApiClient:
         if not isinstance(data, dict):
             raise ApiError(resp.status_code, "bad_response", "answer is not a JSON object", url=url)
         return data
-
-    @staticmethod
-    def _error(resp: requests.Response, url: str) -> ApiError:
-        try:
-            body = resp.json()
-            err = body["error"] if isinstance(body, dict) and isinstance(body.get("error"), dict) else {}
-        except ValueError:
-            err = {}
-        code = str(err.get("code") or f"http_{resp.status_code}")
-        message = str(err.get("message") or (resp.text[:200].strip() or resp.reason or "no message"))
-        index = err.get("index") if isinstance(err.get("index"), int) else None
-        return ApiError(resp.status_code, code, message, url=url, field=err.get("field"), index=index,
-                        attempts=http_retry.attempts(resp))
 
     # ------------------------------------------------------------------ endpoints
 
