@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import click
 import pytest
 
 from brain.cli.ask import iter_sse
@@ -102,6 +103,17 @@ def test_sse_parser_handles_split_bytes_and_multiline_data() -> None:
     chunks = [raw[i:i + 3] for i in range(0, len(raw), 3)]
     events = list(iter_sse(iter(chunks)))
     assert [(e.event, e.data) for e in events] == [("token", {"text": "hé"}), ("done", {"a": 1})]
+
+
+@pytest.mark.parametrize("raw", [b'event: done\ndata: {"answer": "cut', b'event: token\ndata: {"text": "a"}\n\ndata: 1\n'])
+def test_a_stream_cut_in_the_middle_of_an_event_is_an_error(raw: bytes) -> None:
+    with pytest.raises(click.ClickException, match="in the middle of an event"):
+        list(iter_sse(iter([raw])))
+
+
+def test_a_stream_ending_after_a_whole_event_or_a_comment_is_fine() -> None:
+    events = list(iter_sse(iter([b'event: done\r\ndata: {"a": 1}\r\n\r\n', b": bye\n"])))
+    assert [(e.event, e.data) for e in events] == [("done", {"a": 1})]
 
 
 def test_status_events_are_shown_while_the_gpu_starts(capsys) -> None:

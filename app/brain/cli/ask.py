@@ -7,7 +7,6 @@ citations, which the terminal should show rather than only an error.
 
 from __future__ import annotations
 
-import codecs
 import json
 import sys
 import time
@@ -17,6 +16,7 @@ from typing import Any
 
 import click
 import requests
+import sseclient
 
 from brain.cli import api_errors
 from brain.client.http import error_from
@@ -37,36 +37,36 @@ class Event:
 
 
 def iter_sse(chunks: Iterator[bytes]) -> Iterator[Event]:
-    """Server-sent events from a byte stream (``event:``/``data:`` lines, blank line ends one).
+    """Server-sent events from a byte stream, parsed by sseclient-py; each ``data`` decoded as JSON.
 
-    Bytes are decoded incrementally: a UTF-8 character may be split across network reads.
+    What it adds: sseclient-py hands out a last event that the stream cut off (no blank line after
+    it) as if it were whole; here that is an error, so a half-sent ``done`` is never taken for one.
     """
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    buf = ""
-    event = "message"
-    data: list[str] = []
-    for chunk in chunks:
-        buf += decoder.decode(chunk)
-        while True:
-            nl = buf.find("\n")
-            if nl < 0:
-                break
-            line, buf = buf[:nl].rstrip("\r"), buf[nl + 1:]
-            if not line:
-                if data:
-                    yield Event(event, _json_or_text("\n".join(data)))
-                event, data = "message", []
-            elif line.startswith(":"):
-                continue
-            else:
-                name, _, value = line.partition(":")
-                value = value[1:] if value.startswith(" ") else value
-                if name == "event":
-                    event = value
-                elif name == "data":
-                    data.append(value)
-    if data:
-        raise click.ClickException("brain-api closed the answer stream in the middle of an event")
+    tail = _Tail(chunks)
+    for ev in sseclient.SSEClient(iter(tail)).events():
+        if tail.ended and not tail.at_boundary:
+            raise click.ClickException("brain-api closed the answer stream in the middle of an event")
+        yield Event(ev.event, _json_or_text(ev.data))
+
+
+class _Tail:
+    """The byte chunks, remembering whether the stream has ended and ended on an event's blank line."""
+
+    def __init__(self, chunks: Iterator[bytes]):
+        self._chunks = chunks
+        self._last = b""
+        self.ended = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._chunks:
+            if chunk:
+                self._last = (self._last + chunk)[-4:]
+                yield chunk
+        self.ended = True
+
+    @property
+    def at_boundary(self) -> bool:
+        return self._last.endswith((b"\n\n", b"\r\r", b"\r\n\r\n")) or not self._last
 
 
 def _json_or_text(text: str) -> Any:
