@@ -143,7 +143,7 @@ def test_caddy_admin_is_a_unix_socket_and_logs_drop_query_strings(tmp_path: Path
 def _caddy() -> str:
     found = shutil.which("caddy")
     if found is None:
-        pytest.skip("caddy is not installed (apt-get install caddy); molecule's brain scenario validates it")
+        pytest.fail("caddy is not installed: apt-get install caddy (scripts/test.sh does)")
     return found
 
 
