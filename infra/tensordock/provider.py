@@ -228,7 +228,7 @@ class GpuVmProvider(dynamic.ResourceProvider):
             "ssh_port": inst.ssh_port,
             "hourly_rate": inst.rate_hourly,
             "status": inst.status,
-            "placed_location_id": placed_location_id or str(inst.raw.get("location_id") or ""),
+            "placed_location_id": placed_location_id or inst.location_id,
         })
         return outs
 

@@ -358,3 +358,36 @@ def test_error_message_shapes():
     assert td.error_message({"errors": [{"detail": "d"}]}) == "d"
     assert td.error_message({"status": "running"}) is None
     assert td.error_message({"data": {"id": "1"}}) is None
+
+
+# --- the response models
+
+
+def test_instance_model_reads_every_known_shape_and_converts_values():
+    inst = td.parse_instance({"type": "VM", "id": 7, "attributes": {
+        "status": "StoppedDisassociated", "portForwards": {"22": "20022"}, "rateHourly": "0.4",
+        "resources": {"vcpus": "4", "gpus": [{"gpuV0Name": RTX_4090, "count": "1"}]}}})
+    assert (inst.id, inst.status, inst.ssh_port, inst.rate_hourly, inst.vcpu) == ("7", "stopped_disassociated",
+                                                                                   20022, 0.4, 4)
+    assert inst.gpus == {RTX_4090: 1}
+    bare = td.parse_instance({"instanceId": "a", "state": "RUNNING", "ip": None, "resources": None})
+    assert (bare.id, bare.status, bare.ip, bare.gpus, bare.port_forwards) == ("a", "running", "", {}, ())
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ({"data": {"name": "no id"}}, "id: Field required"),
+    ({"id": "x", "rateHourly": "cheap"}, "rateHourly: Input should be a valid number"),
+    ({"data": ["not", "an", "object"]}, "expected a Instance object, got list"),
+])
+def test_an_instance_that_is_not_what_the_contract_says_names_the_field(body, message):
+    with pytest.raises(ValueError, match=message):
+        td.parse_instance(body)
+
+
+def test_a_malformed_answer_is_an_error_of_the_operation_and_a_bad_list_item_is_skipped(client, server):
+    vm = server.add_instance()
+    server.fail(200, body={"data": {"id": vm, "portForwards": [{"internal_port": "ssh"}]}}, path="^/instances/")
+    with pytest.raises(TensorDockError, match=rf"get instance {vm} failed: unexpected response: portForwards\.0"):
+        client.get_instance(vm)
+    server.fail(200, body={"data": {"instances": [{"id": vm, "status": "running"}, {"name": "no id"}]}})
+    assert [i.id for i in client.list_instances()] == [vm]

@@ -5,13 +5,14 @@ provider (``infra/tensordock/provider.py``) creates and deletes it; brain-api's 
 starts and stops it on demand. Both must share one client, with one set of rules for retries
 and for TensorDock's uneven response shapes, rather than two copies that drift apart.
 
-What the API looks like (see ``docs/OPERATIONS.md`` and the public docs): JSON over HTTPS,
+What the API looks like (``shared/reference`` contract, ``docs/OPERATIONS.md``): JSON over HTTPS,
 ``Authorization: Bearer <token>``, base ``https://dashboard.tensordock.com/api/v2``. Responses
 are sometimes wrapped in ``{"data": ...}`` and sometimes not, sometimes JSON:API style with an
 ``attributes`` object, statuses come in mixed case (``running``, ``Stopped``), and an error can
-arrive inside an HTTP 200 as ``{"error": "...", "status": 400}``. Every parser here therefore
-accepts each of those shapes, and every error names the operation and shows TensorDock's own
-message (never the token).
+arrive inside an HTTP 200 as ``{"error": "...", "status": 400}``. The answers are typed models
+(pydantic dataclasses whose fields list every name and place a value has been seen under, with
+AliasChoices and AliasPath), the envelope is taken apart in one place, and every error names the
+operation and shows TensorDock's own message (never the token).
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, TypeVar
 
 import requests
+from pydantic import AliasChoices, AliasPath, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic.dataclasses import dataclass
 
 from brain.shared import http_retry
 from brain.shared.settings import TENSORDOCK_TOKEN_ENV, TENSORDOCK_URL, TENSORDOCK_URL_ENV
@@ -88,29 +90,91 @@ def normalize_status(value: Any) -> str:
     return re.sub(r"[\s\-]+", "_", text).lower()
 
 
-@dataclass(frozen=True)
+# --- what the API answers, as typed models --------------------------------------------------------
+#
+# Each field lists where TensorDock (or a public client of it) has put it: AliasChoices of names, and
+# AliasPath for a field inside a nested object (``resources.vcpu_count``); the first one present wins,
+# and pydantic converts the value ("0.4" -> 0.4, an id of 5 -> "5"). A JSON:API ``{"data": ...}``
+# envelope and ``attributes`` object are taken apart once, in ``_jsonapi``, before a model sees the
+# body. A body that is not what the contract says is a ValueError naming the field and why.
+
+_WIRE = ConfigDict(populate_by_name=True, coerce_numbers_to_str=True, extra="ignore")
+T = TypeVar("T")
+
+
+def _blank_is_none(value: Any) -> Any:
+    return None if value == "" else value
+
+
+def _none_is_blank(value: Any) -> Any:
+    return "" if value is None else value
+
+
+def _none_is_zero(value: Any) -> Any:
+    return 0 if value is None or value == "" else value
+
+
+Text = Annotated[str, BeforeValidator(_none_is_blank)]
+Count = Annotated[int, BeforeValidator(_none_is_zero)]
+OptInt = Annotated[int | None, BeforeValidator(_blank_is_none)]
+OptFloat = Annotated[float | None, BeforeValidator(_blank_is_none)]
+Status = Annotated[str, BeforeValidator(lambda v: normalize_status(v))]
+
+
+def _names(*names: str | AliasPath) -> AliasChoices:
+    return AliasChoices(*names)
+
+
+@dataclass(frozen=True, config=_WIRE)
 class PortForward:
     """One forwarded port: traffic to ``external_port`` on the public IP reaches ``internal_port``."""
 
-    internal_port: int
-    external_port: int
+    internal_port: int = Field(validation_alias=_names("internal_port", "internalPort", "internal"))
+    external_port: int = Field(validation_alias=_names("external_port", "externalPort", "external"))
 
 
-@dataclass(frozen=True)
+def _port_forwards(value: Any) -> Any:
+    """``[{"internal_port", "external_port"}]``, or the ``{"22": 20022}`` form some answers use."""
+    if isinstance(value, dict):
+        return [{"internal_port": k, "external_port": v} for k, v in value.items()]
+    return () if value is None else value
+
+
+@dataclass(frozen=True, config=_WIRE)
+class _GpuCount:
+    name: str = Field(validation_alias=_names("v0Name", "gpuV0Name", "name"))
+    count: Count = 0
+
+
+def _gpu_counts(value: Any) -> Any:
+    """``{v0Name: {"count": n}}`` (the documented form), ``{v0Name: n}`` or ``[{"v0Name", "count"}]``."""
+    if isinstance(value, list):
+        counts = TypeAdapter(list[_GpuCount]).validate_python([g for g in value if isinstance(g, dict)])
+        return {g.name: g.count for g in counts}
+    if isinstance(value, dict):
+        return {k: (v.get("count") if isinstance(v, dict) else v) or 0 for k, v in value.items()}
+    return {} if value is None else value
+
+
+@dataclass(frozen=True, config=_WIRE)
 class Instance:
-    """What we use of an instance; ``raw`` keeps the merged response for anything else."""
+    """An instance as a get, create, list or start answer describes it."""
 
-    id: str
-    name: str = ""
-    status: str = ""
-    ip: str = ""
-    port_forwards: tuple[PortForward, ...] = ()
-    rate_hourly: float | None = None
-    vcpu: int | None = None
-    ram_gb: int | None = None
-    storage_gb: int | None = None
-    gpus: Mapping[str, int] = field(default_factory=dict)
-    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    id: str = Field(min_length=1, validation_alias=_names("id", "instance_id", "instanceId"))
+    name: Text = ""
+    status: Status = Field(default="", validation_alias=_names("status", "state"))
+    ip: Text = Field(default="", validation_alias=_names("ipAddress", "ip_address", "ip", "public_ip"))
+    port_forwards: Annotated[tuple[PortForward, ...], BeforeValidator(_port_forwards)] = Field(
+        default=(), validation_alias=_names("portForwards", "port_forwards"))
+    rate_hourly: OptFloat = Field(default=None, validation_alias=_names("rateHourly", "rate_hourly", "hourlyRate",
+                                                                        "price_per_hr"))
+    vcpu: OptInt = Field(default=None, validation_alias=_names(AliasPath("resources", "vcpu_count"),
+                                                       AliasPath("resources", "vcpus"), "vcpu"))
+    ram_gb: OptInt = Field(default=None, validation_alias=_names(AliasPath("resources", "ram_gb"), "ram_gb"))
+    storage_gb: OptInt = Field(default=None, validation_alias=_names(AliasPath("resources", "storage_gb"), "storage_gb"))
+    gpus: Annotated[dict[str, int], BeforeValidator(_gpu_counts)] = Field(
+        default_factory=dict, validation_alias=_names(AliasPath("resources", "gpus"), "gpus"))
+    location_id: Text = Field(default="", validation_alias=_names("location_id", "locationId"))
 
     @property
     def ssh_port(self) -> int:
@@ -121,30 +185,33 @@ class Instance:
         return 22
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_WIRE)
 class LocationGpu:
     """A GPU model offered at a location, with its hourly price and the limits that go with it."""
 
-    v0_name: str
-    display_name: str = ""
-    max_count: int = 0
-    price_per_hr: float | None = None
-    max_vcpus: int | None = None
-    max_ram_gb: int | None = None
-    max_storage_gb: int | None = None
-    pricing: Mapping[str, float] = field(default_factory=dict)
-    dedicated_ip_available: bool | None = None
-    port_forwarding_available: bool | None = None
+    v0_name: str = Field(validation_alias=_names("v0Name", "gpuV0Name", "v0_name"))
+    display_name: Text = Field(default="", validation_alias=_names("displayName", "display_name"))
+    max_count: Count = Field(default=0, validation_alias=_names("max_count", "maxCount"))
+    price_per_hr: OptFloat = Field(default=None, validation_alias=_names("price_per_hr", "pricePerHr"))
+    max_vcpus: OptInt = Field(default=None, validation_alias=_names(AliasPath("resources", "max_vcpus"), "max_vcpus"))
+    max_ram_gb: OptInt = Field(default=None, validation_alias=_names(AliasPath("resources", "max_ram_gb"), "max_ram_gb"))
+    max_storage_gb: OptInt = Field(default=None, validation_alias=_names(AliasPath("resources", "max_storage_gb"),
+                                                                 "max_storage_gb"))
+    pricing: dict[str, float] = Field(default_factory=dict)  # per_vcpu_hr, per_gb_ram_hr, per_gb_storage_hr
+    dedicated_ip_available: bool | None = Field(default=None, validation_alias=_names(
+        AliasPath("network_features", "dedicated_ip_available"), "dedicated_ip_available"))
+    port_forwarding_available: bool | None = Field(default=None, validation_alias=_names(
+        AliasPath("network_features", "port_forwarding_available"), "port_forwarding_available"))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_WIRE)
 class Location:
-    """A TensorDock location (a city) and the GPUs it can deploy now."""
+    """A TensorDock location (a city) and the GPUs it can deploy now (one item of ``GET /locations``)."""
 
-    id: str
-    city: str = ""
-    stateprovince: str = ""
-    country: str = ""
+    id: Text = Field(default="", validation_alias=_names("id", "uuid"))
+    city: Text = ""
+    stateprovince: Text = ""
+    country: Text = ""
     tier: Any = None
     gpus: tuple[LocationGpu, ...] = ()
 
@@ -157,21 +224,38 @@ class Location:
         return self.country.strip().lower() in EU_COUNTRIES
 
 
-@dataclass(frozen=True)
-class Hostnode:
-    """A physical host: what it has free now, and which public ports can be forwarded."""
+@dataclass(frozen=True, config=_WIRE)
+class HostnodeGpu:
+    """A GPU model free on a hostnode now."""
 
-    id: str
-    location_id: str = ""
-    country: str = ""
-    city: str = ""
-    gpus: Mapping[str, tuple[int, float | None]] = field(default_factory=dict)  # v0Name -> (count, $/hr)
-    available_ports: tuple[int, ...] = ()
-    vcpu_count: int | None = None
-    ram_gb: int | None = None
-    storage_gb: int | None = None
-    has_public_ip_available: bool | None = None
-    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    v0_name: str = Field(validation_alias=_names("v0Name", "v0_name"))
+    available_count: Count = Field(default=0, validation_alias=_names("availableCount", "available_count"))
+    price_per_hr: OptFloat = None
+
+
+def _in_available(name: str) -> AliasChoices:
+    return _names(AliasPath("available_resources", name), name)
+
+
+@dataclass(frozen=True, config=_WIRE)
+class Hostnode:
+    """A physical host (``GET /hostnodes`` item or ``GET /hostnodes/{id}``): what it has free now."""
+
+    id: Text = ""
+    location_id: Text = Field(default="", validation_alias=_names("location_id", "locationId", AliasPath("location", "uuid")))
+    country: Text = Field(default="", validation_alias=_names(AliasPath("location", "country"), "country"))
+    city: Text = Field(default="", validation_alias=_names(AliasPath("location", "city"), "city"))
+    free_gpus: tuple[HostnodeGpu, ...] = Field(default=(), validation_alias=_in_available("gpus"))
+    available_ports: tuple[int, ...] = Field(default=(), validation_alias=_in_available("available_ports"))
+    vcpu_count: OptInt = Field(default=None, validation_alias=_in_available("vcpu_count"))
+    ram_gb: OptInt = Field(default=None, validation_alias=_in_available("ram_gb"))
+    storage_gb: OptInt = Field(default=None, validation_alias=_in_available("storage_gb"))
+    has_public_ip_available: bool | None = Field(default=None, validation_alias=_in_available("has_public_ip_available"))
+
+    @property
+    def gpus(self) -> dict[str, tuple[int, float | None]]:
+        """v0Name -> (count free, $/hr)."""
+        return {g.v0_name: (g.available_count, g.price_per_hr) for g in self.free_gpus}
 
 
 @dataclass(frozen=True)
@@ -183,200 +267,102 @@ class EstimatedPrice:
     hourly: float
 
 
-# --- defensive parsing --------------------------------------------------------------------
-
-def _unwrap(body: Any) -> Any:
-    """Strip a ``{"data": ...}`` envelope if present."""
-    if isinstance(body, dict) and "data" in body and body["data"] is not None:
-        return body["data"]
+def _jsonapi(body: Any) -> Any:
+    """The object inside a ``{"data": ...}`` envelope, its ``attributes`` merged in (the object's own
+    keys win), so a model reads its fields the same way from every shape the API answers in."""
+    if isinstance(body, dict) and isinstance(body.get("data"), (dict, list)):
+        body = body["data"]
+    if isinstance(body, dict) and isinstance(body.get("attributes"), dict):
+        body = {**body["attributes"], **{k: v for k, v in body.items() if k != "attributes"}}
     return body
 
 
-def _flatten(obj: Mapping[str, Any]) -> dict[str, Any]:
-    """Merge a JSON:API ``attributes`` object into its parent so fields are found either way."""
-    merged = dict(obj)
-    attrs = obj.get("attributes")
-    if isinstance(attrs, dict):
-        merged.pop("attributes")
-        for key, value in attrs.items():
-            merged.setdefault(key, value)
-    return merged
+def _parse(model: type[T], body: Any) -> T:
+    """``body`` (any envelope) as ``model``; ValueError naming each bad field.
 
-
-def _first(obj: Mapping[str, Any], *keys: str, default: Any = None) -> Any:
-    for key in keys:
-        if key in obj and obj[key] is not None:
-            return obj[key]
-    return default
-
-
-def _as_int(value: Any) -> int | None:
+    A TypeAdapter per call (43 us) rather than a module-level cache: the Pulumi provider is pickled
+    with dill, which would carry such a dict of classes along (and fails to sort its keys)."""
+    inner = _jsonapi(body)
+    if not isinstance(inner, dict):
+        raise ValueError(f"expected a {model.__name__} object, got {type(inner).__name__}")
     try:
-        return int(value) if value is not None and value != "" else None
-    except (TypeError, ValueError):
-        return None
-
-
-def _as_float(value: Any) -> float | None:
-    try:
-        return float(value) if value is not None and value != "" else None
-    except (TypeError, ValueError):
-        return None
-
-
-def _list_in(body: Any, key: str) -> list[Any]:
-    """Find the list of ``key`` in any of the shapes seen: ``data.key``, ``data`` as list,
-    ``data.attributes.key``, a top-level ``key`` or a bare list."""
-    candidates = [body, _unwrap(body)]
-    for cand in candidates:
-        if isinstance(cand, list):
-            return cand
-        if isinstance(cand, dict):
-            if isinstance(cand.get(key), list):
-                return cand[key]
-            attrs = cand.get("attributes")
-            if isinstance(attrs, dict) and isinstance(attrs.get(key), list):
-                return attrs[key]
-    return []
-
-
-def _parse_port_forwards(value: Any) -> tuple[PortForward, ...]:
-    out = []
-    if isinstance(value, dict):  # {"22": 20022} style
-        value = [{"internal_port": k, "external_port": v} for k, v in value.items()]
-    for item in value or []:
-        if not isinstance(item, dict):
-            continue
-        internal = _as_int(_first(item, "internal_port", "internalPort", "internal"))
-        external = _as_int(_first(item, "external_port", "externalPort", "external"))
-        if internal is not None and external is not None:
-            out.append(PortForward(internal, external))
-    return tuple(out)
-
-
-def _parse_gpus(value: Any) -> dict[str, int]:
-    gpus: dict[str, int] = {}
-    if isinstance(value, dict):
-        for name, spec in value.items():
-            count = _as_int(spec.get("count")) if isinstance(spec, dict) else _as_int(spec)
-            gpus[str(name)] = count or 0
-    elif isinstance(value, list):
-        for spec in value:
-            if isinstance(spec, dict):
-                name = _first(spec, "v0Name", "gpuV0Name", "name")
-                if name:
-                    gpus[str(name)] = _as_int(spec.get("count")) or 0
-    return gpus
+        return TypeAdapter(model).validate_python(inner)
+    except ValidationError as exc:
+        raise ValueError("; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
+                                   for e in exc.errors())) from None
 
 
 def parse_instance(body: Any) -> Instance:
     """An Instance from a get/create/list item, wrapped or not, JSON:API or flat."""
-    obj = _unwrap(body)
-    if not isinstance(obj, dict):
-        raise ValueError(f"expected an instance object, got {type(obj).__name__}")
-    obj = _flatten(obj)
-    inst_id = str(_first(obj, "id", "instance_id", "instanceId", default=""))
-    if not inst_id:
-        raise ValueError("instance without an id")
-    resources = got if isinstance(got := obj.get("resources"), dict) else {}
-    return Instance(
-        id=inst_id,
-        name=str(_first(obj, "name", default="")),
-        status=normalize_status(_first(obj, "status", "state", default="")),
-        ip=str(_first(obj, "ipAddress", "ip_address", "ip", "public_ip", default="")),
-        port_forwards=_parse_port_forwards(_first(obj, "portForwards", "port_forwards")),
-        rate_hourly=_as_float(_first(obj, "rateHourly", "rate_hourly", "hourlyRate", "price_per_hr")),
-        vcpu=_as_int(_first(resources, "vcpu_count", "vcpus")),
-        ram_gb=_as_int(resources.get("ram_gb")),
-        storage_gb=_as_int(resources.get("storage_gb")),
-        gpus=_parse_gpus(resources.get("gpus")),
-        raw=obj,
-    )
+    return _parse(Instance, body)
 
 
-def _parse_location_gpu(item: Mapping[str, Any]) -> LocationGpu:
-    res = got if isinstance(got := item.get("resources"), dict) else {}
-    net = got if isinstance(got := item.get("network_features"), dict) else {}
-    pricing = got if isinstance(got := item.get("pricing"), dict) else {}
-    return LocationGpu(
-        v0_name=str(_first(item, "v0Name", "gpuV0Name", default="")),
-        display_name=str(_first(item, "displayName", "display_name", default="")),
-        max_count=_as_int(_first(item, "max_count", "maxCount")) or 0,
-        price_per_hr=_as_float(_first(item, "price_per_hr", "pricePerHr")),
-        max_vcpus=_as_int(res.get("max_vcpus")),
-        max_ram_gb=_as_int(res.get("max_ram_gb")),
-        max_storage_gb=_as_int(res.get("max_storage_gb")),
-        pricing={k: f for k, v in pricing.items() if (f := _as_float(v)) is not None},
-        dedicated_ip_available=net.get("dedicated_ip_available"),
-        port_forwarding_available=net.get("port_forwarding_available"),
-    )
-
-
-def parse_location(item: Mapping[str, Any]) -> Location:
+def parse_location(item: Any) -> Location:
     """A Location from one item of ``GET /locations``."""
-    item = _flatten(item)
-    return Location(
-        id=str(_first(item, "id", "uuid", default="")),
-        city=str(_first(item, "city", default="")),
-        stateprovince=str(_first(item, "stateprovince", default="")),
-        country=str(_first(item, "country", default="")),
-        tier=item.get("tier"),
-        gpus=tuple(_parse_location_gpu(g) for g in item.get("gpus") or [] if isinstance(g, dict)),
-    )
+    return _parse(Location, item)
 
 
-def parse_hostnode(item: Mapping[str, Any]) -> Hostnode:
+def parse_hostnode(item: Any) -> Hostnode:
     """A Hostnode from one item of ``GET /hostnodes`` (or the body of ``GET /hostnodes/{id}``)."""
-    item = _flatten(_unwrap(item))
-    avail = got if isinstance(got := item.get("available_resources"), dict) else {}
-    loc = got if isinstance(got := item.get("location"), dict) else {}
-    gpus: dict[str, tuple[int, float | None]] = {}
-    for g in avail.get("gpus") or []:
-        if isinstance(g, dict) and g.get("v0Name"):
-            gpus[str(g["v0Name"])] = (_as_int(_first(g, "availableCount", "available_count")) or 0,
-                                      _as_float(g.get("price_per_hr")))
-    return Hostnode(
-        id=str(_first(item, "id", default="")),
-        location_id=str(_first(item, "location_id", "locationId", default=loc.get("uuid", ""))),
-        country=str(loc.get("country", "")),
-        city=str(loc.get("city", "")),
-        gpus=gpus,
-        available_ports=tuple(p for p in (_as_int(x) for x in avail.get("available_ports") or []) if p),
-        vcpu_count=_as_int(avail.get("vcpu_count")),
-        ram_gb=_as_int(avail.get("ram_gb")),
-        storage_gb=_as_int(avail.get("storage_gb")),
-        has_public_ip_available=avail.get("has_public_ip_available"),
-        raw=item,
-    )
+    return _parse(Hostnode, item)
+
+
+def _parsed_items(body: Any, key: str, model: type[T], what: str) -> list[T]:
+    """The items of a listing (``data.<key>`` as documented; ``data`` as a list or
+    ``data.attributes.<key>`` as public clients accept) that are what the contract says; the others
+    are logged and skipped."""
+    inner = _jsonapi(body)
+    items = inner if isinstance(inner, list) else inner.get(key) if isinstance(inner, dict) else None
+    out: list[T] = []
+    for item in items if isinstance(items, list) else []:
+        try:
+            out.append(_parse(model, item))
+        except ValueError as exc:
+            log.warning("TensorDock %s: skipped an item that is not a %s (%s)", what, model.__name__, exc)
+    return out
+
+
+@dataclass(frozen=True, config=_WIRE)
+class _ErrorDetail:
+    text: Text = Field(default="", validation_alias=_names("message", "detail", "title"))
+
+
+@dataclass(frozen=True, config=_WIRE)
+class _ErrorBody:
+    """What an error answer can hold: ``{"error": "..."}``, ``{"error": {"message": ...}}``,
+    ``{"message": ..., "status": 4xx}`` or JSON:API ``{"errors": [{"detail": ...}]}``."""
+
+    error: _ErrorDetail | str | None = None
+    errors: tuple[_ErrorDetail | str, ...] = ()
+    status: Any = None  # an HTTP status when it is an int; also a VM's status in a normal answer
+    message: Text = ""
+
+    @property
+    def http_status(self) -> int | None:
+        return self.status if isinstance(self.status, int) and not isinstance(self.status, bool) else None
 
 
 def error_message(body: Any) -> str | None:
-    """TensorDock's own error text from a body, or None when the body is not an error.
-
-    Covers ``{"error": "..."}``, ``{"error": {"message": ...}}``, ``{"message": ..., "status": 4xx}``
-    and JSON:API ``{"errors": [{"detail": ...}]}``.
-    """
+    """TensorDock's own error text from a body, or None when the body is not an error."""
     if not isinstance(body, dict):
         return None
-    err = body.get("error")
-    status = body.get("status")
-    errors = body.get("errors")
-    is_error = bool(err) or (isinstance(status, int) and not isinstance(status, bool) and status >= 400) \
-        or (isinstance(errors, list) and bool(errors))
-    if not is_error:
+    try:
+        err = TypeAdapter(_ErrorBody).validate_python(body)
+    except ValidationError:
         return None
-    parts: list[str] = []
-    if isinstance(err, dict):
-        parts.append(str(_first(err, "message", "detail", "title", default=err)))
-    elif err:
-        parts.append(str(err))
-    if isinstance(errors, list):
-        for e in errors:
-            parts.append(str(_first(e, "detail", "title", "message", default=e)) if isinstance(e, dict) else str(e))
-    msg = body.get("message")
-    if msg and str(msg) not in parts:
-        parts.append(str(msg))
-    return "; ".join(parts) or f"status {status}"
+    status = err.http_status
+    if not (err.error or (status is not None and status >= 400) or err.errors):
+        return None
+    parts = [e.text if isinstance(e, _ErrorDetail) else e for e in (err.error, *err.errors) if e]
+    parts = [p for p in parts if p]
+    if err.message and err.message not in parts:
+        parts.append(err.message)
+    return "; ".join(parts) or f"status {err.status}"
+
+
+@dataclass(frozen=True, config=_WIRE)
+class _Status:
+    status: Status = Field(default="", validation_alias=_names("status", "state"))
 
 
 # --- the client ---------------------------------------------------------------------------
@@ -502,17 +488,21 @@ class TensorDockClient:
     def list_locations(self) -> list[Location]:
         """All locations with the GPUs they can deploy now (``GET /locations``)."""
         body = self.request("GET", "/locations", "list locations")
-        return [parse_location(x) for x in _list_in(body, "locations") if isinstance(x, dict)]
+        return _parsed_items(body, "locations", Location, "list locations")
 
     def list_hostnodes(self, **filters: Any) -> list[Hostnode]:
         """Hostnodes with free resources (``GET /hostnodes``); ``filters`` become query parameters."""
         body = self.request("GET", "/hostnodes", "list hostnodes", params=filters or None)
-        return [parse_hostnode(x) for x in _list_in(body, "hostnodes") if isinstance(x, dict)]
+        return _parsed_items(body, "hostnodes", Hostnode, "list hostnodes")
 
     def get_hostnode(self, hostnode_id: str) -> Hostnode:
         """One hostnode (``GET /hostnodes/{id}``)."""
-        body = self.request("GET", f"/hostnodes/{hostnode_id}", f"get hostnode {hostnode_id}")
-        return parse_hostnode(body)
+        op = f"get hostnode {hostnode_id}"
+        body = self.request("GET", f"/hostnodes/{hostnode_id}", op)
+        try:
+            return parse_hostnode(body)
+        except ValueError as exc:
+            raise TensorDockError(op, f"unexpected response: {exc}") from None
 
     # -- instances
 
@@ -560,13 +550,7 @@ class TensorDockClient:
     def list_instances(self) -> list[Instance]:
         """All instances of the account (``GET /instances``)."""
         body = self.request("GET", "/instances", "list instances")
-        out = []
-        for item in _list_in(body, "instances"):
-            try:
-                out.append(parse_instance(item))
-            except ValueError:
-                log.warning("TensorDock list instances: skipped an item without an id")
-        return out
+        return _parsed_items(body, "instances", Instance, "list instances")
 
     def start_instance(self, instance_id: str) -> str:
         """Ask TensorDock to start the VM; returns the (normalised) status it reports, e.g. ``starting``."""
@@ -635,10 +619,11 @@ class TensorDockClient:
 
 
 def _status_of(body: Any) -> str:
-    obj = _unwrap(body)
-    if isinstance(obj, dict):
-        return normalize_status(_first(_flatten(obj), "status", "state", default=""))
-    return ""
+    """The (normalised) status a start or stop answer reports, "" when it reports none."""
+    try:
+        return _parse(_Status, body).status
+    except ValueError:
+        return ""
 
 
 def estimate_hourly(gpu: LocationGpu, gpu_count: int, vcpu: int, ram_gb: int, storage_gb: int) -> float | None:
