@@ -453,6 +453,14 @@ class TensorDockClient:
         log.debug("TensorDock %s %s -> %s", method, path, resp.status_code)
         return self._decode(resp, operation)
 
+    def _one(self, model: type[T], method: str, path: str, operation: str, **kw: Any) -> T:
+        """The ``model`` a call answers with; an answer that is not one is an error of the operation."""
+        body = self.request(method, path, operation, **kw)
+        try:
+            return _parse(model, body)
+        except ValueError as exc:
+            raise TensorDockError(operation, f"unexpected response: {exc}") from None
+
     def _decode(self, resp: requests.Response, operation: str) -> Any:
         body: Any = None
         text = resp.text or ""
@@ -497,12 +505,7 @@ class TensorDockClient:
 
     def get_hostnode(self, hostnode_id: str) -> Hostnode:
         """One hostnode (``GET /hostnodes/{id}``)."""
-        op = f"get hostnode {hostnode_id}"
-        body = self.request("GET", f"/hostnodes/{hostnode_id}", op)
-        try:
-            return parse_hostnode(body)
-        except ValueError as exc:
-            raise TensorDockError(op, f"unexpected response: {exc}") from None
+        return self._one(Hostnode, "GET", f"/hostnodes/{hostnode_id}", f"get hostnode {hostnode_id}")
 
     # -- instances
 
@@ -532,20 +535,11 @@ class TensorDockClient:
                                  ram_gb=ram_gb, storage_gb=storage_gb, image=image, location_id=location_id,
                                  hostnode_id=hostnode_id, use_dedicated_ip=use_dedicated_ip,
                                  port_forwards=port_forwards, cloud_init=cloud_init)
-        resp = self.request("POST", "/instances", f"create instance {name!r}", json=body, idempotent=False)
-        try:
-            return parse_instance(resp)
-        except ValueError as exc:
-            raise TensorDockError(f"create instance {name!r}", f"unexpected response: {exc}") from None
+        return self._one(Instance, "POST", "/instances", f"create instance {name!r}", json=body, idempotent=False)
 
     def get_instance(self, instance_id: str) -> Instance:
         """Current state of one instance (``GET /instances/{id}``); TensorDockNotFound if gone."""
-        op = f"get instance {instance_id}"
-        body = self.request("GET", f"/instances/{instance_id}", op)
-        try:
-            return parse_instance(body)
-        except ValueError as exc:
-            raise TensorDockError(op, f"unexpected response: {exc}") from None
+        return self._one(Instance, "GET", f"/instances/{instance_id}", f"get instance {instance_id}")
 
     def list_instances(self) -> list[Instance]:
         """All instances of the account (``GET /instances``)."""
