@@ -297,16 +297,6 @@ def parse_instance(body: Any) -> Instance:
     return _parse(Instance, body)
 
 
-def parse_location(item: Any) -> Location:
-    """A Location from one item of ``GET /locations``."""
-    return _parse(Location, item)
-
-
-def parse_hostnode(item: Any) -> Hostnode:
-    """A Hostnode from one item of ``GET /hostnodes`` (or the body of ``GET /hostnodes/{id}``)."""
-    return _parse(Hostnode, item)
-
-
 def _parsed_items(body: Any, key: str, model: type[T], what: str) -> list[T]:
     """The items of a listing (``data.<key>`` as documented; ``data`` as a list or
     ``data.attributes.<key>`` as public clients accept) that are what the contract says; the others
