@@ -25,6 +25,7 @@ from brain.client.http import ApiClient
 from brain.collect import hooks, session_context
 from brain.collect.outbox import RunLock
 from brain.shared import config as config_mod
+from brain.shared import hook_deadline
 from tests.conftest import ApiServer, closed_port_url, start_api_server, stop_api_server
 
 from .fakehome import copy_real_claude
@@ -235,24 +236,76 @@ def blackhole() -> tuple[socket.socket, str]:
     return s, f"http://127.0.0.1:{s.getsockname()[1]}"
 
 
+BOUND = 2.0  # the issue's bound: the context within 2 s of Claude Code starting the hook, or nothing
+
+
 def test_session_start_says_nothing_when_brain_api_is_unreachable(settings: Path, home: Path) -> None:
     command = hook_command(settings, "SessionStart")
-    refused, fast = run_hook(command, start_payload(home), {"BRAIN_API_URL": closed_port_url(),
-                                                            "BRAIN_TOKEN": "t" * 30, "CLAUDE_PROJECT_DIR": PROJECT})
+    refused, _ = run_hook(command, start_payload(home), {"BRAIN_API_URL": closed_port_url(),
+                                                         "BRAIN_TOKEN": "t" * 30, "CLAUDE_PROJECT_DIR": PROJECT})
     assert (refused.returncode, refused.stdout, refused.stderr) == (0, "", "")
     sock, url = blackhole()
-    try:
-        silent, slow = run_hook(command, start_payload(home), {"BRAIN_API_URL": url, "BRAIN_TOKEN": "t" * 30,
-                                                               "CLAUDE_PROJECT_DIR": PROJECT,
-                                                               "BRAIN_HOOKS_START_BUDGET": "1.0"})
+    try:  # the default budget: a brain-api that accepts and never answers costs the session < 2 s
+        silent, seconds = run_hook(command, start_payload(home), {"BRAIN_API_URL": url, "BRAIN_TOKEN": "t" * 30,
+                                                                  "CLAUDE_PROJECT_DIR": PROJECT})
     finally:
         sock.close()
     assert (silent.returncode, silent.stdout, silent.stderr) == (0, "", "")
-    # the budget counts from the hook's start; the process start-up (the refused run) comes on top
-    assert slow < fast + 1.0 + 0.5, (fast, slow)
+    assert seconds < BOUND, seconds
     log = hook_log()
-    assert "nothing printed, no session list from brain-api: claude sessions: brain-api unreachable" in log
-    assert "nothing printed, no session list from brain-api: claude sessions: no answer by the deadline" in log
+    # on a loaded machine Python's start-up alone can pass the deadline: then it says so instead
+    assert ("nothing printed, no session list from brain-api: claude sessions: brain-api unreachable" in log
+            or "nothing printed: the process took" in log or "ran out while Python started" in log), log
+    assert log.count("nothing printed") == 2, log  # one line each
+
+
+def test_session_start_counts_python_start_up_in_its_budget(brain: ApiServer, settings: Path, home: Path) -> None:
+    """A budget that Python's start-up has used up before the command runs (0.3 s, all of it the
+    margin kept for printing): nothing is asked, nothing printed, exit 0 at once, even with a
+    brain-api that would answer."""
+    post(brain, other_items())
+    done, seconds = run_hook(hook_command(settings, "SessionStart"), start_payload(home),
+                             api_env(brain, BRAIN_HOOKS_START_BUDGET="0.3"))
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+    log = hook_log()
+    assert log.count("nothing printed") == 1, log
+    assert ("nothing printed: the process took" in log and "less 0.3 s to print" in log  # found in the command
+            or "nothing printed: 0.3 s from the hook's start ran out while Python started" in log), log  # or before
+    assert seconds < BOUND, seconds
+
+
+def test_the_deadline_ends_a_hook_stuck_anywhere(home: Path) -> None:
+    """ExitAt ends the process with exit 0 at its time, whatever the main thread is waiting for."""
+    code = ("import threading, time\n"
+            "from brain.shared import hook_deadline as d\n"
+            "d.ExitAt(d.process_started() + 0.5, 'session-start', 'stuck, ended by the deadline')\n"
+            "threading.Event().wait()  # a call that never returns\n")
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+    assert time.monotonic() - started < BOUND
+    assert "session-start: stuck, ended by the deadline" in hook_log()
+
+
+def test_process_started_is_before_the_imports() -> None:
+    """The fork time from /proc: earlier than now by the child's own start-up, and exec keeps it
+    (``sh -c 'exec ...'`` reports the shell's start). A process older than a minute (pytest's)
+    reads as just started: a clock it cannot trust."""
+    code = "import time; from brain.shared import hook_deadline as d; print(time.monotonic() - d.process_started())"
+    child = subprocess.run(["sh", "-c", f"exec {sys.executable} -c '{code}'"], capture_output=True, text=True,
+                           check=True, timeout=30)
+    assert 0.0 < float(child.stdout) < 30.0 if Path("/proc/self/stat").exists() else float(child.stdout) == 0.0
+
+
+def test_the_early_bound_agrees_with_the_settings(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
+    """What the bound uses before the settings are read: their default and their state folder."""
+    from brain.shared.settings import HooksSettings
+
+    assert HooksSettings.model_fields["start_budget"].default == hook_deadline.DEFAULT_BUDGET
+    assert Path(hook_deadline.state_dir()) == config_mod.state_dir()
+    monkeypatch.setenv("XDG_STATE_HOME", "relative/ignored")
+    assert Path(hook_deadline.state_dir()) == config_mod.state_dir() == home / ".local" / "state" / "brain"
+    assert hook_deadline.arm(["brain", "hooks", "session-end"]) is None  # only the SessionStart hook is bounded
 
 
 def test_session_start_never_waits_for_a_stdin_left_open(settings: Path) -> None:
@@ -274,7 +327,7 @@ def test_session_start_never_waits_for_a_stdin_left_open(settings: Path) -> None
 def test_session_start_without_config_or_input_still_exits_0(settings: Path) -> None:
     command = hook_command(settings, "SessionStart")
     done = subprocess.run(command, shell=True, input="not json", capture_output=True, text=True, timeout=30,
-                          env={**os.environ, "BRAIN_HOOKS_CONTEXT_TOKENS": "lots"})
+                          env={**os.environ, "BRAIN_HOOKS_CONTEXT_TOKENS": "lots", "BRAIN_HOOKS_START_BUDGET": "10"})
     assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
     assert "failed: ClickException: invalid configuration" in hook_log()
 
@@ -339,6 +392,7 @@ def test_session_end_then_session_start(brain: ApiServer, settings: Path, home: 
 
     post(brain, other_items())
     start = hook_command(settings, "SessionStart")
+    env = {**env, "BRAIN_HOOKS_START_BUDGET": "10"}  # what it says; the bound is checked below, on its own
     done, _ = run_hook(start, start_payload(home), env)
     assert done.returncode == 0 and done.stderr == ""
     out = json.loads(done.stdout)["hookSpecificOutput"]
@@ -357,6 +411,14 @@ def test_session_end_then_session_start(brain: ApiServer, settings: Path, home: 
                for line in lines), text
     assert SECRET not in text and "another checkout" not in text
     assert session_context.token_estimate(text) <= 1000
+
+    # the default budget, as installed: the same context in under 2 s from the hook's start, or nothing
+    timed, seconds = run_hook(start, start_payload(home), api_env(brain))
+    assert (timed.returncode, timed.stderr) == (0, "") and seconds < BOUND, seconds
+    if timed.stdout:
+        assert json.loads(timed.stdout)["hookSpecificOutput"]["additionalContext"] == text
+    else:  # this machine's start-up (or brain-api) took the budget: the log says which
+        assert "nothing printed" in hook_log()
 
     small, _ = run_hook(start, start_payload(home), {**env, "BRAIN_HOOKS_CONTEXT_TOKENS": "100"})
     brief = json.loads(small.stdout)["hookSpecificOutput"]["additionalContext"]
@@ -422,4 +484,4 @@ def test_brain_init_documents_the_hooks_settings(runner, home: Path) -> None:
     assert runner.invoke(main, ["init"]).exit_code == 0
     text = (home / ".config" / "brain" / "config.toml").read_text()
     assert "[hooks]" in text and "# context_tokens = 1000" in text and "(env BRAIN_HOOKS_START_BUDGET)" in text
-    assert config_mod.load().hooks.start_budget == 1.2
+    assert config_mod.load().hooks.start_budget == 1.8

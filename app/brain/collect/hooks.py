@@ -12,8 +12,8 @@ name here):
   every settings file run, in parallel; the default timeout is 600 s.
 * Input: one JSON object on stdin with ``session_id``, ``transcript_path``, ``cwd``,
   ``permission_mode``, ``hook_event_name``; SessionStart adds ``source`` and ``model``, SessionEnd
-  ``reason`` (``clear``, ``logout``, ``prompt_input_exit``, ``bypass_permissions_disabled``,
-  ``other``), Stop ``stop_hook_active``, PreCompact ``trigger``. ``CLAUDE_PROJECT_DIR`` is the
+  ``reason`` (``clear``, ``resume``, ``logout``, ``prompt_input_exit``,
+  ``bypass_permissions_disabled``, ``other``), Stop ``stop_hook_active``, PreCompact ``trigger``. ``CLAUDE_PROJECT_DIR`` is the
   project root in the hook's environment.
 * Output: exit 0 is success, and SessionStart's stdout reaches the model (plain text, or JSON
   ``{"hookSpecificOutput": {"hookEventName": "SessionStart", "additionalContext": "..."}}``);
@@ -49,10 +49,9 @@ from pathlib import Path
 from typing import Any
 
 from brain.shared import config as config_mod
-from brain.shared import timeutil
+from brain.shared.hook_deadline import log as log  # the hook log, written without the settings
 from brain.shared.settings import LaptopConfig
 
-LOG_MAX_BYTES = 512 * 1024
 STDIN_MAX_BYTES = 1 << 20
 STDIN_WAIT_S = 1.0  # Claude Code writes its JSON at once
 LOCK_WAIT_S = 300.0  # how long a background collection waits for a running `brain collect`
@@ -241,22 +240,6 @@ def installed(data: dict[str, Any]) -> dict[str, list[str]]:
 
 
 # ---------------------------------------------------------------------- running as a hook
-
-
-def log(event: str, message: str) -> None:
-    """One line in ``<state dir>/hooks.log`` (rotated at 512 KB); never raises: a hook that
-    cannot log still must not fail the session."""
-    path = config_mod.state_dir() / "hooks.log"
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path.exists() and path.stat().st_size > LOG_MAX_BYTES:
-            os.replace(path, path.with_name("hooks.log.1"))
-        line = f"{timeutil.now()} {os.getpid()} {event}: {' '.join(message.split())[:2000]}\n"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        with os.fdopen(fd, "a", encoding="utf-8") as fh:
-            fh.write(line)
-    except OSError:
-        pass
 
 
 def read_input(stream: Any = None, timeout: float = STDIN_WAIT_S) -> dict[str, Any]:

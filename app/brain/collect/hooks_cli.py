@@ -20,6 +20,7 @@ import click
 
 from brain.collect import hooks
 from brain.shared import config as config_mod
+from brain.shared import hook_deadline
 
 LOG_LINES = 5
 
@@ -135,14 +136,11 @@ def status_cmd(obj: Any, project: Path | None) -> None:
 # ---------------------------------------------------------------------- what Claude Code runs
 
 
-def _context(obj: Any, payload: dict[str, Any], started: float) -> tuple[str, threading.Thread | None]:
-    """The SessionStart context (redacted), or "" when there is none by the deadline; and the
-    worker thread if it is still running."""
+def _context(cfg: Any, payload: dict[str, Any], started: float, deadline: float) -> str:
+    """The SessionStart context (redacted), or "" when there is none by ``deadline``."""
     from brain.collect import session_context
     from brain.collect.redact import default_redactor
 
-    cfg = obj.laptop
-    deadline = started + cfg.hooks.start_budget
     project = hooks.project_dir(payload)
     found: list[session_context.Parts] = []
     worker = threading.Thread(target=lambda: found.append(session_context.gather(cfg, payload, project, deadline)),
@@ -152,21 +150,21 @@ def _context(obj: Any, payload: dict[str, Any], started: float) -> tuple[str, th
     worker.join(max(0.0, deadline - time.monotonic()) + 0.05)
     if not found:
         hooks.log("session-start", f"{project}: nothing printed, the context was not ready by the deadline")
-        return "", worker
+        return ""
     parts = found[0]
     if parts.sessions is None:
         hooks.log("session-start", f"{project}: nothing printed, no session list from brain-api: "
                   f"{'; '.join(parts.problems)}")
-        return "", None
+        return ""
     text = redactor.redact(session_context.compose(parts, cfg.hooks.context_tokens)).text
     problems = f"; left out: {'; '.join(parts.problems)}" if parts.problems else ""
     if text:
         hooks.log("session-start", f"{project}: {len(parts.sessions or [])} sessions, "
                   f"{len(parts.memories or [])} memories, ~{session_context.token_estimate(text)} tokens in "
-                  f"{time.monotonic() - started:.2f} s{problems}")
+                  f"{time.monotonic() - started:.2f} s from the hook's start{problems}")
     else:
         hooks.log("session-start", f"{project}: nothing to say{problems}")
-    return text, None
+    return text
 
 
 @hooks_group.command("session-start")
@@ -174,26 +172,36 @@ def _context(obj: Any, payload: dict[str, Any], started: float) -> tuple[str, th
 def session_start_cmd(obj: Any) -> None:
     """The SessionStart hook: reads Claude Code's JSON from stdin and prints the brain's context
     for the project (recent sessions and how to resume them, where the last one stopped, related
-    memories) as additionalContext, within hooks.start_budget or not at all. Always exits 0.
+    memories) as additionalContext, within hooks.start_budget of the hook's start or not at all.
+    Always exits 0.
 
     \b
     Example (as Claude Code runs it):
       echo '{"session_id": "s1", "cwd": "'$PWD'", "hook_event_name": "SessionStart", "source": "startup"}' \\
         | brain hooks session-start
     """
-    started = time.monotonic()
-    payload = hooks.read_input(timeout=0.5)
-    text, worker = "", None
+    # Counted from the process's start, not from here: brain.cli.main armed the bound before its
+    # imports (0.3 s on an idle 2-core laptop, over 1.5 s at load 10), which the session waits for too.
+    guard = hook_deadline.armed()
     try:
-        text, worker = _context(obj, payload, started)
-    except Exception as exc:  # a broken config or an unexpected bug: logged, never shown to the session
+        cfg = obj.laptop
+    except Exception as exc:  # a broken config: logged, never shown to the session
+        guard.finish(why=f"failed: {type(exc).__name__}: {exc}")
+    budget = cfg.hooks.start_budget
+    started = guard.started
+    guard.move(started + budget, f"nothing printed: the hook's {budget:g} s from its start ran out")
+    deadline = started + budget - hook_deadline.EXIT_MARGIN
+    if time.monotonic() >= deadline:
+        guard.finish(why=f"nothing printed: the process took {time.monotonic() - started:.2f} s to start, "
+                     f"past hooks.start_budget ({budget:g} s) less {hook_deadline.EXIT_MARGIN:g} s to print")
+    payload = hooks.read_input(timeout=min(0.5, max(0.0, deadline - time.monotonic())))
+    text = ""
+    try:
+        text = _context(cfg, payload, started, deadline)
+    except Exception as exc:  # an unexpected bug: logged, never shown to the session
         hooks.log("session-start", f"failed: {type(exc).__name__}: {exc}")
-    if text:
-        sys.stdout.write(json.dumps({"hookSpecificOutput": {"hookEventName": "SessionStart",
-                                                            "additionalContext": text}}, ensure_ascii=False) + "\n")
-    sys.stdout.flush()
-    if worker is not None and worker.is_alive():
-        os._exit(0)  # a request stuck past the deadline must not keep the session waiting
+    guard.finish(json.dumps({"hookSpecificOutput": {"hookEventName": "SessionStart", "additionalContext": text}},
+                            ensure_ascii=False) + "\n" if text else "")
 
 
 @hooks_group.command("session-end")

@@ -15,8 +15,8 @@ Three parts, kept in this order when the token budget (``hooks.context_tokens``)
 3. **Related memories**: brain-api's hybrid search in this project for its name and the recent
    sessions' titles, the sessions already listed left out.
 
-Time: every part runs against one deadline (``hooks.start_budget``, counted from the hook's
-start). brain-api calls run in parallel threads, each with a fresh client (no retries, the time
+Time: every part runs against one deadline (``hooks.start_budget`` less the time kept for
+printing, counted from the hook process's start: ``brain.shared.hook_deadline``). brain-api calls run in parallel threads, each with a fresh client (no retries, the time
 left as its timeout); a part not done by the deadline is left out, and without the session list
 (brain-api down or slow) nothing is printed at all. The text is redacted before it is printed:
 items are redacted by the collectors, notes posted by hand need not be.

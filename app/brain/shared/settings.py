@@ -279,9 +279,10 @@ class HooksSettings(Section):
         le=20000,
     )
     start_budget: float = setting(
-        1.2,
-        "seconds the SessionStart hook may spend on brain-api (Python's start-up comes on top); with no answer by then it prints nothing",
+        1.8,
+        "seconds from the SessionStart hook's start (Python's start-up included) within which it prints and exits; with no answer from brain-api by 0.3 s before, it prints nothing",
         ge=0.1,
+        le=10.0,
     )
 
 
