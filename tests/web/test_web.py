@@ -27,7 +27,7 @@ ITEMS = [
      "content": "".join(f"line {n}\n" for n in range(1, 20_001)) + "def connect(): sqlite busy_timeout\n",
      "meta": {"path": f"{SPOTTER}/db.py", "line_count": 20_001, "language": "python"}},
 ]
-STATIC = Path(__file__).resolve().parents[2] / "app" / "brain" / "web"
+WEB_PAGE = Path(__file__).resolve().parents[2] / "app" / "brain" / "api" / "web_page"
 
 
 def nonce_of(html: str) -> str:
@@ -81,12 +81,17 @@ def test_the_assets_are_served_before_sign_in(client):
 
 def test_nothing_is_loaded_from_elsewhere():
     """Every asset ships with the package; the page and its files name no other host."""
-    for path in sorted(STATIC.rglob("*")):
-        if path.is_file():
-            text = path.read_text()
-            assert not re.search(r"(src|href)=\"(https?:)?//", text), path
-            assert "@import" not in text and "url(http" not in text, path
-            assert "<script>" not in text and " style=" not in text and "onclick" not in text, path  # CSP-clean
+    files = sorted(p for p in WEB_PAGE.rglob("*") if p.is_file())
+    names = {p.name for p in files}
+    assert {"brain.css", "brain.js", "icon.svg", "base.html", "search.html", "timeline.html"} <= names, names
+    for path in files:
+        text = path.read_text()
+        assert not re.search(r"(src|href|action)=\"(https?:)?//", text), path
+        assert not re.search(r"(fetch|EventSource|WebSocket)\(\s*[\"'`](https?|wss?):", text), path
+        assert "@import" not in text and "url(http" not in text, path
+        # CSP-clean: no inline script, style or event handler (script-src/style-src 'self' refuse them)
+        assert "<script>" not in text and " style=" not in text, path
+        assert not re.search(r"<[^>]+\son[a-z]+=", text), path
 
 
 def test_a_wrong_token_says_so_and_repeated_failures_are_braked(client):
@@ -231,3 +236,49 @@ def test_ask_without_javascript_answers_whole_with_sources(web):
     html = r.get_data(as_text=True)
     # no LLM is listening in this test: the page says so and still lists what the brain found
     assert r.status_code == 503 and "LLM" in html and f"/item/claude:{SID}" in html
+
+
+def test_the_cost_chart_draws_hours_used_and_projected_against_the_tiers():
+    from brain.api.web_status import WIDTH, cost_chart
+
+    report = {"month": "2026-03", "gpu": {"hours": 30.0, "usd": 10.5, "projected_hours": 90.0, "projected_usd": 31.5},
+              "tier": "Medium", "tiers": [{"name": "Weekend", "hours": 32, "gpu_usd": 11.2},
+                                          {"name": "Light", "hours": 60, "gpu_usd": 21.0},
+                                          {"name": "Medium", "hours": 120, "gpu_usd": 42.0}]}
+    chart = cost_chart(report)
+    scale = WIDTH / (120 * 1.08)  # the top tier and a margin span the width
+    assert chart.used_w == round(30 * scale, 1) and chart.projected_w == round(90 * scale, 1)
+    assert [(m.x, m.label, m.price) for m in chart.marks] == [
+        (round(32 * scale, 1), "Weekend 32 h", "$11.20"), (round(60 * scale, 1), "Light 60 h", "$21.00"),
+        (round(120 * scale, 1), "Medium 120 h", "$42.00")]
+    assert chart.used_w < chart.marks[0].x < chart.projected_w < chart.marks[2].x < WIDTH
+    assert "30.0 GPU hours so far ($10.50); projected 90.0 h ($31.50) for the month: Medium" in chart.desc
+    over = cost_chart({**report, "gpu": {**report["gpu"], "projected_hours": 200.0}, "tier": None})
+    assert over.projected_w == round(200 / (200 * 1.08) * WIDTH, 1) and over.marks[2].x < over.projected_w
+    assert "above every tier" in over.desc
+
+
+def test_the_status_page_charts_the_hours_the_ledger_booked_this_month(web, auth, db_path):
+    from datetime import UTC, datetime, timedelta
+
+    from brain.core import store
+    from brain.gpu import control, cost
+
+    now = datetime.now(UTC)
+    _, month_start, _ = cost.month_bounds(None, now)
+    began = max(month_start, now - timedelta(hours=3))
+    conn = store.connect(db_path)
+    try:
+        assert control.record(conn, "vm-1", "start", began, 0.5, "cli")
+        assert control.record(conn, "vm-1", "stop", began + (now - began) / 2, 0.5, "cli")
+    finally:
+        conn.close()
+    report = web.get("/api/v1/cost", headers=auth).json
+    hours = report["gpu"]["hours"]
+    assert hours > 0 and report["gpu"]["usd"] == pytest.approx(hours * 0.5)
+    html = web.get("/status").get_data(as_text=True)
+    used_w = float(re.search(r'<rect class="used" x="0" y="34" width="([\d.]+)"', html).group(1))
+    medium_x = float(re.findall(r'<line class="tier" x1="([\d.]+)"', html)[-1])
+    assert used_w == pytest.approx(hours / 120 * medium_x, abs=0.11)  # drawn to the tiers' scale (0.1 rounding)
+    assert used_w > 0 or hours < 0.05  # 1.5 h, less only in a month's first three hours
+    assert f"used {hours:.1f} h (${report['gpu']['usd']:.2f})" in html

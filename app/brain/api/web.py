@@ -4,7 +4,7 @@ Why server-rendered from the same app: one origin (no CORS, no token in the brow
 step and nothing fetched from elsewhere; every page works with the keyboard and without
 JavaScript. ``brain.js`` adds what needs it: the answer streaming in (``fetch`` of
 ``/api/v1/ask`` with the session cookie and its CSRF token), copy buttons, the browser's time
-zone. Assets ship in the package (``app/brain/web``), under a strict Content-Security-Policy.
+zone. Assets ship in the package (``app/brain/api/web_page``), under a strict Content-Security-Policy.
 
 Sign-in exchanges a brain-api token for a session cookie (``web_auth``); every page but the
 sign-in needs a live session, and every form that changes something carries its CSRF token.
