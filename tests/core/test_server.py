@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import time
 
 import requests
 
@@ -28,6 +29,19 @@ def test_gunicorn_serves_ingest_search_and_auth(api_server):
                       timeout=10)
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_json"
     assert "gunicorn" in api_server.log().lower()
+
+
+def test_the_access_log_keeps_no_query_string_nor_referer(api_server):
+    """A search's words are not written to the journal (issue 12, point 6): the request's path is."""
+    url, h = api_server.url, api_server.headers
+    r = requests.get(url + "/api/v1/search", params={"q": "wombatsecret words", "mode": "bm25"}, timeout=30,
+                     headers={**h, "Referer": url + "/search?q=wombatreferer"})
+    assert r.status_code == 200
+    deadline = time.monotonic() + 30  # the worker logs the line once the answer is sent: wait for it
+    while '"GET /api/v1/search HTTP/1.1" 200' not in api_server.log():
+        assert time.monotonic() < deadline, api_server.log()[-2000:]
+        time.sleep(0.05)
+    assert "wombat" not in api_server.log()
 
 
 def test_concurrent_batches_and_cross_worker_visibility(api_server):

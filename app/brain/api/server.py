@@ -44,6 +44,10 @@ def run_dev(cfg: ServerConfig, host: str, port: int) -> None:
         app.run(host=host, port=port, debug=False, threaded=True)
 
 
+# gunicorn's default with "%(m)s %(U)s %(H)s" (no query string) for "%(r)s" and without "%(f)s" (Referer)
+ACCESS_LOG_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(a)s"'
+
+
 def gunicorn_options(cfg: ServerConfig, host: str, port: int, workers: int) -> dict[str, Any]:
     """Threads per worker let a long streaming ``ask`` not block other requests.
 
@@ -61,6 +65,9 @@ def gunicorn_options(cfg: ServerConfig, host: str, port: int, workers: int) -> d
         "timeout": 360,
         "graceful_timeout": 30,
         "accesslog": "-",
+        # the path without its query string, and no Referer (the page's own URL): a search's words
+        # (?q=...) and the page's filters stay out of the log, as they do out of Caddy's
+        "access_log_format": ACCESS_LOG_FORMAT,
         "errorlog": "-",
         # X-Forwarded-Proto from the proxy on loopback only when configured (web.trust_proxy): it makes
         # the page's session cookie Secure; otherwise nobody may claim TLS for a plain connection

@@ -148,6 +148,10 @@ def test_caddy_access_log_keeps_no_query_string(host):
                       "&& break; sleep 0.5; done; journalctl -u caddy --no-pager -o cat").stdout
     assert '"uri":"/api/v1/search"' in logged
     assert needle not in logged
+    # brain-api's own access log (gunicorn, to the journal) keeps the path only, too
+    own = host.run("journalctl -u brain --no-pager -o cat").stdout
+    assert '"GET /api/v1/search HTTP/1.1" 200' in own
+    assert needle not in own
 
 
 def test_caddy_disconnects_a_client_that_stalls_in_its_headers(host):
