@@ -144,3 +144,26 @@ def test_brain_recent_prints_the_day_by_project(app, loaded, serve_app, runner):
     assert only.exit_code == 0 and '"total": 1' in only.output
     yesterday = runner.invoke(main, ["recent", "--yesterday", "--today"], env=env)
     assert yesterday.exit_code == 2 and "one of --today, --yesterday, --day" in yesterday.output
+
+
+def test_brain_recent_today_and_yesterday_are_days_in_the_zone_asked_for(app, loaded, serve_app, runner,
+                                                                         monkeypatch):
+    """--today and --yesterday are this zone's calendar days: at 00:30 in Rome on the 11th it is
+    still the 10th in UTC, so the zone decides which day is asked for."""
+    from datetime import datetime
+
+    from brain.cli import recent
+    from brain.shared.zones import parse_tz
+
+    monkeypatch.setattr(recent, "now_in", lambda name: datetime(2026, 3, 10, 23, 30, tzinfo=parse_tz("UTC"))
+                        .astimezone(parse_tz(name)))
+    env = {"BRAIN_API_URL": serve_app(app), "BRAIN_TOKEN": TOKEN}
+    for args, header in ((["--today"], "Wednesday 11 March 2026 (Europe/Rome): nothing"),
+                         ([], "Wednesday 11 March 2026 (Europe/Rome): nothing"),
+                         (["--yesterday"], "Tuesday 10 March 2026 (Europe/Rome): 2 sessions, 2 pages, 2 files"),
+                         (["--yesterday", "--project", SPOTTER], "Tuesday 10 March 2026 (Europe/Rome): 2 sessions, 1 file")):
+        result = runner.invoke(main, ["recent", "--tz", "Europe/Rome", *args], env=env)
+        assert result.exit_code == 0, result.output
+        assert result.output.startswith(header), (args, result.output[:200])
+    utc = runner.invoke(main, ["recent", "--tz", "UTC", "--today"], env=env)
+    assert utc.output.startswith("Tuesday 10 March 2026 (UTC): "), utc.output[:200]
