@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
+from pathlib import Path
 
 from click.testing import CliRunner
 
@@ -91,6 +94,41 @@ def test_a_second_run_while_one_holds_the_lock_exits_75(projects, runner, standi
     assert result.exit_code == 75
     assert "another brain collect run holds" in result.stderr
     assert standin.requests == []
+
+
+def test_a_run_that_finds_a_hooks_collection_skips_quietly(projects, runner, standin) -> None:
+    """A Claude Code hook's collection of one session holds the lock past collect.lock_wait: the
+    cron run is skipped with exit 0 and one line (the hook sends what it collected)."""
+    with RunLock(config_mod.state_dir() / "collect.lock", holder="hook"):
+        result = runner.invoke(main, ["collect", "all", "-q"], env={**env(standin), "BRAIN_COLLECT_LOCK_WAIT": "0"})
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"brain collect: skipped, another brain collect run holds {config_mod.state_dir()}")
+    assert "a Claude Code hook's collection of one session) for longer than collect.lock_wait (0 s)" in result.stdout
+    assert result.stderr == "" and standin.requests == []
+
+
+def test_a_run_waits_for_a_hooks_collection_then_collects(projects, standin) -> None:
+    """As cron runs it (a process of its own): it says it waits, and runs once the hook's lock is
+    released (the holder exits when the test closes its stdin: no sleeping on either side)."""
+    lock = config_mod.state_dir() / "collect.lock"
+    code = ("import sys; from pathlib import Path; from brain.collect.outbox import RunLock\n"
+            "RunLock(Path(sys.argv[1]), holder='hook').__enter__(); print('locked', flush=True); sys.stdin.read()")
+    with subprocess.Popen([sys.executable, "-c", code, str(lock)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                          text=True) as holder:
+        assert holder.stdin is not None and holder.stdout is not None
+        assert holder.stdout.readline() == "locked\n"
+        run = subprocess.Popen([str(Path(sys.executable).parent / "brain"), "collect", "claude"], text=True,
+                               env={**os.environ, **env(standin), "BRAIN_COLLECT_LOCK_WAIT": "120"},
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert run.stdout is not None
+        waiting = run.stdout.readline()
+        holder.stdin.close()  # the hook's collection ends
+    assert waiting.startswith("waiting up to 120 s: another brain collect run holds"), waiting
+    assert f"(pid {holder.pid}, a Claude Code hook's collection of one session)" in waiting
+    with run:
+        out, errs = run.communicate(timeout=300)
+    assert run.returncode == 0, errs
+    assert "sent: 6 items in 1 batches" in out and len(standin.items) == 6
 
 
 def test_invalid_since_is_a_usage_error(runner) -> None:

@@ -2,7 +2,10 @@
 
 Exit codes: 0 everything collected and delivered; 1 something failed (one ``error:`` line per
 problem and a final ``brain collect failed: ...`` line on stderr; undelivered items stay in
-the outbox); 75 (EX_TEMPFAIL) another run holds the lock.
+the outbox); 75 (EX_TEMPFAIL) another ``brain collect`` holds the lock. A Claude Code hook's
+collection of one session holding it is waited for up to ``collect.lock_wait`` seconds, then the
+run is skipped with exit 0 and a ``skipped`` line: the hook sends what it collected, and a cron job
+must not fail because a session just ended.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from brain.client.http import ApiClient
 from brain.collect import RunStats
 from brain.collect.archive import Archive
 from brain.collect.forgotten import cached, learn
-from brain.collect.outbox import AuthFailed, DryRunSink, LockBusy, OutboxSink, RunLock, Sink, State
+from brain.collect.outbox import AuthFailed, DryRunSink, LockBusy, OutboxSink, RunLock, Sink, State, wait_for_run_lock
 from brain.collect.redact import default_redactor
 from brain.shared import config as config_mod
 from brain.shared import timeutil
@@ -161,7 +164,17 @@ def run_collect(obj: Any, which: tuple[str, ...], dry_run: bool, since: str | No
     err: Callable[[str], None] = lambda s: click.echo(s, err=True)  # noqa: E731
     failures: list[str] = []
     try:
-        with RunLock(config_mod.state_dir() / "collect.lock"), progress(quiet or dry_run) as prog:
+        lock = wait_for_run_lock(RunLock(config_mod.state_dir() / "collect.lock"), cfg.collect.lock_wait,
+                                 lambda busy: out(f"waiting up to {cfg.collect.lock_wait:g} s: {busy}"), only_for="hook")
+    except LockBusy as exc:
+        if exc.holder == "hook":  # it sends what it collected; the next run collects the rest
+            click.echo(f"brain collect: skipped, {exc} for longer than collect.lock_wait "
+                       f"({cfg.collect.lock_wait:g} s); the next run collects")
+            return
+        err(f"brain collect: {exc}; not running twice")
+        sys.exit(EX_TEMPFAIL)
+    try:
+        with lock, progress(quiet or dry_run) as prog:
             state = State(state_path(), dry_run=dry_run)
             try:
                 sink: Sink = DryRunSink(state, click.echo) if dry_run else OutboxSink(state)
@@ -200,9 +213,8 @@ def run_collect(obj: Any, which: tuple[str, ...], dry_run: bool, since: str | No
                         failures.append(problem)
             finally:
                 state.close()
-    except LockBusy as exc:
-        err(f"brain collect: {exc}; not running twice")
-        sys.exit(EX_TEMPFAIL)
+    finally:
+        lock.__exit__(None, None, None)
     if failures:
         err(f"brain collect failed: {failures[-1]}" if len(failures) == 1 else
             f"brain collect failed: {len(failures)} problems, last: {failures[-1]}")

@@ -336,17 +336,16 @@ class SessionQueued:
 def wait_run_lock(deadline: float) -> Any:
     """The collectors' run lock (the one ``brain collect`` takes), held, once it is free; None when
     it stayed busy until ``deadline`` (``time.monotonic()``). A cron run holds it for a while;
-    this collection is small, so it waits instead of giving up. Release it with ``__exit__``."""
-    from brain.collect.outbox import LockBusy, RunLock
+    this collection is small, so it waits instead of giving up. The lock says it is a hook's, so
+    a cron run that finds it waits for it briefly instead of failing (``collect.lock_wait``).
+    Release it with ``__exit__``."""
+    from brain.collect.outbox import LockBusy, RunLock, wait_for_run_lock
 
-    lock = RunLock(config_mod.state_dir() / "collect.lock")
-    while True:
-        try:
-            return lock.__enter__()
-        except LockBusy:
-            if time.monotonic() >= deadline:
-                return None
-            time.sleep(0.25)
+    try:
+        return wait_for_run_lock(RunLock(config_mod.state_dir() / "collect.lock", holder="hook"),
+                                 max(0.0, deadline - time.monotonic()))
+    except LockBusy:
+        return None
 
 
 def collect_one(cfg: LaptopConfig, transcript: Path, lock_wait: float = LOCK_WAIT_S) -> str:

@@ -53,10 +53,16 @@ CREATE TABLE IF NOT EXISTS claude_files (
 
 # Status codes that concern one item of a batch (the rest of the batch can still go through).
 ITEM_ERRORS = frozenset({400, 413, 422})
+LOCK_POLL_S = 0.25  # how often a run waiting for the collectors' lock tries it again
 
 
 class LockBusy(Exception):
-    """Another ``brain collect`` holds the lock."""
+    """Another ``brain collect`` holds the lock; ``holder`` says which kind (``collect``, or
+    ``hook`` for a Claude Code hook's background collection of one session) and ``pid`` its pid."""
+
+    def __init__(self, message: str, holder: str = "collect", pid: str = "?"):
+        super().__init__(message)
+        self.holder, self.pid = holder, pid
 
 
 class AuthFailed(Exception):
@@ -70,23 +76,28 @@ class RunLock:
     never leaves a stale lock behind.
     """
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, holder: str = "collect"):
         self.path = path
+        self.holder = holder  # written beside the pid: who waits for whom depends on it
         self._fd: int | None = None
 
     def __enter__(self) -> RunLock:
+        if self._fd is not None:  # taken already (wait_for_run_lock): a `with` keeps it
+            return self
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
-            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            pid, _, holder = os.read(fd, 64).decode(errors="replace").strip().partition(" ")
             os.close(fd)
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise LockBusy(f"another brain collect run holds {self.path} (pid {holder})") from None
+                what = ", a Claude Code hook's collection of one session" if holder == "hook" else ""
+                raise LockBusy(f"another brain collect run holds {self.path} (pid {pid or '?'}{what})",
+                               holder or "collect", pid or "?") from None
             raise
         os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
+        os.write(fd, f"{os.getpid()} {self.holder}".encode())
         self._fd = fd
         return self
 
@@ -95,6 +106,25 @@ class RunLock:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
+
+
+def wait_for_run_lock(lock: RunLock, wait: float, waiting: Callable[[LockBusy], None] = lambda busy: None,
+                      only_for: str | None = None) -> RunLock:
+    """``lock`` taken, waiting up to ``wait`` seconds for its holder (only a holder of kind
+    ``only_for`` when that is given; any other raises LockBusy at once); ``waiting`` is told once
+    when the wait begins. Raises the last LockBusy when the wait runs out."""
+    deadline = time.monotonic() + wait
+    told = False
+    while True:
+        try:
+            return lock.__enter__()
+        except LockBusy as busy:
+            if (only_for is not None and busy.holder != only_for) or time.monotonic() >= deadline:
+                raise
+            if not told:
+                waiting(busy)
+                told = True
+        time.sleep(LOCK_POLL_S)  # flock has no timeout; its holder ends within the wait or it is not waited for
 
 
 def item_hash(item: dict[str, Any]) -> str:

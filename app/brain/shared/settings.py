@@ -263,6 +263,12 @@ class CollectSettings(Section):
     files_max_bytes: int = setting(1048576, "files larger than this are skipped", ge=1)
     host: str = setting("", "host name used in file ids (default: this machine's hostname)")
     max_item_bytes: int = setting(2000000, "largest item content sent; longer content keeps its head and tail", ge=1024)
+    lock_wait: float = setting(
+        60.0,
+        "seconds `brain collect` waits for a Claude Code hook's collection holding the lock, then skips (exit 0)",
+        ge=0.0,
+        le=3600.0,
+    )
     batch_items: int = setting(100, "items per POST /api/v1/items", ge=1, le=500)
     batch_bytes: int = setting(
         500000, "bytes per POST /api/v1/items (a batch is one write transaction on the server)", ge=10000
