@@ -9,6 +9,9 @@ first saw it up (Ollama starting after the VM boots). Otherwise it drops the con
 without an answer, as a VM that is off would; an answer being streamed when the VM goes down
 is cut off the same way. Tests link ``is_up`` to the TensorDock stand-in's
 instance status, so starting and stopping the VM there brings this server up and down.
+
+``hold()`` keeps every answer after its first piece until ``release()``: a test that needs an
+answer in flight holds it on an event instead of betting on ``token_delay`` against the clock.
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ class OllamaStandIn:
         self._up_since: float | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._released = threading.Event()
+        self._released.set()
         self._http = LoopbackHTTPServer(_handler(self))
 
     @property
@@ -57,12 +62,20 @@ class OllamaStandIn:
                 self._up_since = time.monotonic()
             return time.monotonic() - self._up_since >= self.boot_delay
 
+    def hold(self) -> None:
+        """From now on every answer stops after its first piece until :meth:`release`."""
+        self._released.clear()
+
+    def release(self) -> None:
+        self._released.set()
+
     def start(self) -> OllamaStandIn:
         self._http.start()
         return self
 
     def close(self) -> None:
         self._stop.set()
+        self._released.set()
         self._http.stop()
 
 
@@ -93,7 +106,9 @@ def _handler(server: OllamaStandIn) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Type", "text/event-stream")
             self.send_header("Connection", "close")
             self.end_headers()
-            for piece in server.pieces:
+            for n, piece in enumerate(server.pieces):
+                if n == 1:
+                    server._released.wait()  # set unless a test holds the answer (close() sets it)
                 if server.token_delay:
                     server._stop.wait(server.token_delay)
                 if not server.is_up():  # the VM went down under the answer: the stream dies with it

@@ -12,7 +12,8 @@ from tests.standins.tensordock_server import TensorDockStandIn
 from .conftest import RATE, ledger, make_app, make_control, starts, stops
 
 
-def _wait_ready(client, auth, timeout: float = 5.0) -> dict:
+def _wait_ready(client, auth, timeout: float = 60.0) -> dict:
+    """Poll the status until Ollama is ready (the deadline only turns a hang into a failure)."""
     deadline = time.monotonic() + timeout
     while True:
         body = client.get("/api/v1/gpu", headers=auth).get_json()

@@ -132,16 +132,25 @@ def test_a_failed_start_is_503_with_the_citations(gpu_settings, td, db_path) -> 
 
 def test_waiting_for_ollama_is_bounded(gpu_settings, td, db_path) -> None:
     never = OllamaStandIn(lambda: False).start()  # the VM runs, Ollama never comes up
+    settings = gpu_settings | {"gpu.start_timeout": 1.0, "gpu.ollama_url": never.url}
+    waited = [0.0]  # the control's monotonic clock: it moves only by the polls' pauses, so the
+                    # bound is counted in polls, however slow the machine runs the rest
+
+    def pause(seconds: float) -> None:
+        time.sleep(seconds)  # a real pause too: the stand-in VM's 0.2 s boot is real time
+        waited[0] += seconds
+
     try:
-        client = make_app(gpu_settings, corpus=True, **{"gpu.start_timeout": 1.0,
-                                                        "gpu.ollama_url": never.url}).test_client()
-        t0 = time.monotonic()
+        app = make_app(settings, corpus=True)
+        app.extensions["brain_gpu"] = make_control(settings, monotonic=lambda: waited[0], sleep=pause)
+        client = app.test_client()
         resp = client.post("/api/v1/ask", json=QUESTION, headers=AUTH)
-        took = time.monotonic() - t0
+        first_wait = waited[0]
         raw = client.post("/api/v1/ask", json=QUESTION | {"stream": True}, headers=AUTH).get_data(as_text=True)
     finally:
         never.close()
-    assert resp.status_code == 503 and took < 4
+    assert resp.status_code == 503
+    assert 1.0 <= first_wait <= 1.0 + gpu_settings["gpu.poll_interval"] + 1e-9  # gave up at gpu.start_timeout
     err = resp.get_json()["error"]
     assert err["reason"] == "gpu_start_timeout" and "gpu.start_timeout" in err["message"]
     assert never.url in err["message"]
