@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -36,11 +35,12 @@ class BrainApiStandIn:
         self.items: dict[str, dict[str, Any]] = {}
         self.requests: list[tuple[str, str, int]] = []  # (method, path, answered status)
         self.script: list[str] = []  # failures to play, one per request, before normal answers
-        self.timeout_delay = 2.0
+        self.timeout_delay = 60.0  # a "timeout" request is held this long at most, and never past stop()
         self.retry_after: str | None = None
         self.tombstones: list[dict[str, Any]] = []  # GET /api/v1/tombstones (never scripted, not in requests)
         self.tombstone_fetches = 0
         self.lock = threading.Lock()
+        self._stopping = threading.Event()
         self._http = LoopbackHTTPServer(self._handler(), _Server)
 
     @property
@@ -52,6 +52,7 @@ class BrainApiStandIn:
         return self
 
     def stop(self) -> None:
+        self._stopping.set()  # the held "timeout" requests end without an answer
         self._http.stop()
 
     def count(self, method: str) -> int:
@@ -98,9 +99,11 @@ class BrainApiStandIn:
                     self.end_headers()
                     self.wfile.write(data)
                     return
-                if failure == "timeout":
-                    time.sleep(standin.timeout_delay)
-                    failure = None
+                if failure == "timeout":  # no answer: the client's read timeout must fire, however slow the machine
+                    standin.requests.append((self.command, self.path, 0))
+                    standin._stopping.wait(standin.timeout_delay)
+                    self.close_connection = True
+                    return
                 if failure is not None:
                     status, _, index = failure.partition(":")
                     extra = {"index": int(index), "field": "content"} if index else {}

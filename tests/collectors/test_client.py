@@ -101,7 +101,6 @@ def test_connection_refused_is_api_unavailable_naming_the_url() -> None:
 
 def test_timeout_is_retried_then_api_unavailable(standin: BrainApiStandIn) -> None:
     standin.script = ["timeout", "timeout"]
-    standin.timeout_delay = 0.6
     with pytest.raises(ApiUnavailable) as exc:
         make(standin, timeout=0.2, retries=1).post_items([ITEM])
     assert "no answer within 0.2 s" in str(exc.value)

@@ -63,7 +63,6 @@ def test_statuses_and_methods_limit_what_is_retried(standin: BrainApiStandIn) ->
 def test_every_call_has_the_session_timeout(standin: BrainApiStandIn) -> None:
     s = http_retry.session(http_retry.policy(1, backoff=0, max_backoff=0, sleep=lambda _: None), 0.2)
     standin.script = ["timeout", "timeout"]
-    standin.timeout_delay = 0.6
     with pytest.raises(requests.RequestException) as exc:
         s.get(standin.url + "/healthz")  # no timeout= here: the adapter's applies
     assert http_retry.is_timeout(exc.value) and http_retry.attempts(exc.value) == 2

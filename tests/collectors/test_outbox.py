@@ -57,7 +57,6 @@ def test_identical_items_are_not_queued_twice_but_changes_are(state: State) -> N
 def test_server_trouble_keeps_items_for_the_next_run(state: State, standin: BrainApiStandIn, failure: str) -> None:
     fill(state, items(12))
     standin.script = [failure] * 2  # more failures than the client retries (retries=1)
-    standin.timeout_delay = 0.5
     result = state.flush(client(standin, retries=1, timeout=0.2), max_items=5)
     assert result.error and result.sent == 0
     assert state.pending()["upsert"] == 12
@@ -171,7 +170,7 @@ def test_lock_excludes_a_second_run_and_survives_sigkill(tmp_path: Path) -> None
         holder.kill()
         holder.wait()
         holder.stdout.close()
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 60  # a hang's limit, not a speed
     while True:  # the kernel drops a flock when its holder dies, even on SIGKILL
         try:
             with RunLock(lock):
