@@ -604,6 +604,40 @@ def test_diff_of_the_collectors_config_never_shows_the_token(tmp_path: Path) -> 
             assert config.stat().st_mode & 0o777 == 0o600
 
 
+def test_collectors_install_the_claude_code_hooks_once_and_keep_the_users(tmp_path: Path) -> None:
+    """tasks/hooks.yml with this checkout's own `brain` as the installed one: the hooks merged into
+    the home's ~/.claude/settings.json beside the user's own, changed the first time only (the
+    molecule scenario turns collectors_claude_hooks on as well; not run here)."""
+    home = tmp_path / "home"
+    settings = home / ".claude" / "settings.json"
+    settings.parent.mkdir(parents=True)
+    own = {"hooks": {"Stop": [{"hooks": [{"type": "command", "command": "notify-send done"}]}]}}
+    settings.write_text(json.dumps(own))
+    extra = {"collectors_home": str(home), "collectors_venv": str(Path(sys.executable).parent.parent),
+             "collectors_claude_hooks": True}
+    first = _run_with_diff(tmp_path, "collectors", "hooks.yml", extra)
+    assert "changed=1" in first.stdout and "added SessionStart, added Stop, added SessionEnd" in first.stdout
+    again = _run_with_diff(tmp_path, "collectors", "hooks.yml", extra)
+    assert "changed=0" in again.stdout and "already installed, nothing changed" in again.stdout
+    data = json.loads(settings.read_text())
+    assert data["hooks"]["Stop"][0] == own["hooks"]["Stop"][0]
+    config = str(home / ".config/brain/config.toml")
+    for event, command in (("SessionStart", "session-start"), ("Stop", "session-end"), ("SessionEnd", "session-end")):
+        ours = data["hooks"][event][-1]["hooks"][0]["command"]
+        assert shlex.split(ours) == [str(Path(sys.executable).parent / "brain"), "--config", config, "hooks", command]
+
+
+def test_the_collectors_role_installs_the_hooks_only_when_asked() -> None:
+    import yaml
+
+    defaults = yaml.safe_load((REPO / "roles/collectors/defaults/main.yml").read_text())
+    assert defaults["collectors_claude_hooks"] is False
+    task = next(t for t in yaml.safe_load((REPO / "roles/collectors/tasks/main.yml").read_text())
+                if t.get("ansible.builtin.import_tasks") == "hooks.yml")
+    assert task["when"] == "collectors_claude_hooks | bool"
+    assert "`collectors_claude_hooks`" in (REPO / "roles/collectors/README.md").read_text()
+
+
 def test_diff_of_the_brain_config_and_secrets_never_shows_a_secret(tmp_path: Path) -> None:
     """In check mode: the task file also creates the service account and root-owned files, which
     a test must not do to this machine; check mode computes and prints the same diffs."""

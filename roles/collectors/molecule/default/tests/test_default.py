@@ -49,3 +49,18 @@ def test_the_crontab_line_itself_runs_brain_collect_under_the_runner(host):
     started = [chunk for chunk in log if "brain collect all" in chunk]
     assert started, log[-3:]
     assert any(chunk.startswith("exit ") for chunk in log[log.index(started[-1]):])
+
+
+def test_claude_code_hooks_are_installed_and_run_this_install(host):
+    """collectors_claude_hooks: true in converge; the idempotence step checks a second install
+    reports no change."""
+    import json
+
+    settings = json.loads(host.file("/home/dev/.claude/settings.json").content_string)
+    commands = [h["command"] for event in ("SessionStart", "Stop", "SessionEnd")
+                for group in settings["hooks"][event] for h in group["hooks"]]
+    assert len(commands) == 3
+    assert all(c.startswith("/home/dev/.local/share/brain/venv/bin/brain --config /home/dev/.config/brain/config.toml hooks ")
+               for c in commands), commands
+    status = _as_dev(host, "~/.local/bin/brain --config ~/.config/brain/config.toml hooks status")
+    assert status.rc == 0 and "NOT RUNNABLE" not in status.stdout and "not installed" not in status.stdout
