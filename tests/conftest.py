@@ -23,6 +23,7 @@ from brain.api import create_app
 
 REPO = Path(__file__).resolve().parent.parent
 TOKEN = "test-token-" + "x" * 20
+SERVER_START_S = 180  # how long `brain serve` may take to answer: a hang's limit on 2 loaded cores, not a speed
 
 
 _ONNX_CACHE = Path(os.environ.get("BRAIN_TEST_ONNX_CACHE") or Path(tempfile.gettempdir()) / "brain-test-onnx")
@@ -191,7 +192,7 @@ def start_api_server(tmp: Path, extra_env: dict[str, str] | None = None, workers
         proc = subprocess.Popen([sys.executable, "-m", "brain", "serve"], env=env, stdout=log,
                                 stderr=subprocess.STDOUT, cwd=tmp)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + SERVER_START_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"brain serve exited with {proc.returncode}:\n{log_path.read_text()}")
@@ -201,7 +202,7 @@ def start_api_server(tmp: Path, extra_env: dict[str, str] | None = None, workers
         except requests.RequestException:
             time.sleep(0.1)
     proc.kill()
-    raise RuntimeError(f"brain serve did not answer within 30 s:\n{log_path.read_text()}")
+    raise RuntimeError(f"brain serve did not answer within {SERVER_START_S} s:\n{log_path.read_text()}")
 
 
 def wait_for_vectors(server: ApiServer, timeout: float = 120) -> dict[str, Any]:

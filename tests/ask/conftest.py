@@ -25,7 +25,7 @@ from tests.conftest import stop_process
 from .helpers import make_ask_app
 from .standin_llm import Behaviour, StandinLLM
 
-LLAMA_STARTUP_S = 60
+LLAMA_STARTUP_S = 300
 
 
 @pytest.fixture(scope="module")

@@ -103,7 +103,7 @@ def test_openai_provider_gives_up_with_a_clear_error(standin):
 def test_openai_provider_bad_key_and_timeout(standin):
     with pytest.raises(EmbedError, match="401"):
         OpenAIEmbedder("sk-wrong", base_url=standin.url, max_retries=0).embed(["a"])
-    standin.delay = 1.0
+    standin.delay = 30.0  # far past the 0.2 s timeout (the stand-in's threads are daemons: nobody waits)
     with pytest.raises(EmbedError, match=standin.url.split("//")[1].split("/")[0]):
         OpenAIEmbedder("sk-test", base_url=standin.url, timeout=0.2, max_retries=0).embed(["a"])
 

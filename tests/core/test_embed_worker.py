@@ -146,7 +146,8 @@ def test_a_sigkilled_worker_resumes_without_skipping_or_repeating(st, db_path, s
     while st.backlog(MODEL)[MODEL]["embedded"] < 8:
         assert time.monotonic() < deadline and proc.poll() is None, "the worker made no progress"
         time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
+    standin.delay = 600.0  # hold every later batch (the stand-in's threads are daemons): however late this
+    proc.send_signal(signal.SIGKILL)  # thread runs, the kill lands mid-queue, not after the last batch
     proc.wait(timeout=30)
     done = st.backlog(MODEL)[MODEL]
     assert 0 < done["embedded"] < total and done["queued"] == total - done["embedded"]
