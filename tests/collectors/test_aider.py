@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from pathlib import Path
 
@@ -79,3 +80,32 @@ def test_skipped_and_hidden_folders_are_not_searched(home: Path, make_cfg, state
         (home / "code" / folder / aider.FILE).write_text(AIDER_HISTORY)
     sink, stats = run(make_cfg(files_roots=[str(home / "code")]), state, redactor)
     assert sink.items == {} and stats.name == "agents [none found]"
+
+
+def test_the_search_is_bounded_in_depth_and_never_stats_each_file(home: Path, monkeypatch) -> None:
+    """AIDER_DEPTH folders below a root and no deeper, symlinked folders not followed, and a folder
+    of many files costs its listing only (the home scan took 1 s for a 40,000-entry home when
+    every entry was stat'ed; 0.2 s with the listing's own file types)."""
+    root = home / "code"
+    shallow = root / "a" / "b" / "c" / "d"  # 4 below the root: found
+    deep = shallow / "e"  # 5 below: not searched
+    for repo in (shallow, deep):
+        repo.mkdir(parents=True)
+        (repo / aider.FILE).write_text(AIDER_HISTORY)
+    (root / "link").symlink_to(shallow, target_is_directory=True)
+    downloads = root / "downloads"
+    downloads.mkdir()
+    for i in range(500):
+        (downloads / f"file{i}.bin").touch()
+    stats: list[str] = []
+    real_stat = os.stat
+
+    def counting_stat(path, *args, **kw):
+        stats.append(str(path))
+        return real_stat(path, *args, **kw)
+
+    monkeypatch.setattr(os, "stat", counting_stat)
+    found = list(aider._find(root, set()))
+    monkeypatch.setattr(os, "stat", real_stat)
+    assert found == [shallow / aider.FILE]
+    assert not [p for p in stats if p.startswith(str(downloads) + "/")], stats[:5]
