@@ -365,3 +365,73 @@ def test_a_person_uses_the_page_with_the_keyboard(site: Site, driver: Any) -> No
     d.get(url + "/status")
     wait(d, lambda d: "/signin" in d.current_url)
     assert requests.get(url + "/api/v1/stats", cookies={"brain_session": cookie}, timeout=10).status_code == 401
+
+
+# ---------------------------------------------------------------------------------------- the GPU VM starting
+
+
+@pytest.fixture(scope="module")
+def gpu_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ApiServer, Any]]:
+    """brain-api managing a stopped GPU VM (TensorDock stand-in whose VM boots only when the test
+    says so; Ollama stand-in that answers once the VM runs), with one start measured before: 75 s."""
+    _browser_or_skip()
+    from brain.core import store
+    from brain.gpu import starts as gpu_starts
+    from tests.gpu.standin_ollama import OllamaStandIn
+    from tests.standins.tensordock_server import TensorDockStandIn
+
+    tmp = tmp_path_factory.mktemp("browser-gpu")
+    embed = EmbeddingsStandIn(dim=64).start()
+    with TensorDockStandIn(transition_delay=3600) as td:  # "starting" until set_status
+        vm = td.add_instance(status="Stopped", rate_hourly=0.4)
+        ollama = OllamaStandIn(lambda: td.instance(vm)["status"] == "running",
+                               pieces=["Port 4000 ", "was taken [1]."]).start()
+        home = tmp / "home"
+        home.mkdir()
+        server = start_api_server(tmp, {
+            "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"), "BRAIN_CONFIG": "", "TZ": "UTC",
+            "BRAIN_EMBED_PROVIDER": "openai", "OPENAI_API_KEY": embed.expected_key, "BRAIN_EMBED_BASE_URL": embed.url,
+            "BRAIN_GPU_INSTANCE_ID": vm, "TENSORDOCK_API_TOKEN": td.token, "TENSORDOCK_BASE_URL": td.url,
+            "BRAIN_GPU_TENSORDOCK_RETRIES": "0", "BRAIN_GPU_POLL_INTERVAL": "0.1", "BRAIN_GPU_START_TIMEOUT": "60",
+            "BRAIN_LLM_BASE_URL": ollama.url + "/v1", "BRAIN_LLM_MAX_RETRIES": "0"})
+        try:
+            note = {"id": "note:port", "source": "note", "title": "Why the dev server failed",
+                    "content": "The phoenix dev server failed because port 4000 was taken."}
+            r = requests.post(server.url + "/api/v1/items", json={"items": [note]}, headers=server.headers, timeout=60)
+            assert r.status_code == 200, r.text
+            conn = store.connect(server.db_path)
+            try:
+                gpu_starts.record(conn, 75)
+            finally:
+                conn.close()
+            yield server, td, vm
+        finally:
+            stop_api_server(server)
+            ollama.close()
+            embed.stop()
+
+
+def test_the_ask_page_says_the_gpu_vm_is_starting_and_how_long_that_usually_takes(gpu_site, driver) -> None:
+    server, td, vm = gpu_site
+    d, K = driver, keys()
+    d.get(server.url + "/signin")
+    wait(d, lambda d: all_css(d, "#token"))
+    press(d, server.token, K.ENTER)
+    wait(d, lambda d: all_css(d, "#q"))
+    d.get(server.url + "/ask")
+    # every text the status line shows, kept as it changes (it moves on once the VM is up)
+    d.execute_script("window.seen = []; new MutationObserver(() => window.seen.push("
+                     "document.getElementById('ask-status').textContent)).observe("
+                     "document.getElementById('ask-status'), {childList: true, characterData: true, subtree: true});")
+    css(d, "#question").send_keys("why did the phoenix dev server fail?")
+    chord(d, K.CONTROL, K.ENTER)
+    wait(d, lambda d: "The GPU VM is starting" in css(d, "#ask-status").text, 30)
+    assert "this usually takes 75 seconds" in css(d, "#ask-status").text
+    page_ok(d)
+    shot(d, "ask-gpu-starting")
+    td.set_status(vm, "running")  # the VM has booted
+    wait(d, lambda d: "Answered by" in css(d, "#ask-status").text, 60)
+    assert css(d, "#ask-answer").text == "Port 4000 was taken [1]."
+    seen = d.execute_script("return window.seen")
+    assert any(s.startswith("The GPU VM is starting — this usually takes 75 seconds") for s in seen), seen
+    assert len(td.calls("POST", r"/start$")) == 1

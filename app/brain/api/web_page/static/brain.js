@@ -79,7 +79,7 @@
   }
 
   function startMessage(data) {
-    const took = data.elapsed_s ? " (" + Math.round(data.elapsed_s) + " s so far)" : "";
+    const took = data.elapsed_s >= 1 ? " (" + Math.round(data.elapsed_s) + " s so far)" : "";
     if (data.stage === "ready") return "The LLM is ready; writing the answer…";
     if (data.stage === "retrieval_only") return data.message;
     const usual = data.usual_s ? "this usually takes " + minutes(data.usual_s) :
