@@ -78,3 +78,13 @@ def test_a_refused_connection_is_a_connect_failure_after_its_attempts() -> None:
     assert http_retry.is_connect_failure(exc.value) and not http_retry.is_timeout(exc.value)
     assert http_retry.attempts(exc.value) == 3 and len(sleeps) == 2
     assert http_retry.short_reason(exc.value) == "connection refused"
+
+
+def test_a_retry_is_logged_at_info_with_its_url_and_cause(standin: BrainApiStandIn, caplog) -> None:
+    s = http_retry.session(http_retry.policy(1, backoff=0, max_backoff=0, sleep=lambda _: None), 5)
+    standin.script = ["503"]
+    with caplog.at_level("INFO", logger="brain.shared.http_retry"):
+        assert s.get(standin.url + "/healthz", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+    (record,) = caplog.records
+    assert record.levelname == "INFO"
+    assert record.getMessage() == f"GET {standin.url}/healthz: HTTP 503, retry 1 in 0.0 s"

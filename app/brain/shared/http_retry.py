@@ -63,10 +63,11 @@ class Backoff(Retry):
     def __init__(self, *args: Any, sleep: Callable[[float], None] = time.sleep, **kw: Any):
         super().__init__(*args, **kw)
         self.sleep_fn = sleep
+        self.origin = ""  # scheme://host:port of the last attempt, for the log line
 
     def new(self, **kw: Any) -> Self:
         fresh = super().new(**kw)
-        fresh.sleep_fn = self.sleep_fn
+        fresh.sleep_fn, fresh.origin = self.sleep_fn, self.origin
         return fresh
 
     def delay(self, response: BaseHTTPResponse | None = None) -> float:
@@ -86,16 +87,24 @@ class Backoff(Retry):
         last = self.history[-1] if self.history else None
         if last is not None:
             cause = f"HTTP {last.status}" if last.status else short_reason(last.error) if last.error else "?"
-            log.warning("%s %s: %s, retry %d in %.1f s", last.method, last.url, cause, len(self.history), wait)
+            # INFO, not WARNING: a retry that then succeeds is no news (a cron run must stay silent, and the
+            # CLI has no logging set up, so Python would print a warning); one that fails is an error
+            # naming its attempts
+            log.info("%s %s%s: %s, retry %d in %.1f s", last.method, self.origin, last.url, cause,
+                     len(self.history), wait)
         self.sleep_fn(wait)
 
     def increment(self, *args: Any, **kw: Any) -> Self:
         try:
-            return super().increment(*args, **kw)
+            fresh = super().increment(*args, **kw)
         except RetriesExhausted:
             raise
         except MaxRetryError as exc:
             raise RetriesExhausted(exc.pool, exc.url or "", exc.reason, len(self.history) + 1) from exc.reason
+        pool = kw.get("_pool")
+        if pool is not None:
+            fresh.origin = f"{pool.scheme}://{pool.host}:{pool.port}"
+        return fresh
 
 
 def policy(retries: int, *, backoff: float, max_backoff: float, statuses: Collection[int] = RETRY_STATUSES,
