@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from brain.core import code_units
 
 CountTokens = Callable[[list[str]], list[int]]
 
@@ -36,6 +38,9 @@ class Chunk:
     tokens: int
     start_line: int  # 1-based, inclusive
     end_line: int
+    # what the chunk's code defines, with enclosing names (``class A(B) > def f(self, x)``), from a
+    # tree-sitter grammar (brain.core.code_units); empty for prose and for the line patterns
+    symbols: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -43,6 +48,7 @@ class _Unit:
     lines: list[str]
     start: int  # 1-based line number of lines[0]
     tokens: int = 0
+    scope: str = ""
 
     @property
     def text(self) -> str:
@@ -97,12 +103,12 @@ def _split_oversize(unit: _Unit, line_tokens: list[int], specials: int, max_toke
     for offset, line in enumerate(unit.lines):
         n = line_tokens[unit.start - 1 + offset] + specials
         if n <= max_tokens:
-            pieces.append(_Unit([line], unit.start + offset, n))
+            pieces.append(_Unit([line], unit.start + offset, n, unit.scope))
             continue
         width = max(16, int(len(line) * max_tokens / max(n, 1) * 0.9))
         parts = [line[pos:pos + width] for pos in range(0, len(line), width)]
         for part, m in zip(parts, count(parts)):
-            pieces.append(_Unit([part], unit.start + offset, m))
+            pieces.append(_Unit([part], unit.start + offset, m, unit.scope))
     return pieces
 
 
@@ -128,22 +134,36 @@ def line_token_counts(contents: list[str], count: CountTokens) -> tuple[list[lis
     return out, specials
 
 
+def _parsed_units(lines: list[str], language: str, per_line: list[int], max_tokens: int) -> list[_Unit] | None:
+    """Units that follow the definitions a tree-sitter grammar finds (None: no grammar or tree)."""
+    found = code_units.spans("\n".join(lines), language, per_line, max_tokens)
+    if not found:
+        return None
+    return [_Unit(lines[s.start:s.end + 1], s.start + 1, scope=s.scope) for s in found]
+
+
 def chunk_text(content: str, *, code: bool, max_tokens: int, overlap: int, count: CountTokens,
-               line_tokens: tuple[list[int], int] | None = None) -> list[Chunk]:
+               line_tokens: tuple[list[int], int] | None = None, language: str | None = None) -> list[Chunk]:
     """Split ``content`` into chunks of at most ``max_tokens`` (as counted by ``count``).
 
     The text is tokenized once, line by line (``line_tokens`` from ``line_token_counts`` when the
     caller counted a whole batch at once): a unit's count is the sum of its lines' counts plus the
-    model's special tokens, so no unit is tokenized again."""
+    model's special tokens, so no unit is tokenized again. Code in a ``language`` with a
+    tree-sitter grammar (brain.core.code_units) is cut at its definitions and each chunk says what
+    it defines (``Chunk.symbols``); other code by the line patterns above."""
     if not content.strip():
         return []
     lines = split_lines(content)
-    units = _code_units(lines) if code else _prose_units(lines)
     if line_tokens is None:
         counted, specials = line_token_counts([content], count)
         per_line = counted[0]
     else:
         per_line, specials = line_tokens
+    units = None
+    if code and language and code_units.available(language):
+        units = _parsed_units(lines, language, per_line, max_tokens - specials)
+    if units is None:
+        units = _code_units(lines) if code else _prose_units(lines)
     flat: list[_Unit] = []
     for u in units:
         u.tokens = sum(per_line[u.start - 1:u.start - 1 + len(u.lines)]) + specials
@@ -179,6 +199,7 @@ def _emit(units: list[_Unit], tokens: int) -> Chunk:
     lines: list[str] = []
     for u in units:
         lines.extend(u.lines)
+    symbols = list(dict.fromkeys(u.scope for u in units if u.scope.strip() and any(x.strip() for x in u.lines)))
     start = units[0].start
     end = units[-1].start + len(units[-1].lines) - 1
     while lines and not lines[0].strip():
@@ -187,4 +208,4 @@ def _emit(units: list[_Unit], tokens: int) -> Chunk:
     while lines and not lines[-1].strip():
         lines.pop()
         end -= 1
-    return Chunk("\n".join(lines), tokens, start, max(start, end))
+    return Chunk("\n".join(lines), tokens, start, max(start, end), symbols)

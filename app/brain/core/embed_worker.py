@@ -58,7 +58,7 @@ class EmbedWorker:
 
     def __init__(self, db_path: str | Path, model_id: str, make_embedder: Callable[[], Embedder], *,
                  batch: int = 64, idle_poll: float = 1.0, max_backoff: float = 60.0, wait: Wait | None = None,
-                 exit_with_parent: bool = False):
+                 exit_with_parent: bool = False, chunk_tokens: int = 200, chunk_overlap: int = 32):
         self.db_path = Path(db_path)
         self.model_id = model_id
         self._make_embedder = make_embedder
@@ -72,7 +72,7 @@ class EmbedWorker:
         self.stats = WorkerStats()
         self._conn = store.connect(self.db_path)
         store.migrate(self._conn)
-        self._store = store.Store(self._conn)
+        self._store = store.Store(self._conn, chunk_tokens, chunk_overlap)
 
     # -- control -------------------------------------------------------------------
 
@@ -164,11 +164,25 @@ class EmbedWorker:
                 progress(total)
         return total
 
+    def rechunk_step(self, limit: int = 20) -> int:
+        """Chunk again a few items an older chunker cut (``Store.rechunk``); 0 when none is left or
+        the embedder (whose tokenizer counts the chunks) cannot load now."""
+        try:
+            return self._store.rechunk(self.embedder(), limit)
+        except (EmbedError, sqlite3.OperationalError) as exc:
+            log.info("items left to chunk again wait: %s", exc)
+            return 0
+
     def run_forever(self) -> None:
-        """Drain, then poll the queue every ``idle_poll`` seconds, until stopped."""
+        """Drain, then chunk again what an older chunker cut (a little at a time, new texts first),
+        then poll the queue every ``idle_poll`` seconds, until stopped."""
         while not self.stopping:
             self.drain()
-            if self.stopping or self._wait(self.idle_poll):
+            if self.stopping:
+                break
+            if self.rechunk_step():
+                continue
+            if self._wait(self.idle_poll):
                 break
 
 
@@ -238,7 +252,8 @@ def run_worker(cfg: ServerConfig, *, once: bool = False, exit_with_parent: bool 
     os.nice(max(0, WORKER_NICE - os.nice(0)))
     model_id = get_text_model(cfg).model_id
     worker = EmbedWorker(cfg.server.db_path, model_id, lambda: get_embedder(cfg, threads=cfg.embed.threads),
-                         batch=cfg.embed.worker_batch, exit_with_parent=exit_with_parent)
+                         batch=cfg.embed.worker_batch, exit_with_parent=exit_with_parent,
+                         chunk_tokens=cfg.embed.chunk_tokens, chunk_overlap=cfg.embed.chunk_overlap)
     previous = {sig: signal.signal(sig, lambda *_: worker.stop()) for sig in (signal.SIGTERM, signal.SIGINT)}
     lock = WorkerLock(cfg.server.db_path)
     try:

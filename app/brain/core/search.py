@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from brain.core.embed import Embedder, EmbedError
+from brain.core.headers import split_identifier
 from brain.core.search_index import (
     HAVE_FAISS,
     HAVE_TANTIVY,
@@ -58,6 +59,7 @@ class Fusion:
     by_item: bool = False
     extra: float = 0.0
     k: int = RRF_K
+    extra_max: int | None = None  # at most this many further chunks of an item count (None: all)
 
     def weight(self, signal: str) -> float:
         return dict(self.weights).get(signal, 1.0)
@@ -87,6 +89,7 @@ def fuse_items(ranked: dict[str, list[tuple[int, float]]], owner: dict[int, str]
     for signal, hits in ranked.items():
         w = fusion.weight(signal)
         seen: dict[str, int] = {}
+        further: dict[str, int] = {}
         for rank, (cid, _score) in enumerate(hits, 1):
             item = owner.get(cid)
             if item is None:
@@ -97,6 +100,9 @@ def fuse_items(ranked: dict[str, list[tuple[int, float]]], owner: dict[int, str]
                 if item not in best or gain > best[item][0]:
                     best[item] = (gain, cid)
             else:
+                further[item] = further.get(item, 0) + 1
+                if fusion.extra_max is not None and further[item] > fusion.extra_max:
+                    continue
                 gain = fusion.extra * w / (fusion.k + rank)
             by_item[item] = by_item.get(item, 0.0) + gain
     return {cid: by_item[item] for item, (_gain, cid) in best.items()}
@@ -362,17 +368,24 @@ were what when where which while who whom why will with would you your yours you
 """.split())
 
 
-def query_words(q: str) -> list[str]:
+def query_words(q: str, split: bool = True) -> list[str]:
     """The words a BM25 search looks for: lower-cased, each once, at most 32, function words left
-    out unless nothing else is left."""
-    words = list(dict.fromkeys(w.lower() for w in _WORD.findall(q)))[:32]
+    out unless nothing else is left. ``split``: an identifier also brings its parts
+    (``RetryCallState``: retry, call, state; ``retry_if``: retry; brain.core.headers), which the
+    index holds for mixed-case identifiers."""
+    words: list[str] = []
+    for w in _WORD.findall(q):
+        words.append(w.lower())
+        if split and ("_" in w.strip("_") or any(c.isupper() for c in w[1:])):
+            words += split_identifier(w)
+    words = list(dict.fromkeys(words))[:32]
     return [w for w in words if w not in STOP_WORDS] or words
 
 
-def fts_query(q: str) -> str:
+def fts_query(q: str, split: bool = True) -> str:
     """Free text to an FTS5 query: every word of ``query_words`` quoted (no syntax errors from user
     input), OR-ed."""
-    return " OR ".join('"' + w.replace('"', '""') + '"' for w in query_words(q))
+    return " OR ".join('"' + w.replace('"', '""') + '"' for w in query_words(q, split))
 
 
 class Searcher:
@@ -380,16 +393,18 @@ class Searcher:
 
     def __init__(self, embedder: Embedder | None = None, *, model_id: str = "",
                  make_embedder: Callable[[], Embedder] | None = None, fusion: Fusion | None = None,
-                 indexes: bool = True):
+                 indexes: bool = True, split_identifiers: bool = True):
         """Give the embedder, or its ``model_id`` and a factory: the model is then loaded on the first
         query that needs a vector, so BM25 search works while it cannot load. ``fusion``: how the
         signals are combined (``DEFAULT_FUSION`` unless given). ``indexes``: use the search indexes
         the embedding worker keeps beside the database when they are current (False: FTS5 and the
-        exact scan alone, as a benchmark's baseline)."""
+        exact scan alone, as a benchmark's baseline). ``split_identifiers``: a query's identifiers also
+        bring their parts to BM25 (``query_words``; False only to measure without)."""
         if embedder is None and (make_embedder is None or not model_id):
             raise ValueError("Searcher needs an embedder, or a model_id and make_embedder")
         self.fusion = fusion or DEFAULT_FUSION
         self.indexes = indexes
+        self.split = split_identifiers
         self._embedder = embedder
         self._make = make_embedder
         self.model_id = model_id or (embedder.model_id if embedder else "")
@@ -472,12 +487,12 @@ class Searcher:
         database (brain.core.search_index; FTS5 for the chunks newer than it), else FTS5 alone (no
         JOIN per match); with
         filters FTS5 and a JOIN to the items. Snippets are made later for the few results shown."""
-        match = fts_query(q)
+        match = fts_query(q, self.split)
         if not match:
             return []
         if not any(filters.values()):
             reader = self.text_index_for(conn) if HAVE_TANTIVY else None
-            hits = reader.search(conn, query_words(q), n, match) if reader else None
+            hits = reader.search(conn, query_words(q, self.split), n, match) if reader else None
             if hits is not None:
                 return hits
             rows = conn.execute("SELECT rowid, bm25(chunks_fts, 1.0, 0.5) AS s FROM chunks_fts "
@@ -495,14 +510,15 @@ class Searcher:
         them: snippet() needs the MATCH, and a MATCH on the whole table reads every matching chunk's
         postings again (12 ms at 20k chunks, measured), while the snippet depends only on the row's
         own text, so it is the same one (tests/core/test_search.py compares them)."""
-        match = fts_query(q)
+        match = fts_query(q, self.split)
         if not match or not chunk_ids:
             return {}
         conn.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.shown_fts USING fts5(text, title, "
                      "tokenize = 'porter unicode61 remove_diacritics 2')")
         marks = ",".join("?" * len(chunk_ids))
         try:
-            conn.execute("INSERT INTO temp.shown_fts(rowid, text, title) SELECT c.id, c.text, i.title FROM chunks c "
+            conn.execute("INSERT INTO temp.shown_fts(rowid, text, title) SELECT c.id, c.text, "
+                         "rtrim(i.title || char(10) || c.header || char(10) || c.terms, char(10)) FROM chunks c "
                          f"JOIN items i ON i.id = c.item_id WHERE c.id IN ({marks})", chunk_ids)
             return {r[0]: r[1] for r in conn.execute(
                 "SELECT rowid, snippet(shown_fts, 0, '[', ']', ' … ', 24) FROM temp.shown_fts WHERE shown_fts MATCH ?",

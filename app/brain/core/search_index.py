@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 HAVE_TANTIVY = importlib.util.find_spec("tantivy") is not None
 HAVE_FAISS = importlib.util.find_spec("faiss") is not None
 
-TEXT_FORMAT = 1  # bump to make every keeper rebuild its text index (schema or analyzer change)
+TEXT_FORMAT = 2  # bump to make every keeper rebuild its text index (schema or analyzer change)
 COMMIT_EVERY = 20_000  # chunks added per tantivy commit while catching up (progress survives a kill)
 TAIL_MAX = 20_000  # a text index further behind the database than this is left to FTS5 alone
 
@@ -102,7 +102,8 @@ def _schema() -> Any:
 
     sb = tantivy.SchemaBuilder()
     sb.add_integer_field("chunk_id", stored=True, indexed=True, fast=True)
-    sb.add_text_field("text", stored=False, tokenizer_name="brain")  # the chunk's text, then its item's title
+    # the chunk's text, then its item's title, the chunk's header and split identifiers (FTS5's title column)
+    sb.add_text_field("text", stored=False, tokenizer_name="brain")
     sb.add_text_field("marks", stored=True, tokenizer_name="raw")
     return sb.build()
 
@@ -281,7 +282,8 @@ class TextIndexWriter:
                     "SELECT chunk_id FROM chunk_deletions WHERE seq > ? AND seq <= ?", (start.del_seq, now.del_seq))]
             if (now.chunk_id, now.del_seq, now.anchor) == (start.chunk_id, start.del_seq, start.anchor) and start != Marks():
                 return True
-            rows = conn.execute("SELECT c.id, c.text, i.title, c.embed_hash FROM chunks c JOIN items i ON "
+            rows = conn.execute("SELECT c.id, c.text, rtrim(i.title || char(10) || c.header || char(10) || c.terms, "
+                                "char(10)), c.embed_hash FROM chunks c JOIN items i ON "
                                 "i.id = c.item_id WHERE c.id > ? AND c.id <= ? ORDER BY c.id LIMIT ?",
                                 (start.chunk_id, now.chunk_id, limit)).fetchall()
         finally:

@@ -26,6 +26,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from brain.core.chunking import CODE_LANGUAGES, Chunk, chunk_text, line_token_counts
 from brain.core.embed import TextModel, text_hash
+from brain.core.headers import chunk_header, identifier_terms
 from brain.shared import timeutil
 from brain.shared.schema import DEFAULT_MAX_CONTENT_BYTES, ITEM_FIELDS, Item, explain
 from brain.shared.schema import SOURCES as SOURCES  # the item schema is shared with the collectors
@@ -179,7 +180,28 @@ CREATE TABLE web_sessions(
 CREATE TABLE web_signin_failures(id INTEGER PRIMARY KEY, at TEXT NOT NULL, client TEXT NOT NULL);
 CREATE INDEX web_signin_failures_at ON web_signin_failures(at);
 """),
+    # issue 13, point 2: each chunk's header (what it is: a file's symbols, a page's URL, a session's
+    # project; embedded with its text and indexed) and its split identifiers (indexed only); the FTS
+    # row's title column holds the item's title, the header and the terms. Rows written before keep
+    # '' and are embedded and indexed as before until their item is chunked again: items.chunking is
+    # the chunker that cut an item (1 before this), and the embedding worker chunks older ones again
+    # (Store.rechunk)
+    (7, "chunk headers and identifier terms", """
+ALTER TABLE chunks ADD COLUMN header TEXT NOT NULL DEFAULT '';
+ALTER TABLE chunks ADD COLUMN terms TEXT NOT NULL DEFAULT '';
+ALTER TABLE items ADD COLUMN chunking INTEGER NOT NULL DEFAULT 1;
+CREATE INDEX items_chunking ON items(chunking);
+DROP TRIGGER chunks_after_insert;
+CREATE TRIGGER chunks_after_insert AFTER INSERT ON chunks BEGIN
+  INSERT INTO chunks_fts(rowid, text, title) VALUES (new.id, new.text,
+    rtrim((SELECT title FROM items WHERE id = new.item_id) || char(10) || new.header || char(10) || new.terms, char(10)));
+END;
+"""),
 ]
+
+# the chunker's version: 2 = tree-sitter definitions, chunk headers, split identifiers (issue 13). An item
+# cut by an older one is chunked again by the embedding worker when it has nothing else to do (Store.rechunk)
+CHUNKING = 2
 
 # a queued text the embedder refused this many times (a permanent error, e.g. input too long) is
 # parked: it stays in the queue, counted as failed in the stats, and no longer blocks the rest
@@ -323,6 +345,8 @@ class _Prepared:
     hash: str
     exists: bool
     chunks: list[Chunk] = field(default_factory=list)
+    headers: list[str] = field(default_factory=list)
+    terms: list[str] = field(default_factory=list)
     embed_texts: list[str] = field(default_factory=list)
 
 
@@ -340,18 +364,30 @@ def _is_code(item: dict[str, Any]) -> bool:
     return item["source"] == "file" and str(item["meta"].get("language", "")).lower() in CODE_LANGUAGES
 
 
-def embed_input(title: str, text: str) -> str:
-    """What is embedded for a chunk: its item's title gives the vector context the text may lack."""
-    return f"{title}\n{text}" if title else text
+def embed_input(title: str, text: str, header: str = "") -> str:
+    """What is embedded for a chunk: its item's title and the chunk's header (brain.core.headers)
+    give the vector context the text may lack."""
+    return "\n".join(x for x in (title, header, text) if x) if header else (f"{title}\n{text}" if title else text)
 
 
 class Store:
     """Operations on one open connection (a request's, or a CLI command's)."""
 
-    def __init__(self, conn: sqlite3.Connection, chunk_tokens: int = 200, chunk_overlap: int = 32):
+    def __init__(self, conn: sqlite3.Connection, chunk_tokens: int = 200, chunk_overlap: int = 32, *,
+                 parse_code: bool = True, headers: bool = True, embed_headers: bool = False, terms: bool = True):
+        """``parse_code``, ``headers``, ``terms``: cut code at the definitions a tree-sitter grammar
+        finds, give each chunk a header, index its split identifiers (issue 13, point 2; off only to
+        measure the search without them, bench/retrieval_eval.py). ``embed_headers``: the header is
+        embedded with the text too (column ``header``); by default it is indexed only (column
+        ``terms``), because embedding it made the vectors worse on the evaluation's development half
+        (docs/PERFORMANCE.md)."""
         self.conn = conn
         self.chunk_tokens = chunk_tokens
         self.chunk_overlap = chunk_overlap
+        self.parse_code = parse_code
+        self.headers = headers
+        self.embed_headers = embed_headers
+        self.terms = terms
 
     # -- ingest ----------------------------------------------------------------
 
@@ -377,15 +413,48 @@ class Store:
                 result.unchanged += 1
                 continue
             todo.append(_Prepared(it, h, it["id"] in existing))
+        self._chunk(todo, model)
+        self._write(todo, model.model_id, result)
+        return result
+
+    def _chunk(self, todo: list[_Prepared], model: TextModel) -> None:
+        """Chunk each prepared item, with its chunks' headers, terms and embedded texts."""
         max_tokens = max(16, min(self.chunk_tokens, model.max_tokens - 8))
         counted, specials = line_token_counts([p.item["content"] for p in todo], model.count_tokens)
         for p, per_line in zip(todo, counted):
-            p.chunks = chunk_text(p.item["content"], code=_is_code(p.item), max_tokens=max_tokens,
+            code = _is_code(p.item)
+            language = str(p.item["meta"].get("language", "")).lower() if code and self.parse_code else None
+            p.chunks = chunk_text(p.item["content"], code=code, max_tokens=max_tokens,
                                   overlap=min(self.chunk_overlap, max_tokens // 2), count=model.count_tokens,
-                                  line_tokens=(per_line, specials))
-            p.embed_texts = [embed_input(p.item["title"], c.text) for c in p.chunks]
-        self._write(todo, model.model_id, result)
-        return result
+                                  line_tokens=(per_line, specials), language=language)
+            headers = [chunk_header(p.item, c.symbols) if self.headers else "" for c in p.chunks]
+            p.headers = headers if self.embed_headers else [""] * len(headers)
+            p.terms = [" ".join(x for x in ("" if self.embed_headers else h, identifier_terms(f"{h}\n{c.text}")
+                                            if self.terms else "") if x) for c, h in zip(p.chunks, headers)]
+            p.embed_texts = [embed_input(p.item["title"], c.text, h) for c, h in zip(p.chunks, p.headers)]
+
+    def rechunk(self, model: TextModel, limit: int = 20) -> int:
+        """Chunk again, as ingest does now, up to ``limit`` items an older chunker cut
+        (``items.chunking`` < ``CHUNKING``); return how many. Their unchanged leading chunks keep
+        their rows; new texts are queued for the embedding worker, which calls this when its queue
+        is empty (so a store written before issue 13 moves to the new chunks by itself). One short
+        transaction per call: an ingest of the same item in between is not overwritten."""
+        with write_transaction(self.conn):
+            rows = self.conn.execute(
+                "SELECT id, source, title, uri, project, created_at, updated_at, content, meta, content_hash "
+                "FROM items WHERE chunking < ? LIMIT ?", (CHUNKING, limit)).fetchall()
+            if not rows:
+                return 0
+            todo = [_Prepared({"id": r[0], "source": r[1], "title": r[2], "uri": r[3], "project": r[4],
+                               "created_at": r[5], "updated_at": r[6], "content": r[7],
+                               "meta": json.loads(r[8] or "{}")}, r[9], True) for r in rows]
+            self._chunk(todo, model)
+            now = timeutil.now()
+            for p in todo:
+                self._write_chunks(p, p.item["title"])
+                self.conn.execute("UPDATE items SET chunking = ? WHERE id = ?", (CHUNKING, p.item["id"]))
+            self._queue(model.model_id, list(dict.fromkeys(text_hash(t) for p in todo for t in p.embed_texts)), now)
+        return len(rows)
 
     def _drop_forgotten(self, items: list[dict[str, Any]], result: IngestResult) -> list[dict[str, Any]]:
         """The items no tombstone matches; the others are counted in ``result.forgotten``.
@@ -462,25 +531,32 @@ class Store:
         updated = it["updated_at"] or (now if p.exists else created)
         self.conn.execute(
             "INSERT INTO items(id, source, title, uri, project, created_at, updated_at, content, meta, content_hash, "
-            "ingested_at) VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET source=excluded.source, "
+            "ingested_at, chunking) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET source=excluded.source, "
             "title=excluded.title, uri=excluded.uri, project=excluded.project, created_at=excluded.created_at, "
             "updated_at=excluded.updated_at, content=excluded.content, meta=excluded.meta, "
-            "content_hash=excluded.content_hash, ingested_at=excluded.ingested_at",
+            "content_hash=excluded.content_hash, ingested_at=excluded.ingested_at, chunking=excluded.chunking",
             (it["id"], it["source"], it["title"], it["uri"], it["project"], created, updated,
-             it["content"], meta, p.hash, now))
+             it["content"], meta, p.hash, now, CHUNKING))
+        self._write_chunks(p, old_title)
+
+    def _write_chunks(self, p: _Prepared, old_title: str | None) -> None:
+        """Replace an item's chunks by ``p.chunks``, keeping the unchanged leading ones (rows, ids, vectors)."""
+        it = p.item
         keep = 0
         if p.exists and old_title == it["title"]:
             # a grown session or an appended file keeps its unchanged leading chunks (and their vectors)
-            old = self.conn.execute("SELECT seq, embed_hash FROM chunks WHERE item_id = ? ORDER BY seq",
+            # (a chunk whose indexed terms changed is written again, so the text index holds them)
+            old = self.conn.execute("SELECT seq, embed_hash, terms FROM chunks WHERE item_id = ? ORDER BY seq",
                                     (it["id"],)).fetchall()
-            new_hashes = [text_hash(t) for t in p.embed_texts]
-            while keep < min(len(old), len(new_hashes)) and old[keep][1] == new_hashes[keep]:
+            new_keys = [(text_hash(t), terms) for t, terms in zip(p.embed_texts, p.terms)]
+            while keep < min(len(old), len(new_keys)) and (old[keep][1], old[keep][2]) == new_keys[keep]:
                 keep += 1
         self.conn.execute("DELETE FROM chunks WHERE item_id = ? AND seq >= ?", (it["id"], keep))
         self.conn.executemany(
-            "INSERT INTO chunks(item_id, seq, text, embed_hash, tokens, start_line, end_line) VALUES (?,?,?,?,?,?,?)",
-            [(it["id"], seq, c.text, text_hash(t), c.tokens, c.start_line, c.end_line)
-             for seq, (c, t) in enumerate(zip(p.chunks, p.embed_texts)) if seq >= keep])
+            "INSERT INTO chunks(item_id, seq, text, embed_hash, tokens, start_line, end_line, header, terms) "
+            "VALUES (?,?,?,?,?,?,?,?,?)",
+            [(it["id"], seq, c.text, text_hash(t), c.tokens, c.start_line, c.end_line, h, terms)
+             for seq, (c, t, h, terms) in enumerate(zip(p.chunks, p.embed_texts, p.headers, p.terms)) if seq >= keep])
 
     # -- read / delete -----------------------------------------------------------
 
@@ -553,9 +629,9 @@ class Store:
             "LIMIT ?", (model, MAX_EMBED_ATTEMPTS, limit)).fetchall()
         out = []
         for r in rows:
-            src = self.conn.execute("SELECT i.title, c.text FROM chunks c JOIN items i ON i.id = c.item_id "
+            src = self.conn.execute("SELECT i.title, c.text, c.header FROM chunks c JOIN items i ON i.id = c.item_id "
                                     "WHERE c.embed_hash = ? LIMIT 1", (r[1],)).fetchone()
-            out.append(QueuedText(r[0], r[1], embed_input(src[0], src[1]) if src else None, r[2]))
+            out.append(QueuedText(r[0], r[1], embed_input(src[0], src[1], src[2]) if src else None, r[2]))
         return out
 
     def store_vectors(self, model: str, done: Sequence[tuple[QueuedText, np.ndarray]], dropped: Sequence[QueuedText],
