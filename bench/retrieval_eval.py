@@ -1,7 +1,13 @@
 """Retrieval evaluation that cannot be flattered: 245 questions over data nobody here tuned for.
 
 Run:  python bench/retrieval_eval.py [--half dev|heldout|both] [--modes hybrid,vector,bm25] [--json OUT]
-                                     [--misses] [--cache DIR]
+                                     [--misses] [--cache DIR] [--sweep] [--stores before,after,...]
+                                     [--distractors CHUNKS]
+
+``--stores`` builds one store per variant of ``STORE_VARIANTS`` (how code is chunked, headers,
+identifier splitting; issue 13, point 2) and scores each in the same run; ``--distractors`` adds
+items no question asks for (``bench/eval/distractors.json``) so the haystack is ~12x bigger.
+With ``--modes bm25`` alone nothing is embedded.
 
 Why a sibling of ``bench/retrieval.py``: that corpus was written beside the search it measures, and
 scores it near 0.96. A user's questions are about code, sessions and pages the search has never seen.
@@ -108,11 +114,11 @@ def default_cache() -> Path:
 # ---------------------------------------------------------------------- code: pinned wheels
 
 
-def fetch_sources(cache: Path) -> list[Path]:
+def fetch_sources(cache: Path, spec_file: Path = EVAL / "sources.json") -> list[Path]:
     """Download (once) and unzip each pinned wheel; return one folder per package.
 
-    The sha256 of every wheel is checked against ``sources.json`` before it is unpacked."""
-    spec = json.loads((EVAL / "sources.json").read_text(encoding="utf-8"))["packages"]
+    The sha256 of every wheel is checked against ``spec_file`` before it is unpacked."""
+    spec = json.loads(spec_file.read_text(encoding="utf-8"))["packages"]
     wheels, src = cache / "wheels", cache / "src"
     wheels.mkdir(parents=True, exist_ok=True)
     roots = []
@@ -183,11 +189,12 @@ def _us(iso: str) -> int:
     return int((dt - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds()) * 1_000_000
 
 
-def write_browsers(home: Path) -> None:
-    """``browser.json`` as a Chrome ``History`` and a Firefox ``places.sqlite`` (their real schemas)."""
+def write_browsers(home: Path, rows: dict[str, list[dict[str, Any]]] | None = None) -> None:
+    """``browser.json`` (or ``rows`` of its shape) as a Chrome ``History`` and a Firefox
+    ``places.sqlite`` (their real schemas)."""
     from tests.collectors.fakehome import CHROME_SCHEMA, FIREFOX_SCHEMA, write_profiles_ini
 
-    rows = json.loads((EVAL / "browser.json").read_text(encoding="utf-8"))
+    rows = rows or json.loads((EVAL / "browser.json").read_text(encoding="utf-8"))
     db = home / ".config" / "google-chrome" / "Default" / "History"
     db.parent.mkdir(parents=True)
     with sqlite3.connect(db) as conn:
@@ -305,28 +312,115 @@ def uses_identifiers(q: dict[str, Any], items_by_id: dict[str, dict[str, Any]], 
     return False
 
 
+# ---------------------------------------------------------------------- distractors
+
+
+CHUNK_BYTES = 500  # content bytes per chunk in the evaluation's corpus (1.22 MB, 2,481 chunks): to pick about so many
+
+
+def docs_pages(roots: list[Path]) -> list[dict[str, Any]]:
+    """One documentation page per module with a docstring, as a browser-history row: the URL the
+    package's docs would have (``https://<package>.readthedocs.io/en/stable/api/<module>.html``), the
+    module's dotted name and the package as the title, the docstring's first paragraph as Firefox's
+    page description. Visit times are spread over 2026 by a seeded RNG."""
+    rng = random.Random("distractor-pages")
+    rows = []
+    for root in roots:
+        package = root.name.rsplit("-", 1)[0]
+        for path in sorted(root.rglob("*.py")):
+            try:
+                doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8", errors="replace")))
+            except (SyntaxError, ValueError):
+                continue
+            first = (doc or "").strip().split("\n\n", 1)[0]
+            if len(first) < 40 or "/tests/" in f"/{path.relative_to(root)}":
+                continue
+            module = ".".join(path.relative_to(root).with_suffix("").parts).removesuffix(".__init__")
+            day = datetime(2026, 1, 1, tzinfo=UTC).timestamp() + rng.randrange(330 * 86400)
+            rows.append({"url": f"https://{package}.readthedocs.io/en/stable/api/{module}.html",
+                         "title": f"{module} — {package} documentation",
+                         "description": " ".join(first.split())[:400],
+                         "visits": [datetime.fromtimestamp(day, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")]})
+    return rows
+
+
+def distractor_items(cache: Path, chunks: int, taken: set[str]) -> list[dict[str, Any]]:
+    """About ``chunks`` chunks of items no question asks for, made as a user's brain gets them:
+    the files collector over the pinned wheels of ``distractors.json``, and the browser collector
+    over a Firefox profile holding a docs page per module (``docs_pages``). Files are taken in a
+    seeded order until their content reaches ``chunks`` x ``CHUNK_BYTES``; every page is kept."""
+    roots = fetch_sources(cache, EVAL / "distractors.json")
+    with tempfile.TemporaryDirectory(prefix="brain-eval-distract-") as tmp_s:
+        tmp = Path(tmp_s)
+        with fake_home(tmp) as home:
+            write_browsers(home, {"chrome": [], "firefox": docs_pages(roots)})
+            cfg = config.load(env=dict(os.environ), overrides={
+                "collect.files_roots": [str(r) for r in roots], "collect.claude_roots": [str(tmp / "none")],
+                "collect.host": HOST})
+            state = State(tmp / "state" / "collect.db")
+            try:
+                items = [it for it in _run_collectors(cfg, state) if it["id"] not in taken]
+            finally:
+                state.close()
+    pages = [it for it in items if it["source"] == "browser"]
+    code = sorted((it for it in items if it["source"] == "file"), key=lambda it: it["id"])
+    random.Random("distractor-files").shuffle(code)
+    budget = chunks * CHUNK_BYTES - sum(len(it["content"]) for it in pages)
+    out = []
+    for it in code:
+        if budget <= 0:
+            break
+        out.append(it)
+        budget -= len(it["content"])
+    return pages + out
+
+
 # ---------------------------------------------------------------------- the store
 
 
-def build_store(db: Path, items: list[dict[str, Any]], cfg: config.Config, vector_cache: Path) -> dict[str, Any]:
-    """Ingest through ``Store.upsert`` in collector-sized batches, then drain the embedding queue."""
+# How the store chunks and indexes (issue 13, point 2), one change at a time against the search as it was:
+# tree-sitter chunks (parse), chunk headers embedded and indexed (headers) or indexed only (headers-fts),
+# split identifiers in the index and in the query (split). "after" is what ships (brain.core.store's defaults).
+STORE_VARIANTS: dict[str, dict[str, bool]] = {
+    "before": dict(parse_code=False, headers=False, embed_headers=False, terms=False, split=False),
+    "parse": dict(parse_code=True, headers=False, embed_headers=False, terms=False, split=False),
+    "headers": dict(parse_code=False, headers=True, embed_headers=True, terms=False, split=False),
+    "headers-fts": dict(parse_code=False, headers=True, embed_headers=False, terms=False, split=False),
+    "split": dict(parse_code=False, headers=False, embed_headers=False, terms=True, split=True),
+    "parse+headers": dict(parse_code=True, headers=True, embed_headers=True, terms=False, split=False),
+    "parse+split": dict(parse_code=True, headers=False, embed_headers=False, terms=True, split=True),
+    "headers-fts+split": dict(parse_code=False, headers=True, embed_headers=False, terms=True, split=True),
+    "parse+headers+split": dict(parse_code=True, headers=True, embed_headers=True, terms=True, split=True),
+    "after": dict(parse_code=True, headers=True, embed_headers=False, terms=True, split=True),
+}
+
+
+def build_store(db: Path, items: list[dict[str, Any]], cfg: config.Config, vector_cache: Path,
+                variant: dict[str, bool] | None = None, embed: bool = True) -> dict[str, Any]:
+    """Ingest through ``Store.upsert`` in collector-sized batches, then drain the embedding queue
+    (not when ``embed`` is False: BM25 alone needs no vectors)."""
     conn = store.connect(db)
     store.migrate(conn)
     model = get_text_model(cfg)
-    st = store.Store(conn, cfg.embed.chunk_tokens, cfg.embed.chunk_overlap)
+    v = variant or STORE_VARIANTS["after"]
+    st = store.Store(conn, cfg.embed.chunk_tokens, cfg.embed.chunk_overlap, parse_code=v["parse_code"],
+                     headers=v["headers"], embed_headers=v["embed_headers"], terms=v["terms"])
     started = time.perf_counter()
     for start in range(0, len(items), 100):
         st.upsert(items[start:start + 100], model)
     ingest_s = time.perf_counter() - started
-    reused = _reuse_vectors(conn, model.model_id, vector_cache)
+    reused = _reuse_vectors(conn, model.model_id, vector_cache) if embed else 0
     started = time.perf_counter()
-    worker = EmbedWorker(db, model.model_id, lambda: get_embedder(cfg, threads=cfg.embed.threads),
-                         batch=cfg.embed.worker_batch, wait=lambda s: False)
-    try:
-        embedded = worker.drain()
-    finally:
-        worker.close()
-    _save_vectors(conn, model.model_id, vector_cache)
+    embedded = 0
+    if embed:
+        worker = EmbedWorker(db, model.model_id, lambda: get_embedder(cfg, threads=cfg.embed.threads),
+                             batch=cfg.embed.worker_batch, wait=lambda s: False)
+        try:
+            embedded = worker.drain(progress=lambda n: n % 1024 < 64 and _save_vectors(conn, model.model_id,
+                                                                                     vector_cache))
+        finally:
+            worker.close()
+            _save_vectors(conn, model.model_id, vector_cache)  # kept even when the run is stopped
     chunks = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
     conn.close()
     return {"items": len(items), "chunks": chunks, "ingest_s": round(ingest_s, 2), "vectors_reused": reused,
@@ -431,43 +525,61 @@ SWEEP: dict[str, Fusion] = {
     "item+0.3,k20": Fusion(by_item=True, extra=0.3, k=20),
     "item,k20": Fusion(by_item=True, k=20),
     "item+0.3,vec1.5": Fusion(weights=(("bm25", 1.0), ("vector", 1.5)), by_item=True, extra=0.3),
+    # round 2 (issue 13, point 2): only an item's next one or two chunks count
+    "item+0.3x1": Fusion(by_item=True, extra=0.3, extra_max=1),
+    "item+0.5x1": Fusion(by_item=True, extra=0.5, extra_max=1),
+    "item+0.3x2": Fusion(by_item=True, extra=0.3, extra_max=2),
+    "item+1.0x1": Fusion(by_item=True, extra=1.0, extra_max=1),
 }
 
 
 def run(cache: Path, halves: tuple[str, ...], modes: list[str],
-        variants: dict[str, Fusion] | None = None, indexes: bool = True) -> dict[str, Any]:
+        variants: dict[str, Fusion] | None = None, indexes: bool = True, stores: list[str] | None = None,
+        distractors: int = 0) -> dict[str, Any]:
     """Collect, ingest, embed and score; the report as a dict. ``variants``: fusions scored in
     hybrid mode beside the default one (all on the same store, in one run). ``indexes``: build the
-    search indexes the embedding worker keeps and search through them (False: FTS5 and the exact scan)."""
+    search indexes the embedding worker keeps and search through them (False: FTS5 and the exact scan).
+    ``stores``: names of ``STORE_VARIANTS``, each a store of its own in the same run (default: "after",
+    the shipped search). ``distractors``: add about this many chunks of items no question asks for
+    (``bench/eval/distractors.json``)."""
     variants = {"default": DEFAULT_FUSION, **(variants or {})}
+    stores = stores or ["after"]
     questions, seed = load_questions()
     questions = [q for q in questions if q["split"] in halves]
     cfg = config.load()
+    load_start = os.getloadavg()
     items = collect_corpus(cache)
     refs = resolve_refs(items, questions)
     items_by_id = {it["id"]: it for it in items}
-    with tempfile.TemporaryDirectory(prefix="brain-eval-db-") as tmp:
-        db = Path(tmp) / "eval.db"
-        built = build_store(db, items, cfg, cache / "vectors.sqlite")
-        if indexes:
-            search_index.catch_up(db, get_text_model(cfg).model_id)
-        conn = store.connect(db)
-        try:
-            results, misses = {}, {}
-            for name, fusion in variants.items():
-                searcher = Searcher(get_embedder(cfg), fusion=fusion, indexes=indexes)
-                searcher.search(conn, "warm up the model and the vector index", k=DEPTH, mode="hybrid")
-                for mode in modes if name == "default" else ["hybrid"]:
-                    label = mode if name == "default" else f"hybrid[{name}]"
-                    results[label], misses[label] = evaluate(searcher, conn, questions, refs, mode)
-        finally:
-            conn.close()
+    extra = distractor_items(cache, distractors, {it["id"] for it in items}) if distractors else []
+    results, misses, built = {}, {}, {}
+    for store_name in stores:
+        sv = STORE_VARIANTS[store_name]
+        with tempfile.TemporaryDirectory(prefix="brain-eval-db-") as tmp:
+            db = Path(tmp) / "eval.db"
+            built[store_name] = build_store(db, items + extra, cfg, cache / "vectors.sqlite", sv,
+                                            embed=bool({"vector", "hybrid"} & set(modes)))
+            if indexes:
+                search_index.catch_up(db, get_text_model(cfg).model_id)
+            conn = store.connect(db)
+            try:
+                for name, fusion in variants.items():
+                    searcher = Searcher(get_embedder(cfg), fusion=fusion, indexes=indexes, split_identifiers=sv["split"])
+                    searcher.search(conn, "warm up the model and the vector index", k=DEPTH, mode="hybrid")
+                    for mode in modes if name == "default" else ["hybrid"]:
+                        label = mode if name == "default" else f"hybrid[{name}]"
+                        if len(stores) > 1 or store_name != "after":
+                            label += f" {store_name}"
+                        results[label], misses[label] = evaluate(searcher, conn, questions, refs, mode)
+            finally:
+                conn.close()
     ident = sum(uses_identifiers(q, items_by_id, refs) for q in questions)
-    return {"date": datetime.now(UTC).strftime("%Y-%m-%d"), "load_avg": os.getloadavg(),
+    return {"date": datetime.now(UTC).strftime("%Y-%m-%d"), "load_avg": load_start, "load_avg_end": os.getloadavg(),
             "embedder": get_text_model(cfg).model_id, "indexes": indexes, "split_seed": seed, "questions": len(questions),
             "questions_with_identifiers": ident,
             "by_source": {s: sum(q["source"] == s for q in questions) for s in SOURCES},
-            "corpus": {**built, "by_source": _count_sources(items)}, "results": results, "misses": misses}
+            "corpus": {"stores": built, "by_source": _count_sources(items + extra), "distractors": len(extra)},
+            "results": results, "misses": misses}
 
 
 def _count_sources(items: list[dict[str, Any]]) -> dict[str, int]:
@@ -479,18 +591,20 @@ def _count_sources(items: list[dict[str, Any]]) -> dict[str, int]:
 
 def print_report(report: dict[str, Any], show_misses: bool) -> None:
     c = report["corpus"]
-    print(f"{report['date']}  load average {', '.join(f'{x:.2f}' for x in report['load_avg'])}  "
-          f"embedder {report['embedder']}  "
+    print(f"{report['date']}  load average {', '.join(f'{x:.2f}' for x in report['load_avg'])} at the start, "
+          f"{', '.join(f'{x:.2f}' for x in report['load_avg_end'])} at the end  embedder {report['embedder']}  "
           f"{'tantivy + HNSW indexes' if report.get('indexes') else 'FTS5 + exact scan (no indexes)'}")
-    print(f"corpus: {c['items']} items {c['by_source']}, {c['chunks']} chunks; ingest {c['ingest_s']} s; vectors "
-          f"reused {c['vectors_reused']}, embedded {c['vectors_embedded']} in {c['embed_s']} s")
+    print(f"corpus: {c['by_source']} ({c['distractors']} distractor items)")
+    for name, b in c["stores"].items():
+        print(f"  store {name}: {b['items']} items, {b['chunks']} chunks; ingest {b['ingest_s']} s; vectors "
+              f"reused {b['vectors_reused']}, embedded {b['vectors_embedded']} in {b['embed_s']} s")
     print(f"questions: {report['questions']} {report['by_source']}; naming identifiers: "
           f"{report['questions_with_identifiers']}")
-    print(f"{'mode':<10} {'half':<8} {'source':<8} {'n':>4} {'R@5':>6} {'MRR':>6} {'nDCG10':>7} {'p50ms':>7} {'p95ms':>7}")
+    print(f"{'mode':<24} {'half':<8} {'source':<8} {'n':>4} {'R@5':>6} {'MRR':>6} {'nDCG10':>7} {'p50ms':>7} {'p95ms':>7}")
     for mode, halves in report["results"].items():
         for half, rows in halves.items():
             for source, m in rows.items():
-                print(f"{mode:<10} {half:<8} {source:<8} {m['n']:>4} {m['recall@5']:>6.3f} {m['mrr']:>6.3f} "
+                print(f"{mode:<24} {half:<8} {source:<8} {m['n']:>4} {m['recall@5']:>6.3f} {m['mrr']:>6.3f} "
                       f"{m['ndcg@10']:>7.3f} {m['p50_ms']:>7.1f} {m['p95_ms']:>7.1f}")
     if show_misses:
         for mode, rows in report["misses"].items():
@@ -507,6 +621,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", type=Path, help="also write the full report (with misses) here")
     parser.add_argument("--misses", action="store_true", help="list the questions each mode missed")
     parser.add_argument("--sweep", action="store_true", help="also score the fusion variants of SWEEP (hybrid)")
+    parser.add_argument("--stores", default="after",
+                        help=f"comma-separated store variants, each built and scored ({', '.join(STORE_VARIANTS)})")
+    parser.add_argument("--distractors", type=int, default=0, metavar="CHUNKS",
+                        help="add about this many chunks of distractor items (bench/eval/distractors.json)")
     parser.add_argument("--no-indexes", action="store_true",
                         help="search with FTS5 and the exact vector scan alone (no tantivy / HNSW indexes)")
     args = parser.parse_args(argv)
@@ -515,7 +633,12 @@ def main(argv: list[str] | None = None) -> None:
     if unknown:
         raise SystemExit(f"unknown modes {sorted(unknown)}; use {', '.join(MODES)}")
     halves = ("dev", "heldout") if args.half == "both" else (args.half,)
-    report = run(args.cache, halves, modes, SWEEP if args.sweep else None, indexes=not args.no_indexes)
+    stores = [x for x in args.stores.split(",") if x]
+    unknown = set(stores) - set(STORE_VARIANTS)
+    if unknown:
+        raise SystemExit(f"unknown store variants {sorted(unknown)}; use {', '.join(STORE_VARIANTS)}")
+    report = run(args.cache, halves, modes, SWEEP if args.sweep else None, indexes=not args.no_indexes,
+                 stores=stores, distractors=args.distractors)
     print_report(report, args.misses)
     if args.json:
         args.json.write_text(json.dumps(report, indent=1, default=str) + "\n", encoding="utf-8")
