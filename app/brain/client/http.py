@@ -23,7 +23,9 @@ from brain.shared import http_retry
 from brain.shared.http_retry import RETRY_STATUSES
 from brain.shared.settings import LaptopConfig
 
-__all__ = ["RETRY_STATUSES", "ApiClient", "ApiError", "ApiUnavailable", "error_from"]
+__all__ = ["RETRIED_METHODS", "RETRY_STATUSES", "ApiClient", "ApiError", "ApiUnavailable", "error_from"]
+
+RETRIED_METHODS = frozenset({"GET", "POST", "DELETE"})
 
 
 class ApiError(Exception):
@@ -76,9 +78,9 @@ class ApiClient:
     is urllib3's backoff from ``backoff`` seconds (none before the first retry, then doubling),
     capped at ``max_backoff``, and a ``Retry-After`` is honoured within that cap.
 
-    Every method is retried, POST included, because every call is safe to repeat: an item upsert is
-    idempotent on the server (same id and hash: unchanged), a forget rule is stored once, an ask only
-    reads. A new POST endpoint that is not idempotent must not go through this client.
+    GET, POST and DELETE are retried (``RETRIED_METHODS``), POST too because every brain-api call is safe
+    to repeat: an item upsert is idempotent on the server (same id and hash: unchanged), a forget rule is
+    stored once, an ask only reads. A POST endpoint that is not idempotent must not go through this client.
     """
 
     def __init__(self, base_url: str, token: str, timeout: float = 60, ca_bundle: str = "", *,
@@ -90,7 +92,11 @@ class ApiClient:
         self.token = token
         self.timeout = timeout
         self.retries = retries
-        retry = http_retry.policy(retries, backoff=backoff, max_backoff=max_backoff, methods=None, sleep=sleep)
+        # POST is retried like GET and DELETE (urllib3 would not, by default) only because every brain-api
+        # POST is idempotent: an item upsert of the same id and hash is "unchanged", a forget rule is one
+        # tombstone however often it is sent, an ask only reads
+        retry = http_retry.policy(retries, backoff=backoff, max_backoff=max_backoff, methods=RETRIED_METHODS,
+                                  sleep=sleep)
         self.session = http_retry.session(retry, timeout, into=session)
         self.session.headers["User-Agent"] = "brain-client/1"
         if token:
