@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from brain.cli.main import main
+from brain.collect.archive import Archive
 from brain.collect.outbox import RunLock, State
 from brain.shared import config as config_mod
 
@@ -191,3 +193,32 @@ def test_a_failing_collector_does_not_stop_the_others(projects, home, runner, st
     assert f"error: files: root {home / 'nope'} is not a folder; nothing deleted for it" in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("brain collect failed: files: root")
     assert len(standin.items) == 6  # the Claude sessions were still delivered
+
+
+def test_claude_from_archive_reads_only_claude_transcripts(projects, home, runner, standin) -> None:
+    """The other agents' files share the archive, each agent under agents/<agent>/ (readable, and
+    never a Claude root's name): rebuilding Claude sessions from it reads only Claude's."""
+    from .agent_homes import AIDER_HISTORY, write_codex, write_cursor, write_gemini, write_opencode_db
+
+    write_codex(home)
+    write_gemini(home)
+    write_opencode_db(home)
+    write_cursor(home)
+    (home / "code" / "tool").mkdir(parents=True)
+    (home / "code" / "tool" / ".aider.chat.history.md").write_text(AIDER_HISTORY)
+    result = runner.invoke(main, ["collect", "all"], env={**env(standin), "BRAIN_COLLECT_AIDER_ROOTS": str(home / "code")})
+    assert result.exit_code == 0, result.output
+    claude_items = {k: v for k, v in standin.items.items() if k.startswith("claude:")}
+    assert len(claude_items) == 6 and len(standin.items) > 6
+    keys = {key for key, _ in Archive(config_mod.data_dir() / "claude-archive").files()}
+    agents = {tuple(k.split("/")[1:3]) for k in keys if k.startswith("agents/")}
+    assert {(a, re.sub(r"-[0-9a-f]{10}$", "", r)) for a, r in agents} == {
+        ("codex", "codex-sessions"), ("gemini", "gemini-tmp"), ("opencode", "share-opencode"),
+        ("cursor", "Cursor-User"), ("aider", "code-tool")}, keys
+    assert len([k for k in keys if not k.startswith("agents/")]) == 1  # the one Claude projects root
+    os.remove(config_mod.state_dir() / "collect.db")
+    standin.items.clear()
+    result = runner.invoke(main, ["collect", "claude", "--from-archive"], env=env(standin))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("claude (archive): 6 scanned, 6 queued"), result.stdout
+    assert standin.items == claude_items

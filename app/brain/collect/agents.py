@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from brain.collect import Problem, RunStats, prepare, repair_text
-from brain.collect.archive import Archive
+from brain.collect.archive import AgentArchive, Archive
 from brain.collect.browser import snapshot
 from brain.collect.claude import _clip, _one_line
 from brain.collect.outbox import Queued, Sink, State
@@ -267,7 +267,7 @@ class Unit:
     key: str  # names the session in problems before it is parsed (a file, a database row)
     paths: list[Path]
     build: Callable[[], Session | list[Session] | None] | None  # a list: several sessions in one file (Aider)
-    archive: Callable[[Archive], None] | None = None
+    archive: Callable[[AgentArchive], None] | None = None
     expand: Callable[[], Iterable[Unit]] | None = None  # a database: its sessions' units
     stamp: str | None = None  # a session in a database: read again only when this changes
 
@@ -354,7 +354,7 @@ def _run_unit(agent: str, unit: Unit, cfg: LaptopConfig, state: State, sink: Sin
         return False
     if archive is not None and unit.archive is not None:
         try:
-            unit.archive(archive)
+            unit.archive(AgentArchive(archive, agent))
         except OSError as exc:
             stats.errors.append(f"{agent} archive: {unit.key}: {exc}")
     return True
@@ -377,21 +377,21 @@ def _queue(agent: str, key: str, session: Session | None, sink: Sink, stats: Run
     return True
 
 
-def archive_files(root: Path, paths: list[Path]) -> Callable[[Archive], None]:
+def archive_files(root: Path, paths: list[Path]) -> Callable[[AgentArchive], None]:
     """Archive each file under ``root`` by its path relative to it (as Claude transcripts are)."""
-    def add(archive: Archive) -> None:
+    def add(archive: AgentArchive) -> None:
         for p in paths:
             if p.is_file():
                 archive.add(root, p.relative_to(root).as_posix(), p.read_bytes())
     return add
 
 
-def archive_rows(root: Path, rel: str, records: Callable[[], list[dict[str, Any]]]) -> Callable[[Archive], None]:
+def archive_rows(root: Path, rel: str, records: Callable[[], list[dict[str, Any]]]) -> Callable[[AgentArchive], None]:
     """Archive one session read from a database as a JSON-lines export (one record per row) at
     ``rel`` under ``root``. Why not the database: it holds every other session and the agent's
     own settings, changes on every use, and a JSON-lines file is redacted line by line at rest
     like a transcript (a row that grew is one more version, a new row an appended line)."""
-    def add(archive: Archive) -> None:
+    def add(archive: AgentArchive) -> None:
         data = b"".join(json.dumps(r, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "backslashreplace")
                         + b"\n" for r in records())
         archive.add(root, rel, data)

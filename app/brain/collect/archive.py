@@ -6,7 +6,17 @@ its own copy, grows it as sessions grow, never deletes anything, and can rebuild
 on its own (``brain collect claude --from-archive``).
 
 Layout: ``<archive>/<root-key>/<rel>.gz`` where ``<rel>`` mirrors the path under ``projects/``
-and ``<root-key>`` names the projects folder (several roots may exist). A transcript is
+and ``<root-key>`` names the projects folder (several roots may exist): the folder's last two
+names and a hash of its real path, e.g. ``claude-projects-6a80684092``. The other coding agents'
+files (``brain collect agents``) are kept the same way under ``agents/<agent>/<root-key>/``:
+``agents/codex/codex-sessions-<hash>/2026/05/02/rollout-....jsonl.gz``,
+``agents/gemini/gemini-tmp-<hash>/<projectId>/chats/session-....jsonl.gz``,
+``agents/aider/<parent>-<repo>-<hash>/.aider.chat.history.md.gz`` (one root per repository),
+``agents/opencode/opencode-storage-<hash>/...`` (JSON files before v1.2) or
+``agents/opencode/share-opencode-<hash>/opencode.db/<session>.jsonl.gz`` and
+``agents/cursor/Cursor-User-<hash>/globalStorage/state.vscdb/<composer>.jsonl.gz`` (older:
+``workspaceStorage/<id>/state.vscdb/<tab>.jsonl.gz``): a database's sessions as one JSON-lines
+export each. Agent files archived before this layout keep their old top-level keys. A transcript is
 append-only while a session runs, so growth is stored as one more gzip *member* appended to
 the blob (gzip readers concatenate members). A manifest (SQLite, ``manifest.db``) records for
 each file its raw size, sha256 and the blob's length in bytes:
@@ -60,10 +70,27 @@ REDACTED_COLUMNS = (("stored_size", "INTEGER"), ("stored_sha256", "TEXT"), ("red
                     ("tail_raw", "INTEGER NOT NULL DEFAULT 0"), ("tail_gz", "INTEGER NOT NULL DEFAULT 0"),
                     ("tail_stored", "INTEGER NOT NULL DEFAULT 0"))
 DAY_S = 86400.0
+AGENTS = "agents"  # the other coding agents' roots: <archive>/agents/<agent>/<root-key>/<rel>.gz
 
 
 class ArchiveCorrupt(ValueError):
     """An archived copy does not match its recorded size or checksum."""
+
+
+class AgentArchive:
+    """The archive as one coding agent's collector writes to it: every root under
+    ``agents/<agent>/`` (a name no Claude root key can have: those hold no ``/``)."""
+
+    def __init__(self, archive: Archive, agent: str):
+        self.archive, self.agent = archive, agent
+
+    def add(self, root: Path, rel: str, data: bytes) -> str:
+        return self.archive.add(root, rel, data, agent=self.agent)
+
+
+def is_claude_root(key: str) -> bool:
+    """Whether an archive root key is a Claude Code ``projects/`` folder's (not another agent's)."""
+    return not key.startswith(f"{AGENTS}/")
 
 
 def root_key(projects: Path) -> str:
@@ -256,9 +283,10 @@ class Archive:
                 "stored_size": len(done) + len(tail), "stored_sha256": hashlib.sha256(done + tail).hexdigest(),
                 "tail_raw": tail_raw, "tail_gz": sizes[-1] if tail else 0, "tail_stored": len(tail)}
 
-    def add(self, projects: Path, rel: str, data: bytes) -> str:
-        """Record the current bytes of a transcript (redacted). Returns new | unchanged | appended | version."""
-        key = root_key(projects)
+    def add(self, projects: Path, rel: str, data: bytes, agent: str = "") -> str:
+        """Record the current bytes of a transcript (redacted). Returns new | unchanged | appended | version.
+        ``agent``: another coding agent's file, kept under ``agents/<agent>/<root-key>/``."""
+        key = f"{AGENTS}/{agent}/{root_key(projects)}" if agent else root_key(projects)
         self.conn.execute("INSERT OR IGNORE INTO roots(root_key, path) VALUES (?, ?)", (key, str(projects)))
         now = time.time()
         digest = hashlib.sha256(data).hexdigest()

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from brain.collect import Problem, RunStats, expand, prepare, repair_text
-from brain.collect.archive import Archive
+from brain.collect.archive import Archive, is_claude_root
 from brain.collect.outbox import Queued, Sink, State
 from brain.shared import timeutil
 from brain.shared.settings import LaptopConfig
@@ -804,6 +804,8 @@ def collect_from_archive(cfg: LaptopConfig, state: State, sink: Sink, redactor: 
     stats = RunStats("claude (archive)")
     by_root: dict[str, list[Source]] = {}
     for root_key, rel in archive.files():
+        if not is_claude_root(root_key):  # another agent's file (brain collect agents reads those)
+            continue
         by_root.setdefault(root_key, []).append(
             Source(rel, partial(archive.read, root_key, rel)))
     for root_key in sorted(by_root):
