@@ -289,9 +289,13 @@ def test_a_person_uses_the_page_with_the_keyboard(site: Site, driver: Any) -> No
     page_ok(d)
     shot(d, "item")
 
-    # ask: the answer streams in; [n] link to the items; the sources are listed
-    d.get(url + "/ask")
-    css(d, "#question").send_keys("How did I get mix phx.server to start?")
+    # ask, by keyboard: Tab to the Ask link, Enter, type (the question has the focus), Ctrl+Enter;
+    # the answer streams in; [n] link to the items; the sources are listed
+    tab_to(d, lambda e: e.tag_name == "a" and e.text == "Ask", back=True)
+    press(d, K.ENTER)
+    wait(d, lambda d: d.current_url.endswith("/ask"))
+    assert focused(d).get_attribute("id") == "question"
+    press(d, "How did I get mix phx.server to start?")
     chord(d, K.CONTROL, K.ENTER)
     wait(d, lambda d: "Answered by standin-model" in css(d, "#ask-status").text, 60)
     answer = css(d, "#ask-answer")
