@@ -21,7 +21,6 @@ from typing import Any
 HEADER_CHARS = 240  # about 60 model tokens: the header is embedded before the text, within the model's cap
 TERMS_MAX = 200  # distinct split words indexed per chunk
 
-_IDENT = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[_.][A-Za-z0-9]+)*")
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
 
 
@@ -32,23 +31,21 @@ def split_identifier(word: str) -> list[str]:
     return [p for p in parts if p]
 
 
-def _mixed_case(word: str) -> bool:
-    body = word.lstrip("_")
-    return any(c.isupper() for c in body[1:]) and any(c.islower() for c in body)
+# a run of letters and digits with a hump: lower then upper (getUser), or an acronym then a word (HTTPServer)
+_HUMPED = re.compile(r"(?<![A-Za-z0-9])[A-Za-z0-9]*(?:[a-z0-9][A-Z]|[A-Z]{2}[a-z])[A-Za-z0-9]*")
 
 
 def identifier_terms(text: str) -> str:
     """The split words of ``text``'s mixed-case identifiers (``getUserName``, ``RetryError``), each
-    once, space-separated: what the text index holds beside the text so that the words match."""
+    once, space-separated: what the text index holds beside the text so that the words match.
+    (One regex pass finds the humped runs: a run per identifier piece, ``_`` and ``.`` end it.)"""
     seen: dict[str, None] = {}
-    for word in _IDENT.findall(text):
-        for piece in re.split(r"[_.]+", word):
-            if _mixed_case(piece):
-                for part in split_identifier(piece):
-                    if len(part) > 1:
-                        seen.setdefault(part)
-                        if len(seen) >= TERMS_MAX:
-                            return " ".join(seen)
+    for piece in dict.fromkeys(_HUMPED.findall(text)):
+        for part in split_identifier(piece):
+            if len(part) > 1:
+                seen.setdefault(part)
+                if len(seen) >= TERMS_MAX:
+                    return " ".join(seen)
     return " ".join(seen)
 
 
