@@ -282,3 +282,26 @@ def test_the_status_page_charts_the_hours_the_ledger_booked_this_month(web, auth
     assert used_w == pytest.approx(hours / 120 * medium_x, abs=0.11)  # drawn to the tiers' scale (0.1 rounding)
     assert used_w > 0 or hours < 0.05  # 1.5 h, less only in a month's first three hours
     assert f"used {hours:.1f} h (${report['gpu']['usd']:.2f})" in html
+
+
+def test_the_brake_is_per_client_and_caps_everyone_together(app):
+    """Five failures block that client only; twenty from anyone within the window block every
+    sign-in, the right token too (a guesser spreading over many addresses)."""
+    def client_at(addr: str):
+        c = app.test_client()
+        return c, {"environ_base": {"REMOTE_ADDR": addr}}
+
+    guesser, at_guesser = client_at("192.0.2.1")
+    for _ in range(5):
+        assert sign_in(guesser, "wrong", **at_guesser).status_code == 401
+    assert sign_in(guesser, **at_guesser).status_code == 429
+    owner, at_owner = client_at("192.0.2.200")
+    assert sign_in(owner, **at_owner).status_code == 303  # another address is not blocked by the guesser
+    other, at_other = client_at("192.0.2.201")
+    assert sign_in(other, "wrong", **at_other).status_code == 401  # 6 failures in all so far
+    for n in range(2, 16):  # 14 more, from 14 addresses: 20 in all
+        c, at = client_at(f"198.51.100.{n}")
+        assert sign_in(c, "wrong", **at).status_code == 401
+    late, at_late = client_at("203.0.113.9")
+    r = sign_in(late, **at_late)
+    assert r.status_code == 429 and int(r.headers["Retry-After"]) > 0
