@@ -92,9 +92,24 @@ def test_api_errors_are_reported(runner, cli_env) -> None:
 
 def test_unreachable_brain_api_names_the_url(runner) -> None:
     url = closed_port_url().removesuffix("/v1")
-    result = runner.invoke(main, ["ask", "q"], env={"BRAIN_API_URL": url, "BRAIN_TOKEN": "t"})
+    result = runner.invoke(main, ["ask", "q"], env={"BRAIN_API_URL": url, "BRAIN_TOKEN": "t",
+                                                    "BRAIN_CLIENT_MAX_RETRIES": "0"})
     assert result.exit_code == 1
-    assert f"cannot reach brain-api at {url}/api/v1/ask" in result.output
+    assert f"cannot reach brain-api at {url}/api/v1/ask: connection refused" in result.output
+
+
+def test_only_connects_are_retried_and_waits_use_the_injected_sleep(tmp_path) -> None:
+    from brain.cli.ask import CONNECT_RETRIES, AskHttp
+    from brain.shared import config
+    from brain.shared.settings import LaptopConfig
+
+    url = closed_port_url().removesuffix("/v1")
+    (tmp_path / "config.toml").write_text("")
+    cfg = config.load(tmp_path / "config.toml", env={"BRAIN_API_URL": url, "BRAIN_TOKEN": "t"}, kind=LaptopConfig)
+    sleeps: list[float] = []
+    with pytest.raises(click.ClickException, match=f"after {CONNECT_RETRIES + 1} attempts"):
+        AskHttp(cfg, sleep=sleeps.append).post({"question": "q"}, stream=True)
+    assert sleeps == [0.0, 1.0]  # urllib3's backoff from 0.5 s: at once, then 1 s
 
 
 def test_sse_parser_handles_split_bytes_and_multiline_data() -> None:
