@@ -215,3 +215,15 @@ def test_items_an_older_chunker_cut_are_chunked_again_by_the_worker(db_path, emb
     finally:
         worker.close()
         conn.close()
+
+
+def test_threads_parse_at_once_with_their_own_parsers():
+    """Request threads ingest at the same time: each gets its own parser, the chunks are the same."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    want = chunk_text(SRC, code=True, max_tokens=40, overlap=0, count=words, language="python")
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda _: chunk_text(SRC, code=True, max_tokens=40, overlap=0, count=words,
+                                                 language="python"), range(32)))
+    assert all(g == want for g in got)
+    assert code_units.parser_for("python") is code_units.parser_for("python")

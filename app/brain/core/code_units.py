@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 import logging
 import re
+import threading
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -66,23 +67,39 @@ class Span:
 
 
 @cache
-def parser_for(language: str) -> Any:
-    """A tree-sitter parser for ``language``, or None when its grammar is not installed."""
+def _language(language: str) -> Any:
+    """The tree-sitter grammar of ``language``, or None when it is not installed."""
     spec = GRAMMARS.get(language)
     if spec is None:
         return None
     try:
         import tree_sitter
 
-        grammar = getattr(importlib.import_module(spec[0]), spec[1])()
-        return tree_sitter.Parser(tree_sitter.Language(grammar))
+        return tree_sitter.Language(getattr(importlib.import_module(spec[0]), spec[1])())
     except (ImportError, AttributeError, ValueError, TypeError) as exc:
         log.debug("no tree-sitter grammar for %s: %s", language, exc)
         return None
 
 
+_local = threading.local()
+
+
+def parser_for(language: str) -> Any:
+    """A tree-sitter parser for ``language`` (one per thread: request threads ingest at once and a
+    parser is not to be shared), or None when its grammar is not installed."""
+    grammar = _language(language)
+    if grammar is None:
+        return None
+    parsers: dict[str, Any] = _local.__dict__.setdefault("parsers", {})
+    if language not in parsers:
+        import tree_sitter
+
+        parsers[language] = tree_sitter.Parser(grammar)
+    return parsers[language]
+
+
 def available(language: str | None) -> bool:
-    return bool(language) and parser_for(str(language)) is not None
+    return bool(language) and _language(str(language)) is not None
 
 
 def signature(node: Any, source: bytes) -> str:
