@@ -110,7 +110,18 @@ def test_the_memory_survives_the_brain_host(rehearsal: Rehearsal) -> None:
     for step in steps:
         proc = rehearsal.brain.sh(step, user=admin, check=False, timeout=300)
         assert proc.returncode == 0, f"{step}: {proc.stdout}{proc.stderr}"
-    after = wait_for(lambda: _all_embedded(rehearsal), "search on the restored brain", 120, every=2)
+    # The indexes beside the database are not in the backup (docs/OPERATIONS.md): the embedding
+    # worker rebuilds them after the restore, and until it has, BM25 comes from FTS5, which finds the
+    # same chunks but orders near-ties differently from tantivy (a run compared the first answer and
+    # saw two results swap). So wait for the rebuild, with a hang's deadline, and compare then.
+    def same() -> dict[str, list[dict]] | None:
+        got = _all_embedded(rehearsal)
+        return got if got == before else None
+
+    try:
+        after = wait_for(same, "the restored brain's search to equal the old one", 300, every=2)
+    except AssertionError:
+        after = _all_embedded(rehearsal)
     assert after == before
 
 
