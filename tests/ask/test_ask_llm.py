@@ -18,6 +18,7 @@ def client(base: str, **kw) -> LLMClient:
     kw.setdefault("connect_timeout", 1.0)
     kw.setdefault("read_timeout", 2.0)
     kw.setdefault("retry_backoff", 0.01)
+    kw.setdefault("sleep", lambda _s: None)  # retries wait on nothing: no test waits on the wall clock
     return LLMClient(base, "standin-model", "secret-key", **kw)
 
 
@@ -97,15 +98,15 @@ def test_get_llm_builds_from_config_and_caches(tmp_path) -> None:
 
 def test_connection_refused_names_endpoint_after_bounded_retries() -> None:
     base = closed_port_url()
-    llm = client(base, max_retries=2, retry_backoff=0.05)
-    started = time.monotonic()
+    waits: list[float] = []
+    llm = client(base, max_retries=2, retry_backoff=0.05, sleep=waits.append)
     with pytest.raises(LLMError) as info:
         llm.complete(MESSAGES, max_tokens=5)
     err = info.value
     assert err.reason == "unreachable"
     assert f"{base}/chat/completions" in str(err)
     assert "secret-key" not in str(err)
-    assert time.monotonic() - started >= 0.05 + 0.1  # two backoffs: 0.05 + 0.1
+    assert waits == [0.05, 0.1]  # two retries, the backoff doubling; the injected sleep keeps the clock out
 
 
 def test_500_is_an_error_with_the_server_message_and_not_retried(standin: StandinLLM) -> None:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, cast
 
@@ -244,7 +244,9 @@ class LLMClient:
 
     def __init__(self, base_url: str, model: str, api_key: str = "", *, connect_timeout: float = 5.0,
                  read_timeout: float = 300.0, max_retries: int = 2, retry_backoff: float = 0.5,
-                 temperature: float = 0.2, context_probe: ContextProbe | None = None):
+                 temperature: float = 0.2, context_probe: ContextProbe | None = None,
+                 sleep: Callable[[float], None] = time.sleep):
+        """``sleep`` waits between retries; tests pass a recorder so no test waits on the wall clock."""
         import openai
 
         self.base_url = base_url.rstrip("/")
@@ -254,6 +256,7 @@ class LLMClient:
         self.max_retries = max_retries
         self.retry_backoff = retry_backoff
         self.temperature = temperature
+        self._sleep = sleep
         self.context = context_probe  # None: the server is not asked, llm.context_tokens stands
         timeout = openai.Timeout(read_timeout, connect=connect_timeout, read=read_timeout,
                                  write=read_timeout, pool=connect_timeout)
@@ -288,7 +291,7 @@ class LLMClient:
             delay = self.retry_backoff * (2 ** attempt)
             attempt += 1
             log.warning("%s; retry %d/%d in %.1f s", err, attempt, self.max_retries, delay)
-            time.sleep(delay)
+            self._sleep(delay)
 
     def _classify(self, exc: Exception) -> tuple[LLMError, bool]:
         """Turn an ``openai`` exception into (LLMError, whether retrying is safe)."""
@@ -336,7 +339,7 @@ class LLMClient:
             if err.reason != "unreachable" or attempt == 1:
                 return self._error("protocol", f"stream ended before its first chunk; the same request "
                                                f"not streamed failed too: {err}")
-            time.sleep(self.retry_backoff)
+            self._sleep(self.retry_backoff)
         log.warning("LLM at %s: a stream ended before its first chunk although the request is accepted "
                     "(max_tokens %d)", self.endpoint, max_tokens)
         return empty
