@@ -6,12 +6,10 @@ import logging
 
 from flask import Blueprint, jsonify
 
-from brain.api import schema
-from brain.api.deps import get_config, get_store, get_text_model_for_app
+from brain.api import ingest_child, schema
+from brain.api.deps import get_config, get_store
 from brain.api.errors import ApiError
 from brain.api.params import json_body
-from brain.core.embed import EmbedError
-from brain.core.store import ValidationError
 from brain.shared.schema import ItemBatch
 
 log = logging.getLogger(__name__)
@@ -33,18 +31,7 @@ def upsert_items():
     if isinstance(items, list) and len(items) > limit:  # before validating 10,000 items one by one
         raise ApiError(413, "too_many_items", f"a batch may carry at most {limit} items, got {len(items)}",
                        field="items")
-    batch = schema.validate(ItemBatch, body, "invalid_field", {"max_content_bytes": get_config().server.max_item_bytes})
-    try:
-        model = get_text_model_for_app()
-    except EmbedError as exc:
-        log.error("cannot cut chunks for the configured model: %s", exc)
-        raise ApiError(503, "embedder_unavailable", f"the embedding model's tokenizer is not usable, nothing was "
-                       f"stored: {exc}") from None
-    try:
-        result = get_store().upsert(batch.items, model, get_config().server.max_item_bytes)
-    except ValidationError as exc:
-        raise ApiError(400, "invalid_item", exc.message, field=exc.field, index=exc.index) from None
-    return jsonify(result.as_dict())
+    return jsonify(ingest_child.upsert(get_config(), body))
 
 
 @bp.get("/items")

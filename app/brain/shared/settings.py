@@ -91,6 +91,13 @@ class ServerSettings(Section):
     embed_worker: bool = setting(
         True, "`brain serve` starts the embedding worker (set false where systemd runs `brain embed-worker`)"
     )
+    ingest_nice: int = setting(
+        10,
+        "how much lower (a nice increment) the CPU priority is of the child process each API worker stores batches in, "
+        "so searches run first; "
+        "-1 stores them in the request thread",
+        ge=-1, le=19,
+    )
 
 
 class EmbedSettings(Section):

@@ -1,0 +1,134 @@
+"""Ingest's CPU work — validating, chunking and writing a batch — in a child process at a lower
+CPU priority, one per API worker process.
+
+Why a child process: a POST of 100 whole files costs seconds of CPU (tokenizing, tree-sitter,
+identifier terms, FTS rows). Done in a request thread it competes with the searches at the same
+priority, and in the same worker it also holds the GIL they need: with one client ingesting, the
+p95 of 8 search clients through the API rose 3.7x (docs/PERFORMANCE.md, issue 11). A niced
+*thread* would not help, because a low-priority thread preempted while it holds the GIL stalls
+every search thread of its worker. A child process has its own GIL, and its nice value tells the
+kernel to run searches first; the request thread only waits on a pipe.
+
+The answer is the same as before: the child runs the very same ``Store.upsert`` in one
+transaction, and the request waits for it, so a 200 still means "stored". Errors come back as
+the same JSON answers (400, 503, 507): the child turns them into plain tuples, because a pickled
+exception would lose its fields or fail to unpickle.
+
+``server.ingest_nice`` < 0 keeps the work in the request thread (as before this module).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import sqlite3
+import threading
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+from brain.api import schema
+from brain.api.errors import ApiError, storage_error
+from brain.core import store
+from brain.core.embed import EmbedError, get_text_model
+from brain.shared.schema import ItemBatch
+from brain.shared.settings import ServerConfig
+
+log = logging.getLogger(__name__)
+
+# what the child sends back: ("ok", counts) or ("error", status, code, message, field, index)
+Answer = tuple[Any, ...]
+
+_lock = threading.Lock()
+_pool: ProcessPoolExecutor | None = None
+_pool_pid = 0
+
+
+def upsert(cfg: ServerConfig, body: dict[str, Any]) -> dict[str, int]:
+    """Store the batch ``body``; raise the ApiError to answer with if it cannot be stored."""
+    nice = cfg.server.ingest_nice
+    if nice < 0:
+        answer = store_batch(cfg, body)
+    else:
+        answer = _in_child(nice, cfg, body)
+    if answer[0] == "ok":
+        return answer[1]
+    _, status, code, message, field, index = answer
+    if status >= 500:  # logged here: a spawned child's log records go nowhere
+        log.error("ingest: %s", message)
+    raise ApiError(status, code, message, field=field, index=index)
+
+
+def _in_child(nice: int, cfg: ServerConfig, body: dict[str, Any]) -> Answer:
+    """Run the batch in the child; a child that died (OOM killer, SIGKILL) is replaced once.
+
+    Sending the batch again is safe: the dead child's transaction rolled back, and a batch
+    that was committed before it died comes back ``unchanged``."""
+    for attempt in (1, 2):
+        try:
+            return _executor(nice).submit(store_batch, cfg, body).result()
+        except BrokenProcessPool:
+            _reset()
+            log.warning("ingest process ended (attempt %d of 2); starting a new one", attempt)
+    raise ApiError(503, "ingest_unavailable", "the ingest process ended twice while storing this batch; "
+                   "nothing of it was stored, send it again")
+
+
+def store_batch(cfg: ServerConfig, body: dict[str, Any]) -> Answer:
+    """Validate, chunk and write one batch (in the child, or in the request thread)."""
+    try:
+        batch = schema.validate(ItemBatch, body, "invalid_field", {"max_content_bytes": cfg.server.max_item_bytes})
+        try:
+            model = get_text_model(cfg)
+        except EmbedError as exc:
+            raise ApiError(503, "embedder_unavailable", f"the embedding model's tokenizer is not usable, nothing "
+                           f"was stored: {exc}") from None
+        # a connection per batch, closed after it: a kept one would hold the database's filesystem
+        # busy (an operator's remount, a test's), and opening costs milliseconds against seconds of chunking
+        conn: sqlite3.Connection | None = None
+        try:
+            conn = store.connect(cfg.server.db_path)
+            result = store.Store(conn, cfg.embed.chunk_tokens, cfg.embed.chunk_overlap).upsert(
+                batch.items, model, cfg.server.max_item_bytes)
+        except store.ValidationError as exc:
+            raise ApiError(400, "invalid_item", exc.message, field=exc.field, index=exc.index) from None
+        except (sqlite3.Error, OSError) as exc:
+            failure = storage_error(exc, cfg.server.db_path)
+            if failure is None:
+                raise
+            raise failure from None
+        finally:
+            if conn is not None:
+                conn.close()
+        return ("ok", result.as_dict())
+    except ApiError as exc:
+        return ("error", exc.status, exc.code, exc.message, exc.field, exc.index)
+
+
+def _executor(nice: int) -> ProcessPoolExecutor:
+    """This worker process's ingest child, started on first use (after gunicorn's fork)."""
+    global _pool, _pool_pid
+    with _lock:
+        if _pool is None or _pool_pid != os.getpid():
+            # spawn, not fork: the worker has threads (gunicorn's, ONNX Runtime's, faiss's)
+            _pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                        initializer=_lower_priority, initargs=(nice,))
+            _pool_pid = os.getpid()
+        return _pool
+
+
+def _reset() -> None:
+    global _pool
+    with _lock:
+        if _pool is not None:
+            _pool.shutdown(wait=False, cancel_futures=True)
+        _pool = None
+
+
+def _lower_priority(nice: int) -> None:
+    """The child's initializer: run after every normal-priority process on the machine."""
+    try:
+        os.nice(nice)
+    except OSError as exc:  # a container that forbids it: ingest still works, at normal priority
+        log.warning("ingest process: cannot lower its priority by %d: %s", nice, exc)
