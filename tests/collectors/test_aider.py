@@ -7,15 +7,16 @@ from datetime import datetime
 from pathlib import Path
 
 from brain.collect import agents, aider, coding_agents
+from brain.collect.archive import Archive
 from brain.shared import timeutil
 
 from .agent_homes import AIDER_HISTORY
 from .conftest import RecordingSink
 
 
-def run(cfg, state, redactor) -> tuple[RecordingSink, agents.RunStats]:
+def run(cfg, state, redactor, archive=None) -> tuple[RecordingSink, agents.RunStats]:
     sink = RecordingSink(state)
-    return sink, coding_agents.collect(cfg, state, sink, redactor, None, only=("aider",))
+    return sink, coding_agents.collect(cfg, state, sink, redactor, archive, only=("aider",))
 
 
 def write_repo(root: Path, text: str = AIDER_HISTORY) -> Path:
@@ -109,3 +110,20 @@ def test_the_search_is_bounded_in_depth_and_never_stats_each_file(home: Path, mo
     monkeypatch.setattr(os, "stat", real_stat)
     assert found == [shallow / aider.FILE]
     assert not [p for p in stats if p.startswith(str(downloads) + "/")], stats[:5]
+
+
+def test_a_pasted_ini_password_is_redacted_in_the_item_and_in_the_archived_history(home: Path, make_cfg, state,
+                                                                                  redactor, tmp_path: Path) -> None:
+    """Issue 12: the archive keeps the history as Aider wrote it, each prompt line after
+    ``#### ``, and there an INI section was not seen as one (a password of words needs it)."""
+    prompt = ["why is the login refused?", "[database]", "host = db.internal.example", "password = MarbleCanyonViolet"]
+    write_repo(home, "\n# aider chat started at 2026-05-05 14:03:11\n\n#### " + "  \n#### ".join(prompt) + "  \n\n"
+               "The password is read from the [database] section.\n\n")
+    archive = Archive(tmp_path / "archive")
+    sink, _ = run(make_cfg(files_roots=[str(home / "code")]), state, redactor, archive)
+    (item,) = sink.items.values()
+    assert "MarbleCanyonViolet" not in item["content"] and "password = [REDACTED:" in item["content"]
+    (key, rel), = archive.files()
+    stored = archive.read(key, rel)
+    archive.close()
+    assert b"MarbleCanyonViolet" not in stored and b"#### password = [REDACTED:secret_assignment]  \n" in stored

@@ -316,6 +316,20 @@ def test_a_session_that_breaks_the_renderer_is_named_and_the_others_collected(ho
     assert (f"claude session {GOOD_SID}", "cannot be read: RecursionError") in stats.dropped
 
 
+def test_a_private_key_in_the_first_prompt_leaves_no_line_of_it_in_the_title(home: Path, make_cfg, state,
+                                                                              redactor) -> None:
+    """Issue 12: the first prompt was made one line and cut to 120 characters before it was
+    redacted: the key lost its END line and its line breaks, and its first lines were sent."""
+    sid = "44444444-5555-4666-8777-888888888888"
+    body = ["MIIEpAIBAAKCAQEAfakeFAKEfake0123456789abcdefFAKEfakeFAKEfake0123456"] * 20
+    key = "-----BEGIN RSA PRIVATE KEY-----\n" + "\n".join(body) + "\n-----END RSA PRIVATE KEY-----"
+    jsonl(home / ".claude" / "projects" / SYN_DIR / f"{sid}.jsonl",
+          [user(sid, "2026-03-01T10:00:00.000Z", SYN_CWD, "u1", f"Why does this fail?\n{key}\nplease check")])
+    sink, _ = run(make_cfg(), state, redactor)
+    title = sink.items[f"claude:{sid}"]["title"]
+    assert title == "Why does this fail? [REDACTED:private_key] please check"
+
+
 def test_clipping_never_cuts_through_a_token() -> None:
     token = "ghp_" + "A1b2C3d4" * 5
     text = "x " * 990 + token + " tail"

@@ -149,6 +149,28 @@ def test_secrets_are_redacted_and_the_rollout_archived_redacted(home: Path, make
     assert secret.encode() not in stored and b"refunds over 100 EUR" in stored
 
 
+def test_a_secret_in_the_first_prompt_or_a_command_leaves_no_piece_in_the_title_or_the_archive(
+        home: Path, make_cfg, state, redactor, tmp_path: Path) -> None:
+    """Issue 12: the title (the first prompt) was cut to 120 characters before it was redacted,
+    through the middle of a long token; a command's token followed the ``\\n`` escape of the
+    JSON string ``function_call.arguments`` is, which hid where the token starts."""
+    token = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJ" + "FAKEa1B2c3D4" * 5 + ".FAKE" + "s1G2n3A4t5" * 4
+    hf = "hf_FAKEa1B2c3D4e5F6g7H8i9J0k1L2m3N4o5"
+    lines = codex_session()
+    lines[5]["payload"]["content"][0]["text"] = lines[6]["payload"]["message"] = f"Why does this fail? {token} please"
+    lines[8]["payload"]["arguments"] = json.dumps({"command": ["bash", "-lc", f"cat > .env <<'EOF'\n{hf}\nEOF"]})
+    write_lines(codex_path(home), lines)
+    archive = Archive(tmp_path / "archive")
+    sink, _ = run(make_cfg(), state, redactor, archive)
+    it = sink.items[ID]
+    assert "FAKE" not in json.dumps(it), it["title"]
+    assert it["title"] == "Why does this fail? [REDACTED:jwt] please" and "tool shell: bash -lc" in it["content"]
+    (key, rel), = archive.files()
+    stored = archive.read(key, rel)
+    archive.close()
+    assert b"FAKE" not in stored and b"[REDACTED:huggingface]" in stored
+
+
 def test_codex_home_is_honoured_and_nothing_found_says_so(home: Path, make_cfg, state, redactor,
                                                          monkeypatch, tmp_path: Path) -> None:
     sink, stats = run(make_cfg(), state, redactor)

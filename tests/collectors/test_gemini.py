@@ -104,3 +104,16 @@ def test_gemini_cli_home_and_a_session_without_id(home: Path, make_cfg, state, r
     write_lines(tmp_path / "gh" / ".gemini" / "tmp" / "site" / "chats" / "session-x.jsonl", [{"kind": "main"}])
     sink, stats = run(make_cfg(), state, redactor)
     assert set(sink.items) == {ID} and stats.skipped["empty"] == 1
+
+
+def test_a_long_error_is_cut_between_tokens_never_through_a_secret(home: Path, make_cfg, state, redactor) -> None:
+    """Issue 12: an error message was cut to 500 characters before it was redacted; a token
+    across the cut lost its tail, and what was left no detector recognised."""
+    token = "AIzaSy" + "FAKEa1B2c3D4e5F6g7H8i9J0k1L2m3N4o"
+    lines = gemini_session()
+    lines[11]["content"] = "x" * 470 + " key " + token + " exceeded its quota"  # the token across character 500
+    write_gemini(home)
+    write_lines(next((home / ".gemini" / "tmp").rglob("session-*.jsonl")), lines)
+    sink, _ = run(make_cfg(), state, redactor)
+    c = sink.items[ID]["content"]
+    assert "FAKE" not in c and f"error: {'x' * 470} key [... " in c

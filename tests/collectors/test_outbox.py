@@ -190,3 +190,26 @@ def test_oversized_content_keeps_head_and_tail(redactor) -> None:
     assert "bytes cut by the collector" in clean["content"] and clean["meta"]["truncated"] is True
     small, _ = prepare({"id": "note:s", "source": "note", "content": "ok"}, redactor, max_bytes=100_000)
     assert small["content"] == "ok" and "meta" not in small
+
+
+FAKE_KEY_LINES = ["MIIEpAIBAAKCAQEAfakeFAKEfake0123456789abcdefFAKEfakeFAKEfake0123456",
+                  "FAKEfakeFAKE0123456789abcdefFAKEfakeFAKEfake0123456789abcdefFAKE01"]
+
+
+def test_a_title_is_redacted_whole_then_made_one_line_and_cut(redactor) -> None:
+    """Issue 12: cut to its length or joined onto one line first, a secret in a first prompt
+    loses the shape its detector knows (a token cut in half, a private key without its END line
+    and its lines joined by spaces), and the piece left over was sent as the title."""
+    from brain.collect import prepare
+
+    token = "sk-ant-api03-" + "FAKEa1B2c3D4" * 8 + "AA"
+    key = "-----BEGIN RSA PRIVATE KEY-----\n" + "\n".join(FAKE_KEY_LINES * 4) + "\n-----END RSA PRIVATE KEY-----"
+    for title in (f"Why does this fail? {token} please check", f"Why does this fail?\n{key}\nplease check"):
+        clean, counts = prepare({"id": "note:t", "source": "note", "title": title, "content": "x"}, redactor,
+                                max_bytes=100_000, title_chars=60)
+        assert counts and "FAKE" not in clean["title"], clean["title"]
+        assert clean["title"].startswith("Why does this fail? [REDACTED:") and "\n" not in clean["title"]
+        assert len(clean["title"]) <= 60
+    long, _ = prepare({"id": "note:l", "source": "note", "title": "word " * 200, "content": "x"}, redactor,
+                      max_bytes=100_000)
+    assert len(long["title"]) == 500 and long["title"].endswith("…")

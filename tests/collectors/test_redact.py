@@ -197,6 +197,24 @@ def test_encoded_secrets_are_found_decoded_and_replaced_in_the_original(encode, 
     assert text.startswith(before) and text.endswith(after.split("]", 1)[1])
 
 
+@pytest.mark.parametrize("snippet", [
+    "ghp_FAKEa1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6",
+    "hf_FAKEa1B2c3D4e5F6g7H8i9J0k1L2m3N4o5",
+    "sk_test_FAKEa1B2c3D4e5F6g7H8i9J0",
+    "mysql -u root -pFAKEa1B2c3D4e5 -h db.internal.example app",
+    "Cookie: sessionid=FAKEa1B2c3D4e5F6g7H8i9J0k1L2m3N4; theme=dark",
+], ids=["github", "huggingface", "stripe", "mysql", "cookie"])
+def test_a_secret_after_a_newline_escape_is_found(snippet: str) -> None:
+    """Issue 12: in a JSON string inside a JSON string (Codex's ``function_call.arguments``,
+    Cursor's ``rawArgs``, as the archives keep them) the ``n`` of a ``\\n`` escape runs into the
+    token after it, so no detector saw where the token starts."""
+    command = json.dumps({"command": ["bash", "-lc", f"cat > /tmp/notes.txt <<'EOF'\n{snippet}\nEOF"]})
+    out = redact(command)
+    assert "FAKE" not in out, out
+    assert out.startswith('{"command": ["bash", "-lc", "cat > /tmp/notes.txt <<\'EOF\'\\n') and \
+        out.endswith('\\nEOF"]}'), out
+
+
 def test_the_decoded_view_maps_every_character_back() -> None:
     text = "a%41b&amp;c\\u0041d%252F\n"
     view, starts, ends = decoded_view(text)
@@ -243,6 +261,11 @@ def test_encoded_text_redaction_is_idempotent() -> None:
     ('{"text": "[db]\\nhost = db.internal\\npassword = riverstonebridge"}', "riverstonebridge"),
     ("<pre>[database]\nhost = db.internal.example\npassword = marblecanyonviolet</pre>", "marblecanyonviolet"),
     ("[database] host = db.internal.example password = MarbleCanyonViolet - Chat", "MarbleCanyonViolet"),  # a title
+    # an INI section quoted (Markdown, e-mail), written as an Aider prompt, commented out
+    ("> [database]\n> host = db.internal.example\n> password = MarbleCanyonViolet\n", "MarbleCanyonViolet"),
+    ("#### [database]  \n#### host = db.internal.example  \n#### password = MarbleCanyonViolet  \n",
+     "MarbleCanyonViolet"),
+    ("# [service \"api\"]\n# token = marblecanyonviolet\n", "marblecanyonviolet"),
 ])
 def test_structural_rules(text: str, secret: str) -> None:
     out = redact(text)
@@ -274,6 +297,9 @@ def test_kubernetes_secret_data_is_redacted_whatever_the_key_and_a_configmap_is_
     "def login(hunter):\n    password = hunter\n    return check(password)\n",
     "[tool.ruff]\nline-length = 120\n\n[auth]\ntoken = none\npassword = false\n",
     "[flake8]\nmax-line-length = 120\n\ndef login(hunter):\n    password = hunter\n",  # code ends the section
+    "# see the [docs]\ndef login(hunter):\n    password = hunter\n",  # a comment that ends in brackets is no header
+    "## [Unreleased]\n\n### Added\n- the password = option\n",
+    'print("rows:\\nname\\tvalue\\n")\npath = "C:\\\\new\\\\tools"\n',  # escapes before words, nothing secret
 ])
 def test_look_alikes_in_encoded_and_structural_forms_survive(text: str) -> None:
     assert redact(text) == text

@@ -104,6 +104,16 @@ def repair_text(value: Any) -> tuple[Any, int]:
     return value, 0
 
 
+TITLE_CHARS = 500  # the longest title sent
+TITLE_SOURCE_CHARS = 4000  # how much of a title's source (a first prompt) is redacted and made a title
+
+
+def one_line(text: str, limit: int = TITLE_CHARS) -> str:
+    """``text`` on one line (each run of whitespace one space), cut to ``limit`` characters with ``…``."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
 def cap_content(text: str, max_bytes: int) -> tuple[str, bool]:
     """Keep head and tail of an over-long text (the server rejects items above its byte limit)."""
     data = text.encode("utf-8", "surrogatepass")
@@ -115,11 +125,17 @@ def cap_content(text: str, max_bytes: int) -> tuple[str, bool]:
     return f"{head}\n\n[... {len(data) - keep} bytes cut by the collector ...]\n\n{tail}", True
 
 
-def prepare(item: dict[str, Any], redactor: Redactor, max_bytes: int,
-            plain_meta: tuple[str, ...] = (), stats: RunStats | None = None) -> tuple[dict[str, Any], Counter[str]]:
+def prepare(item: dict[str, Any], redactor: Redactor, max_bytes: int, plain_meta: tuple[str, ...] = (),
+            stats: RunStats | None = None, title_chars: int = TITLE_CHARS) -> tuple[dict[str, Any], Counter[str]]:
     """Repair text the outbox could not encode (see ``repair_text``; named in ``stats.repaired``),
     redact the item (content, title, uri, project, meta but ``plain_meta`` keys), then cap its
-    size and title length.
+    size, and make its title one line of at most ``title_chars`` characters.
+
+    Why the title is shortened only here, after redaction: a collector's title is often the
+    first prompt, and cut or joined onto one line first, a secret in it loses the shape its
+    detector knows (a token cut in half, a private key's lines run together and its END line
+    cut off), so the piece that is left would be sent. Collectors hand over the whole text
+    (a long prompt cut with ``claude._clip``, which never cuts inside a token).
 
     The real run and ``--dry-run`` both go through here, so a dry run meets (and reports) the
     same bad text the outbox would."""
@@ -130,6 +146,6 @@ def prepare(item: dict[str, Any], redactor: Redactor, max_bytes: int,
     clean["content"], cut = cap_content(clean.get("content", ""), max_bytes)
     if cut:
         clean.setdefault("meta", {})["truncated"] = True
-    if clean.get("title") and len(clean["title"]) > 500:
-        clean["title"] = clean["title"][:497] + "..."
+    if isinstance(clean.get("title"), str):
+        clean["title"] = one_line(clean["title"], min(title_chars, TITLE_CHARS))
     return clean, counts

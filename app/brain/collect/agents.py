@@ -40,10 +40,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from brain.collect import Problem, RunStats, prepare, repair_text
+from brain.collect import TITLE_SOURCE_CHARS, Problem, RunStats, prepare, repair_text
 from brain.collect.archive import AgentArchive, Archive
 from brain.collect.browser import snapshot
-from brain.collect.claude import _clip, _one_line
+from brain.collect.claude import PROMPT_TITLE_CHARS, TITLE_CHARS, _clip
 from brain.collect.outbox import Queued, Sink, State
 from brain.shared import timeutil
 from brain.shared.settings import LaptopConfig
@@ -143,6 +143,9 @@ def when(value: Any) -> datetime | None:
 # ---------------------------------------------------------------------- rendering
 
 
+ERROR_CHARS = 500  # longest error message shown
+
+
 class Lines:
     """A session's content as Claude items show it; counts the user's prompts and tool calls."""
 
@@ -182,13 +185,20 @@ class Lines:
     def note(self, line: str) -> None:
         self.out.append(line)
 
+    def error(self, text: str) -> None:
+        """``error: <message>``, a long one cut at a token boundary (never through a secret)."""
+        if text.strip():
+            self.out.append(f"error: {_clip(text, ERROR_CHARS)}")
+
     def compacted(self, summary: str = "") -> None:
         self.out.append("--- context compacted ---")
         if summary.strip():
             self.out.append(f"[summary of the conversation so far] {_clip(summary, 4 * self.result_chars)}")
 
     def first_prompt(self) -> str:
-        return next((_one_line(line[len("user: "):]) for line in self.out if line.startswith("user: ")), "")
+        """The first prompt, whole (``prepare`` makes it one line once it is redacted)."""
+        return next((_clip(line[len("user: "):], TITLE_SOURCE_CHARS) for line in self.out if line.startswith("user: ")),
+                    "")
 
 
 KEY_ARGS = ("command", "cmd", "file_path", "filePath", "path", "absolute_path", "pattern", "query", "url",
@@ -248,7 +258,7 @@ class Session:
                 "skipped_lines": self.bad.skipped or None, **self.meta}
         return {
             "id": f"{SOURCE}:{self.agent}:{self.sid}", "source": SOURCE,
-            "title": _one_line(self.title, 200) if self.title.strip() else self.lines.first_prompt() or self.sid,
+            "title": _clip(self.title, TITLE_SOURCE_CHARS) if self.title.strip() else self.lines.first_prompt() or self.sid,
             "uri": f"{self.agent}://session/{self.sid}", "project": self.project,
             "created_at": timeutil.fmt(times[0]) if times else None,
             "updated_at": timeutil.fmt(times[-1]) if times else None,
@@ -301,7 +311,8 @@ class Tracker:
 
 def emit(session: Session, sink: Sink, stats: RunStats, redactor: Any, cfg: LaptopConfig) -> None:
     """Redact, cap and queue one session's item (unchanged items are not queued again)."""
-    item, counts = prepare(session.item(), redactor, cfg.collect.max_item_bytes, PLAIN_META, stats)
+    item, counts = prepare(session.item(), redactor, cfg.collect.max_item_bytes, PLAIN_META, stats,
+                           TITLE_CHARS if session.title.strip() else PROMPT_TITLE_CHARS)
     if sink.upsert(Queued(item, counts)):
         stats.queued += 1
         stats.redacted.update(counts)

@@ -43,7 +43,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from brain.collect import Problem, RunStats, expand, prepare, repair_text
+from brain.collect import TITLE_SOURCE_CHARS, Problem, RunStats, expand, prepare, repair_text
 from brain.collect.archive import Archive, is_claude_root
 from brain.collect.outbox import Queued, Sink, State
 from brain.shared import timeutil
@@ -299,9 +299,8 @@ def _clip(text: str, limit: int) -> str:
     return text
 
 
-def _one_line(text: str, limit: int = 120) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+PROMPT_TITLE_CHARS = 120  # a title made of the first prompt
+TITLE_CHARS = 200  # a title the agent wrote (custom-title, ai-title, summary)
 
 
 def _block_text(content: Any) -> str:
@@ -527,6 +526,7 @@ def _message(e: dict[str, Any]) -> dict[str, Any]:
 
 
 def _first_prompt(entries: list[dict[str, Any]], renderer: Renderer) -> str:
+    """The first prompt the user typed, whole (``prepare`` makes it one line after redaction)."""
     for e in entries:
         if e.get("type") != "user" or e.get("isMeta") or e.get("isCompactSummary"):
             continue
@@ -537,7 +537,7 @@ def _first_prompt(entries: list[dict[str, Any]], renderer: Renderer) -> str:
         for text in texts:
             line = renderer.user_text(str(text))
             if line and line.startswith("user: ") and not line.startswith("user: [Request interrupted"):
-                return _one_line(line[len("user: "):])
+                return _clip(line[len("user: "):], TITLE_SOURCE_CHARS)
     return ""
 
 
@@ -545,9 +545,10 @@ TITLE_KINDS = (("custom-title", "customTitle"), ("agent-name", "agentName"), ("a
                ("summary", "summary"))
 
 
-def _title(entries: list[dict[str, Any]], renderer: Renderer) -> str:
+def _title(entries: list[dict[str, Any]], renderer: Renderer) -> tuple[str, int]:
     """custom-title > agent-name > ai-title > summary line > first user prompt (last of each
-    kind wins: Claude Code writes them again on resume and after a rename)."""
+    kind wins: Claude Code writes them again on resume and after a rename), whole, and the
+    length ``prepare`` cuts it to once it is redacted."""
     found: dict[str, str] = {}
     for e in entries:
         for kind, key in TITLE_KINDS:
@@ -555,8 +556,8 @@ def _title(entries: list[dict[str, Any]], renderer: Renderer) -> str:
                 found[kind] = e[key].strip()
     for kind, _ in TITLE_KINDS:
         if kind in found:
-            return _one_line(found[kind], 200)
-    return _first_prompt(entries, renderer)
+            return _clip(found[kind], TITLE_SOURCE_CHARS), TITLE_CHARS
+    return _first_prompt(entries, renderer), PROMPT_TITLE_CHARS
 
 
 def _first_timestamp(entries: list[dict[str, Any]]) -> str:
@@ -571,6 +572,7 @@ class SessionDoc:
     item: dict[str, Any]
     stats: LineStats
     ended_at: datetime | None
+    title_chars: int = TITLE_CHARS  # the title's length once redacted (``prepare``)
 
 
 Agent = tuple[str, str, list[dict[str, Any]]]  # (agent id, agent type, entries)
@@ -645,7 +647,10 @@ def build_session(files: SessionFiles, renderer: Renderer) -> SessionDoc | None:
     meta = _session_meta(files, main or everything, everything, agents, lines, stats,
                          prompts if files.main else sum(1 for line in lines if line.startswith("user: ")))
     sid = files.session_id
-    title = _title(main_entries, renderer) or _title(everything, renderer) or meta.get("slug") or sid
+    title, title_chars = _title(main_entries, renderer)
+    if not title:
+        title, title_chars = _title(everything, renderer)
+    title = title or meta.get("slug") or sid
     item = {
         "id": f"claude:{sid}", "source": "claude", "title": title, "uri": f"claude://session/{sid}",
         "project": meta.get("cwd"),
@@ -653,7 +658,7 @@ def build_session(files: SessionFiles, renderer: Renderer) -> SessionDoc | None:
         "updated_at": timeutil.fmt(times[-1]) if times else None,
         "content": "\n".join(lines).strip(), "meta": meta,
     }
-    return SessionDoc(item, stats, times[-1] if times else None)
+    return SessionDoc(item, stats, times[-1] if times else None, title_chars)
 
 
 # ---------------------------------------------------------------------- the collector
@@ -680,7 +685,7 @@ def _remember(state: State, files: SessionFiles) -> None:
 
 
 def _emit(doc: SessionDoc, sink: Sink, stats: RunStats, redactor: Any, cfg: LaptopConfig) -> None:
-    item, counts = prepare(doc.item, redactor, cfg.collect.max_item_bytes, PLAIN_META, stats)
+    item, counts = prepare(doc.item, redactor, cfg.collect.max_item_bytes, PLAIN_META, stats, doc.title_chars)
     if sink.upsert(Queued(item, counts)):
         stats.queued += 1
         stats.redacted.update(counts)

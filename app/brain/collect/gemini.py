@@ -181,8 +181,8 @@ def render(conv: Conversation, lines: Lines, models: list[str]) -> list[Any]:
                     lines.tool(name, call.get("args"))
                     out, failed = _result_text(call)
                     lines.result(name, out, failed)
-        elif kind == "error" and text.strip():
-            lines.note(f"error: {text.strip()[:500]}")
+        elif kind == "error":
+            lines.error(text)
     return times
 
 

@@ -369,6 +369,4 @@ def _error(error: Any, lines: Lines) -> None:
     if not isinstance(error, dict):
         return
     data = got if isinstance(got := error.get("data"), dict) else {}
-    message = str(data.get("message") or error.get("name") or "").strip()
-    if message:
-        lines.note(f"error: {message[:500]}")
+    lines.error(str(data.get("message") or error.get("name") or ""))

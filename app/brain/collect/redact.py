@@ -464,18 +464,30 @@ _INI_KEY_LINE = re.compile(r"[\w.\- ]{1,64}[ \t]*(?:=|:)")
 INI_LOOKBACK_LINES = 40
 
 
+# Marks that quote a line: ``> `` (Markdown, e-mail, nested ``> > ``), and what an INI line
+# looks like quoted or commented out: ``#### `` (an Aider prompt, a Markdown heading), ``# ``.
+_QUOTE_MARKS = re.compile(r"\A[ \t]*(?:>[ \t]*)+")
+_LINE_MARKS_ONLY = re.compile(r"[ \t]*(?:(?:>[ \t]*)+|#{1,6}[ \t]+)?\Z")
+
+
 def _in_ini_section(text: str, start: int) -> bool:
     """Does the line at ``start`` belong to an INI section: a ``[section]`` header above it with
     only ``key = value`` lines, comments and blank lines between? (A ``\\n`` escape ends a line
-    too.) Python has no such headers, so there ``password = hunter`` is a variable, not a secret."""
+    too.) Python has no such headers, so there ``password = hunter`` is a variable, not a secret.
+    The lines may be quoted (``> [database]``), or commented out, or written as an Aider prompt
+    (``#### [database]``): a header in a comment counts when the comment is nothing else."""
     lines = text[max(0, start - 4096):start].replace("\\n", "\n").split("\n")[:-1]
     for line in reversed(lines[-INI_LOOKBACK_LINES:]):
-        bare = line.strip()
-        if not bare or bare.startswith(("#", ";")):
+        bare = _QUOTE_MARKS.sub("", line, count=1).strip()
+        commented = bare.startswith(("#", ";"))
+        inner = bare.lstrip("#;").strip() if commented else bare
+        if not inner:
             continue
-        if _INI_HEADER.search(bare):
+        if (not commented or inner.startswith("[")) and _INI_HEADER.search(inner):
             return True
-        if not _INI_KEY_LINE.match(bare):
+        if commented:
+            continue
+        if not _INI_KEY_LINE.match(inner):
             return False
     return False
 
@@ -491,7 +503,7 @@ def _starts_ini_line(text: str, start: int, vend: int) -> bool:
     whatever follows it (a page title's `` - Site``, a closing ``"}``)."""
     line_start, _ = _line_of(text, start, vend)
     prefix = text[line_start:start]
-    if prefix.strip() == "":
+    if _LINE_MARKS_ONLY.match(prefix):  # nothing before the name but the marks of a quoted line
         return _in_ini_section(text, line_start)
     return _FLAT_INI_PREFIX.match(prefix) is not None
 
@@ -699,11 +711,15 @@ def _k8s_secret_spans(text: str) -> Iterator[tuple[int, int, str]]:
 
 # ---------------------------------------------------------------------- the decoded view
 
-# A line with one of these is decoded (percent escapes, HTML entities, JSON escapes).
+# A line with one of these is decoded (percent escapes, HTML entities, JSON escapes). A ``\n``,
+# ``\t`` or ``\r`` escape only when a letter or digit follows it: there its own letter runs into
+# the token after it (``<<'EOF'\nghp_...``, a command in a JSON string such as Codex's
+# ``function_call.arguments``), and no detector sees where the token starts; elsewhere (``"a\n"``,
+# ``"\n[db]"``) the text reads the same undecoded, and a code file's lines need not be decoded.
 _PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
 _FORM_PLUS = re.compile(r"=[^\s&#\"'=<>+]*\+[^\s\"'<>]")  # ``q=docker+login+-p+...``: a form-encoded value
 _TRIGGERS = (_PERCENT, _FORM_PLUS, re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});"),
-             re.compile(r"\\u[0-9A-Fa-f]{4}"), re.compile(r"\\/"))
+             re.compile(r"\\u[0-9A-Fa-f]{4}"), re.compile(r"\\/"), re.compile(r"\\[nrt](?=[A-Za-z0-9])"))
 _ESCAPE_KINDS = (
     r"(?P<pct>(?:%[0-9A-Fa-f]{2})+)"
     r"|(?P<ent>&(?:#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});)"
