@@ -85,3 +85,33 @@ def test_ingest_and_search_at_once_never_answer_5xx(api_server):
             job.result(timeout=300)
     assert len(statuses) == 56 and set(statuses) == {200}, sorted(set(statuses))
     assert "Traceback" not in api_server.log()
+
+
+def test_each_worker_loads_the_search_indexes_and_model_as_it_starts(tmp_path):
+    """``server.warm_start``: when a server starts on a store with vectors, each worker loads the
+    indexes and the embedding model in the background, not in the first person's search."""
+    from brain.api import create_app
+    from brain.core import search_index
+    from brain.core.embed import get_text_model
+    from tests.conftest import TOKEN, drain_embeddings, start_api_server, stop_api_server
+
+    db = tmp_path / "server.db"
+    app = create_app({"server.db_path": str(db), "server.api_tokens": [TOKEN], "server.ingest_nice": -1})
+    r = app.test_client().post("/api/v1/items", json={"items": _items("w", 12)},
+                               headers={"Authorization": f"Bearer {TOKEN}"})
+    assert r.status_code == 200
+    assert drain_embeddings(app) >= 12
+    search_index.catch_up(db, get_text_model(app.config["BRAIN"]).model_id)  # what the embed worker keeps
+    server = start_api_server(tmp_path, {"BRAIN_SERVER_EMBED_WORKER": "false"})
+    try:
+        deadline = time.monotonic() + 120  # both workers log their warm-up once it is done
+        while server.log().count("search warm in") < 2:
+            assert "search warm-up failed" not in server.log(), server.log()[-3000:]
+            assert time.monotonic() < deadline, server.log()[-3000:]
+            time.sleep(0.05)
+        assert server.log().count("12 vectors, text index open, embedding model loaded") == 2, server.log()[-3000:]
+        body = requests.get(server.url + "/api/v1/search", params={"q": "topic w7"}, headers=server.headers,
+                            timeout=30).json()
+        assert body["results"][0]["id"] == "note:w7"
+    finally:
+        stop_api_server(server)

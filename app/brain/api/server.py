@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from brain.shared.settings import ServerConfig
+
+log = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -36,10 +41,44 @@ def embed_worker_process(cfg: ServerConfig) -> Iterator[subprocess.Popen[bytes] 
             proc.wait()
 
 
+def warm_up(app: Any) -> threading.Thread | None:
+    """Load the search indexes and the embedding model in a background thread of this worker
+    process (``server.warm_start``), so the first search after a start does not wait for them.
+    Requests are served meanwhile; one that needs a part still loading waits for that part only.
+    A failure is logged and changes nothing: the first search then loads what it needs."""
+    cfg: ServerConfig = app.config["BRAIN"]
+    if not cfg.server.warm_start:
+        return None
+
+    def run() -> None:
+        from brain.api.deps import get_searcher
+        from brain.core import store
+
+        started = time.monotonic()
+        try:
+            with app.app_context():
+                conn = store.connect(cfg.server.db_path, readonly=True)
+                try:
+                    loaded = get_searcher().warm(conn)
+                finally:
+                    conn.close()
+        except Exception as exc:  # noqa: BLE001 - a warm-up is an optimisation, never a failure
+            log.warning("search warm-up failed (the first search loads what it needs): %s", exc)
+            return
+        # in gunicorn's own log (at info there): the brain's loggers stay at warning in the API,
+        # because some of their info lines hold a query's words
+        logging.getLogger("gunicorn.error").info("search warm in %.1f s: %s", time.monotonic() - started, loaded)
+
+    thread = threading.Thread(target=run, name="brain-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
 def run_dev(cfg: ServerConfig, host: str, port: int) -> None:
     from brain.api import create_app
 
     app = create_app(cfg)
+    warm_up(app)
     with embed_worker_process(cfg):
         app.run(host=host, port=port, debug=False, threaded=True)
 
@@ -89,7 +128,9 @@ def run_gunicorn(cfg: ServerConfig, host: str, port: int, workers: int) -> None:
                 self.cfg.set(key, value)
 
         def load(self):
-            return create_app(cfg)
+            app = create_app(cfg)  # in each worker, after the fork: its threads are its own
+            warm_up(app)
+            return app
 
     with embed_worker_process(cfg):
         BrainApplication().run()

@@ -441,6 +441,23 @@ class Searcher:
                 self._text[db] = TextIndexReader(index_dir(db) / "text")
             return self._text[db]
 
+    def warm(self, conn: sqlite3.Connection) -> str:
+        """Load now what this process's first search would: the vectors and the HNSW snapshot, the
+        text index and, when the store holds vectors of this model, the embedding model. Returns what
+        was loaded, for the log.
+
+        Why: at 100k chunks that is 5-10 s (docs/PERFORMANCE.md, the warm-up phase), which the first
+        person to search after a restart would wait for, in every worker process."""
+        index = self.index_for(conn)
+        index.sync(conn)
+        reader = self.text_index_for(conn)
+        text = reader.warm() if reader is not None else False
+        has_vectors = conn.execute("SELECT 1 FROM embeddings WHERE model = ? LIMIT 1", (self.model_id,)).fetchone()
+        if has_vectors:
+            self.embedder.embed(["warm up"])
+        return (f"{index.ids.size:,} vectors, text index {'open' if text else 'not used'}, "
+                f"embedding model {'loaded' if has_vectors else 'not needed yet'}")
+
     def search(self, conn: sqlite3.Connection, q: str, k: int = 10, source: str | None = None,
                project: str | None = None, since: str | None = None, until: str | None = None,
                mode: str = "hybrid", per_item: bool = True) -> list[Hit]:

@@ -185,6 +185,16 @@ class TextIndexReader:
         self._marks = _read_marks(self._index)
         self._meta_stamp = stamp
 
+    def warm(self) -> bool:
+        """Open the index now rather than in the first search; True if it is usable."""
+        with self._lock:
+            try:
+                self._refresh()
+            except (OSError, ValueError) as exc:
+                log.info("text index %s not usable: %s", self.path, exc)
+                self._index = None
+            return self._searcher is not None
+
     def search(self, conn: sqlite3.Connection, words: list[str], n: int,
                match: str = "") -> list[tuple[int, float]] | None:
         """The n best chunks by BM25 for any of ``words``, or None when the index cannot answer (then

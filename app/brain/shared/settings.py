@@ -91,6 +91,9 @@ class ServerSettings(Section):
     embed_worker: bool = setting(
         True, "`brain serve` starts the embedding worker (set false where systemd runs `brain embed-worker`)"
     )
+    warm_start: bool = setting(
+        True, "each API worker loads the search indexes and the embedding model as it starts, not in the first search"
+    )
     ingest_nice: int = setting(
         10,
         "how much lower (a nice increment) the CPU priority is of the child process each API worker stores batches in, "
