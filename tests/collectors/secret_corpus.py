@@ -1,5 +1,5 @@
 """A corpus of FAKE secrets and of look-alikes that are not secrets, and the channels they are
-planted in (Claude transcripts, browser history, files).
+planted in (Claude transcripts, the other coding agents' sessions, browser history, files).
 
 Every secret here is generated from a seeded random generator at test time: shaped like the real
 format (prefix, alphabet, length) and never a real credential. Each (kind, channel) pair gets its
@@ -242,7 +242,9 @@ SECRET_KINDS: list[SecretKind] = [
                                    "SECRET_KEY = 'django-insecure-{v}'")),
     SecretKind("sentry_dsn", maker(lambda r: (v := rnd(r, 32, HEX), f"SENTRY_DSN https://{v}@o{rnd(r, 6, string.digits)}.ingest.sentry.io/{rnd(r, 7, string.digits)}"))),
     SecretKind("databricks", token("dapi", 32, HEX)),
-    SecretKind("atlassian", maker(lambda r: (v := "ATATT3xFfGF0" + rnd(r, 170) + "=" + rnd(r, 8, UPPER_ALNUM), v))),
+    # the fixed prefix is no core: one plant's leak would be counted for every plant of the kind
+    SecretKind("atlassian", lambda r: Fake(v := "ATATT3xFfGF0" + rnd(r, 170) + "=" + rnd(r, 8, UPPER_ALNUM), v,
+                                           cores_of(v[len("ATATT3xFfGF0"):]))),
     SecretKind("linear", token("lin_api_", 40)),
     SecretKind("notion", token("ntn_", 46)),
     SecretKind("postman", maker(lambda r: (v := f"PMAK-{rnd(r, 24, HEX)}-{rnd(r, 34, HEX)}", v))),
@@ -255,7 +257,8 @@ SECRET_KINDS: list[SecretKind] = [
     SecretKind("heroku_api_key", _k(lambda r: "-".join(rnd(r, n, HEX) for n in (8, 4, 4, 4, 12)), "HEROKU_API_KEY={v}")),
     SecretKind("datadog_api_key", _k(lambda r: rnd(r, 32, HEX), "DD_API_KEY={v}")),
     SecretKind("okta_ssws", _k(lambda r: "00" + rnd(r, 40), "Authorization: SSWS {v}")),
-    SecretKind("braintree", maker(lambda r: (v := f"access_token$production${rnd(r, 16, LOWER_ALNUM)}${rnd(r, 32, HEX)}", v))),
+    SecretKind("braintree", lambda r: Fake(v := f"access_token$production${rnd(r, 16, LOWER_ALNUM)}${rnd(r, 32, HEX)}", v,
+                                           cores_of(v[len("access_token$production$"):]))),
     SecretKind("firebase_fcm", maker(lambda r: (v := f"AAAA{rnd(r, 7)}:APA91b{rnd(r, 134)}", v))),
     SecretKind("sshpass", _k(lambda r: rnd(r, 14), "sshpass -p {v} ssh deploy@host.internal.example")),
     SecretKind("redis_url", _k(lambda r: rnd(r, 20), "redis://:{v}@cache.internal.example:6379/0")),
@@ -392,25 +395,31 @@ KEYED_FILES = {"file_ini": "service.ini", "file_dotenv": "dotenv.txt", "file_tom
                "file_aws_credentials": "aws-credentials.ini"}
 CHANNELS = CLAUDE_CHANNELS + CHROME_CHANNELS + FIREFOX_CHANNELS + tuple(SNIPPET_FILES) + tuple(KEYED_FILES)
 ONE_LINE_ONLY = {"file_ini", "file_netrc", "file_aws_credentials"}  # formats with no multi-line values
+# The other coding agents, each with the channels its sessions have: what the user typed, what the
+# assistant answered, a tool call's input (a shell command) and a tool's output (a file it read).
+AGENTS = ("codex", "gemini", "cursor", "aider", "opencode")
+AGENT_ROLES = ("user", "assistant", "tool_input", "tool_output")
+AGENT_CHANNELS = tuple(f"{agent}_{role}" for agent in AGENTS for role in AGENT_ROLES)
 
 
 def plants(seed: int = 12) -> list[Plant]:
-    """Every secret kind and every look-alike in every channel, each with fresh values."""
-    rng = random.Random(seed)
+    """Every secret kind and every look-alike in every channel, each with fresh values. The agent
+    channels draw from a generator of their own, so the other channels' values stay as they were."""
     out: list[Plant] = []
-    for kind in SECRET_KINDS:
-        for channel in CHANNELS:
-            fake = kind.make(rng)
-            if channel in ONE_LINE_ONLY and "\n" in fake.value:
-                continue
-            cores = fake.cores
-            if channel == "file_k8s_data":
-                cores = cores + (base64.b64encode(fake.value.encode()).decode().rstrip("="),)
-            out.append(Plant(kind.name, channel, fake.snippet, fake.value, cores, True))
-    for look in LOOKALIKES:
-        for channel in CHANNELS:
-            text = look.make(rng)
-            out.append(Plant(look.name, channel, text, "", (), False))
+    for rng, channels in ((random.Random(seed), CHANNELS), (random.Random(seed + 1), AGENT_CHANNELS)):
+        for kind in SECRET_KINDS:
+            for channel in channels:
+                fake = kind.make(rng)
+                if channel in ONE_LINE_ONLY and "\n" in fake.value:
+                    continue
+                cores = fake.cores
+                if channel == "file_k8s_data":
+                    cores = cores + (base64.b64encode(fake.value.encode()).decode().rstrip("="),)
+                out.append(Plant(kind.name, channel, fake.snippet, fake.value, cores, True))
+        for look in LOOKALIKES:
+            for channel in channels:
+                text = look.make(rng)
+                out.append(Plant(look.name, channel, text, "", (), False))
     return out
 
 
@@ -471,6 +480,24 @@ def claude_text(p: Plant) -> str:
         return '{"note": "' + json_unicode_escape(s) + '"}'
     if c == "claude_output_html":
         return f"<pre>{html_entities(s)}</pre>"
+    return f"{s}\nexit status 0"
+
+
+def agent_role(p: Plant) -> str:
+    """The role of an agent plant's channel: user, assistant, tool_input or tool_output."""
+    return p.channel.split("_", 1)[1]
+
+
+def agent_text(p: Plant) -> str:
+    """The text of an agent plant as the session holds it (before the agent's own encoding: a
+    JSON string in a JSON string for Codex's arguments, Cursor's ``rawArgs`` and ``result``)."""
+    role, s = agent_role(p), p.text
+    if role == "user":
+        return f"Why does this fail?\n{s}\nplease check"
+    if role == "assistant":
+        return f"The service reads this at startup:\n{s}\nThat is where the value comes from."
+    if role == "tool_input":
+        return f"cat > /tmp/notes.txt <<'EOF'\n{s}\nEOF"
     return f"{s}\nexit status 0"
 
 
