@@ -395,6 +395,15 @@ def bubble(bid: str, kind: int, text: str, at: str, **extra: Any) -> dict[str, A
             **extra}
 
 
+def lexical(text: str) -> str:
+    """A message's ``richText`` as Cursor's editor (Lexical) serialises it: a paragraph per line."""
+    node = {"detail": 0, "format": 0, "mode": "normal", "style": "", "type": "text", "version": 1}
+    paragraphs = [{"children": [{**node, "text": line}] if line else [], "direction": "ltr", "format": "", "indent": 0,
+                   "type": "paragraph", "version": 1} for line in text.split("\n")]
+    return json.dumps({"root": {"children": paragraphs, "direction": "ltr", "format": "", "indent": 0, "type": "root",
+                                "version": 1}}, separators=(",", ":"))
+
+
 def tool_bubble(bid: str, at: str, name: str, args: dict[str, Any], result: dict[str, Any] | None,
                 status: str = "completed", **extra: Any) -> dict[str, Any]:
     tfd: dict[str, Any] = {"tool": 15 if name == "run_terminal_cmd" else 40, "toolCallId": f"toolu_{bid}",

@@ -30,6 +30,7 @@ from .agent_homes import (
     bubble,
     cursor_chat,
     cursor_user,
+    lexical,
     tool_bubble,
     write_cursor,
     write_opencode_db,
@@ -162,6 +163,27 @@ def test_secrets_redacted_in_item_and_archive_which_never_holds_the_database(hom
     assert SECRET.encode() not in stored and b"the login test is flaky" in stored
     keys = [json.loads(line)["key"] for line in stored.splitlines()]
     assert keys[0] == f"composerData:{CURSOR_CID}" and f"bubbleId:{CURSOR_CID}:a9" in keys
+
+
+def test_the_archive_leaves_out_the_editors_rich_text_copy_of_a_prompt(home: Path, make_cfg, state, redactor,
+                                                                        tmp_path: Path) -> None:
+    """Issue 12: ``richText`` holds each line of a prompt as a JSON node of its own, where an INI
+    section's password of words is no longer seen as one: the archive kept it."""
+    write_cursor(home)
+    prompt = "why is the login refused?\n[database]\nhost = db.internal.example\npassword = MarbleCanyonViolet"
+    put(global_db(home), f"bubbleId:{CURSOR_CID}:u3", bubble("u3", 1, prompt, "2026-05-06T10:00:00.000Z") |
+        {"richText": lexical(prompt)})
+    composer, _ = cursor_chat()
+    composer["fullConversationHeadersOnly"].append({"bubbleId": "u3", "type": 1})
+    composer["richText"] = lexical("a draft: password = MarbleCanyonViolet")
+    put(global_db(home), f"composerData:{CURSOR_CID}", composer)
+    archive = Archive(tmp_path / "archive")
+    sink, _ = run(make_cfg(), state, redactor, archive)
+    assert "MarbleCanyonViolet" not in sink.items[ID]["content"] and "password = [REDACTED:" in sink.items[ID]["content"]
+    rel = f"globalStorage/state.vscdb/{CURSOR_CID}.jsonl"
+    stored = archive.read(next(k for k, r in archive.files() if r == rel), rel)
+    archive.close()
+    assert b"MarbleCanyonViolet" not in stored and b"richText" not in stored and b"why is the login refused?" in stored
 
 
 def test_bad_rows_are_named_and_the_rest_collected(home: Path, make_cfg, state, redactor) -> None:

@@ -251,7 +251,8 @@ def write_gemini(home: Path, plants: list[corpus.Plant]) -> dict[int, Where]:
 
 def write_cursor(home: Path, plants: list[corpus.Plant]) -> dict[int, Where]:
     """Chats in Cursor's global ``state.vscdb``: a ``composerData`` row per chat, a ``bubbleId``
-    row per message, tool calls with ``rawArgs``/``params``/``result`` as JSON strings."""
+    row per message (a prompt also as the editor's ``richText``), tool calls with
+    ``rawArgs``/``params``/``result`` as JSON strings."""
     where: dict[int, Where] = {}
     user_dir = ah.cursor_user(home)
     (user_dir / "globalStorage").mkdir(parents=True, exist_ok=True)
@@ -265,7 +266,7 @@ def write_cursor(home: Path, plants: list[corpus.Plant]) -> dict[int, Where]:
             at, role, text = _ts(10 * n, "2026-05-06"), corpus.agent_role(p), corpus.agent_text(p)
             if role == "user":
                 bubbles.append(ah.bubble(f"b{n}", 1, text, at, workspaceProjectDir=AGENT_CWD,
-                                         workspaceUris=[f"file://{AGENT_CWD}"]))
+                                         workspaceUris=[f"file://{AGENT_CWD}"]) | {"richText": ah.lexical(text)})
             elif role == "assistant":
                 bubbles.append(ah.bubble(f"b{n}", 2, text, at, modelInfo={"modelName": "claude-4.5-sonnet"}))
             elif role == "tool_input":

@@ -28,6 +28,11 @@ jverre/agents-for-cursor's tool-bubble notes, thomas-pedersen/cursor-chat-browse
   read again when its ``composerData`` value or its number of messages changed (its ``status``,
   ``lastUpdatedAt`` and headers change with every turn; a message's own row is not watched).
 * No resume command: a chat is reopened from Cursor's chat history in its project.
+* Archived as one JSON-lines export per chat (the rows read for it), without ``richText``: the
+  Lexical editor's copy of ``text`` (a message's, the composer's draft), which the collector
+  never reads. It holds each line of the text as a JSON node of its own, and there a secret
+  that needs its lines around it (an INI section's password of words) is not found, so
+  redacted at rest it would keep what ``text`` loses.
 """
 
 from __future__ import annotations
@@ -209,7 +214,7 @@ class Chat:
         row = self.conn.execute("SELECT value FROM cursorDiskKV WHERE key = ?", (key,)).fetchone()
         if row is not None:
             bubble = row_json(row[0], f"{GLOBAL_DB} {key}", bad)
-            self.rows.append({"key": key, "value": bubble if bubble is not None else as_text(row[0])})
+            self.rows.append({"key": key, "value": _archived(bubble) if bubble is not None else as_text(row[0])})
             return bubble
         inline = got if isinstance(got := data.get("conversationMap"), dict) else {}
         if isinstance(inline.get(bid), dict):
@@ -234,7 +239,8 @@ class Chat:
         bad = Bad()
         self.rows = []
         data = row_json(self.value, f"{GLOBAL_DB} composerData:{self.cid}", bad)
-        self.rows.append({"key": f"composerData:{self.cid}", "value": data if data is not None else as_text(self.value)})
+        self.rows.append({"key": f"composerData:{self.cid}",
+                          "value": _archived(data) if data is not None else as_text(self.value)})
         if data is None:
             return Session(NAME, self.cid, Lines(self.cfg), [GLOBAL_DB], bad=bad)  # empty, its problem named
         bubbles = self.messages(data, bad)
@@ -255,6 +261,16 @@ class Chat:
 
     def records(self) -> list[dict[str, Any]]:
         return self.rows
+
+
+def _archived(value: Any) -> Any:
+    """A row's value as the archive keeps it: without ``richText``, also in the messages an
+    older chat holds inline (see the module's docstring)."""
+    if isinstance(value, dict):
+        return {k: _archived(v) for k, v in value.items() if k != "richText"}
+    if isinstance(value, list):
+        return [_archived(v) for v in value]
+    return value
 
 
 def _project(bubbles: list[dict[str, Any]]) -> str | None:
