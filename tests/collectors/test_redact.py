@@ -320,3 +320,21 @@ def test_redaction_of_a_megabyte_stays_fast() -> None:
     start = time.perf_counter()
     default_redactor().redact(text)
     assert time.perf_counter() - start < 10
+
+
+@pytest.mark.parametrize("module", ["claude", "agents"])
+def test_session_meta_paths_are_redacted_and_derived_values_kept(module: str) -> None:
+    """A session's ``meta.files`` are paths from its tool inputs, the user's own text, so they are
+    redacted like the content; ids, counts and versions the collector derives are left alone."""
+    import importlib
+
+    from brain.collect import prepare
+
+    plain = importlib.import_module(f"brain.collect.{module}").PLAIN_META
+    token = "ghp_" + "Fa1ke" * 7 + "x"
+    item = {"id": "agent:s1", "source": "agent", "title": "t", "content": "c",
+            "meta": {"files": [f"/tmp/out-{token}.json", "/src/app.py"], "session_id": "s1", "tool_calls": 3}}
+    clean, _ = prepare(item, default_redactor(), 1_000_000, plain)
+    assert token not in json.dumps(clean)
+    assert clean["meta"]["files"][1] == "/src/app.py"
+    assert (clean["meta"]["session_id"], clean["meta"]["tool_calls"]) == ("s1", 3)

@@ -49,7 +49,9 @@ from brain.shared import timeutil
 from brain.shared.settings import LaptopConfig
 
 SOURCE = "agent"
-PLAIN_META = ("agent", "resume", "session_id", "model", "models", "user_messages", "tool_calls", "files",
+# meta the collector derives itself (ids, counts, versions): not redacted. ``files`` is: its paths come
+# from the session's tool inputs, which are the user's text
+PLAIN_META = ("agent", "resume", "session_id", "model", "models", "user_messages", "tool_calls",
               "skipped_lines", "forked_from", "agent_version")
 
 

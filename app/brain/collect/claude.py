@@ -69,8 +69,10 @@ KEY_INPUTS: dict[str, tuple[str, ...]] = {
     "Agent": ("description", "subagent_type", "prompt"), "Skill": ("skill", "command"),
     "BashOutput": ("bash_id",), "KillShell": ("shell_id",), "SlashCommand": ("command",),
 }
+# meta the collector derives itself (ids, counts, versions): not redacted. ``files`` is: its paths come
+# from the session's tool inputs, which are the user's text
 PLAIN_META = ("resume", "session_id", "model", "models", "claude_version", "slug", "subagents", "user_messages",
-              "tool_calls", "files", "parent_missing", "skipped_lines", "persisted_outputs")
+              "tool_calls", "parent_missing", "skipped_lines", "persisted_outputs")
 GENERIC_KEYS = ("command", "file_path", "path", "pattern", "query", "url", "description", "prompt")
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _TAG = re.compile(r"<(command-name|command-args|local-command-stdout|local-command-stderr)>(.*?)</\1>", re.DOTALL)
