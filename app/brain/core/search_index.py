@@ -185,15 +185,20 @@ class TextIndexReader:
         self._marks = _read_marks(self._index)
         self._meta_stamp = stamp
 
+    def _refreshed(self) -> bool:
+        """(With the lock held) follow the index's last commit; True if it can answer."""
+        try:
+            self._refresh()
+        except (OSError, ValueError) as exc:
+            log.info("text index %s not usable: %s", self.path, exc)
+            self._index = None
+            return False
+        return self._searcher is not None and self._marks is not None
+
     def warm(self) -> bool:
         """Open the index now rather than in the first search; True if it is usable."""
         with self._lock:
-            try:
-                self._refresh()
-            except (OSError, ValueError) as exc:
-                log.info("text index %s not usable: %s", self.path, exc)
-                self._index = None
-            return self._searcher is not None
+            return self._refreshed()
 
     def search(self, conn: sqlite3.Connection, words: list[str], n: int,
                match: str = "") -> list[tuple[int, float]] | None:
@@ -208,15 +213,10 @@ class TextIndexReader:
         if not words:
             return []
         with self._lock:
-            try:
-                self._refresh()
-            except (OSError, ValueError) as exc:
-                log.info("text index %s not usable: %s", self.path, exc)
-                self._index = None
-                return None
-            if self._searcher is None or self._marks is None:
+            if not self._refreshed():
                 return None
             marks, searcher, index = self._marks, self._searcher, self._index
+            assert marks is not None  # _refreshed() said so
         now = db_marks(conn)
         current = (now.chunk_id, now.del_seq, now.anchor) == (marks.chunk_id, marks.del_seq, marks.anchor)
         dead: set[int] = set()
