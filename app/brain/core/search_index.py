@@ -316,8 +316,12 @@ class TextIndexWriter:
 # ---------------------------------------------------------------------- vectors (faiss HNSW)
 
 VECTOR_FORMAT = 1
-HNSW_M = 32  # graph degree; efSearch 256: recall@10 0.984 of exact at 100k chunks (docs/PERFORMANCE.md)
-EF_SEARCH = 256
+HNSW_M = 32  # graph degree; 48 and 64 measured beside it add what a wider search of this graph adds
+# candidates a search walks the graph for (faiss's default is 16). 512: recall@10 of exact 0.980-0.999
+# at 100k chunks on every query set of bench/store_bench.py whose store holds one kind of vector (256:
+# 0.947-0.969 but in-distribution), for about 0.5 ms more a search (docs/PERFORMANCE.md, 2026-12-04).
+# A search-time setting: no snapshot is rebuilt when it changes.
+EF_SEARCH = 512
 ADD_EVERY = 50_000  # chunks read per step while catching up
 MAX_DEAD = 0.10  # deleted chunks still in the graph (HNSW cannot remove) before it is rebuilt
 
