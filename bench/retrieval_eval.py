@@ -2,12 +2,19 @@
 
 Run:  python bench/retrieval_eval.py [--half dev|heldout|both] [--modes hybrid,vector,bm25] [--json OUT]
                                      [--misses] [--cache DIR] [--sweep] [--stores before,after,...]
-                                     [--distractors CHUNKS]
+                                     [--distractors CHUNKS] [--llm-url URL --llm-model TAG ...]
 
 ``--stores`` builds one store per variant of ``STORE_VARIANTS`` (how code is chunked, headers,
 identifier splitting; issue 13, point 2) and scores each in the same run; ``--distractors`` adds
 items no question asks for (``bench/eval/distractors.json``) so the haystack is ~12x bigger.
 With ``--modes bm25`` alone nothing is embedded.
+
+``--modes hybrid,hybrid+llm,hybrid+llm-rrf --llm-url URL`` is an experiment (issue 13, point 2, "the
+LLM on the GPU VM for ``ask`` only"): the hybrid top ``--llm-top`` items of each question are judged
+one by one by an LLM behind an OpenAI-compatible ``/v1`` (Ollama on the GPU VM, a llama.cpp server),
+and ordered by the probability it gives "yes" (``hybrid+llm``) or by RRF of that order and the hybrid
+one (``hybrid+llm-rrf``). Both are scored on the same hybrid candidates as ``hybrid``, in one run, with
+the LLM's time per question beside them; ``--sample N`` scores N questions per half (a fixed subset).
 
 Why a sibling of ``bench/retrieval.py``: that corpus was written beside the search it measures, and
 scores it near 0.96. A user's questions are about code, sessions and pages the search has never seen.
@@ -51,11 +58,14 @@ import sys
 import tempfile
 import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import requests
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "app"))
@@ -67,8 +77,9 @@ from brain.collect.redact import default_redactor  # noqa: E402
 from brain.core import search_index, store  # noqa: E402
 from brain.core.embed import get_embedder, get_text_model  # noqa: E402
 from brain.core.embed_worker import EmbedWorker  # noqa: E402
-from brain.core.search import DEFAULT_FUSION, MODES, Fusion, Searcher  # noqa: E402
+from brain.core.search import DEFAULT_FUSION, MODES, Fusion, Hit, Searcher  # noqa: E402
 from brain.shared import config  # noqa: E402
+from brain.shared.settings import FullConfig  # noqa: E402
 
 EVAL = REPO / "bench" / "eval"
 FIXTURE_SESSIONS = REPO / "tests" / "fixtures" / "claude-projects"
@@ -234,7 +245,7 @@ def collect_corpus(cache: Path) -> list[dict[str, Any]]:
             write_browsers(home)
             cfg = config.load(env=dict(os.environ), overrides={
                 "collect.files_roots": [str(r) for r in roots], "collect.claude_roots": [str(tmp / "claude")],
-                "collect.host": HOST})
+                "collect.host": HOST}, kind=FullConfig)
             state = State(tmp / "state" / "collect.db")
             try:
                 items = _run_collectors(cfg, state)
@@ -243,7 +254,7 @@ def collect_corpus(cache: Path) -> list[dict[str, Any]]:
     return items
 
 
-def _run_collectors(cfg: config.Config, state: State) -> list[dict[str, Any]]:
+def _run_collectors(cfg: FullConfig, state: State) -> list[dict[str, Any]]:
     redactor = default_redactor()
     sink = ListSink(state)
     for run in (lambda: files.collect(cfg, state, sink, redactor),
@@ -356,7 +367,7 @@ def distractor_items(cache: Path, chunks: int, taken: set[str]) -> list[dict[str
             write_browsers(home, {"chrome": [], "firefox": docs_pages(roots)})
             cfg = config.load(env=dict(os.environ), overrides={
                 "collect.files_roots": [str(r) for r in roots], "collect.claude_roots": [str(tmp / "none")],
-                "collect.host": HOST})
+                "collect.host": HOST}, kind=FullConfig)
             state = State(tmp / "state" / "collect.db")
             try:
                 items = [it for it in _run_collectors(cfg, state) if it["id"] not in taken]
@@ -395,7 +406,7 @@ STORE_VARIANTS: dict[str, dict[str, bool]] = {
 }
 
 
-def build_store(db: Path, items: list[dict[str, Any]], cfg: config.Config, vector_cache: Path,
+def build_store(db: Path, items: list[dict[str, Any]], cfg: FullConfig, vector_cache: Path,
                 variant: dict[str, bool] | None = None, embed: bool = True) -> dict[str, Any]:
     """Ingest through ``Store.upsert`` in collector-sized batches, then drain the embedding queue
     (not when ``embed`` is False: BM25 alone needs no vectors)."""
@@ -416,8 +427,11 @@ def build_store(db: Path, items: list[dict[str, Any]], cfg: config.Config, vecto
         worker = EmbedWorker(db, model.model_id, lambda: get_embedder(cfg, threads=cfg.embed.threads),
                              batch=cfg.embed.worker_batch, wait=lambda s: False)
         try:
-            embedded = worker.drain(progress=lambda n: n % 1024 < 64 and _save_vectors(conn, model.model_id,
-                                                                                     vector_cache))
+            def save_now_and_then(n: int) -> None:
+                if n % 1024 < 64:
+                    _save_vectors(conn, model.model_id, vector_cache)
+
+            embedded = worker.drain(progress=save_now_and_then)
         finally:
             worker.close()
             _save_vectors(conn, model.model_id, vector_cache)  # kept even when the run is stopped
@@ -473,26 +487,40 @@ def score(ranked: list[str], expected: set[str], k: int = K, depth: int = DEPTH)
 
 
 def _mean(rows: list[dict[str, float]]) -> dict[str, float]:
-    keys = [k for k in rows[0] if k != "ms"] if rows else []
+    keys = [k for k in rows[0] if k not in ("ms", "llm_ms")] if rows else []
     out = {k: round(sum(r[k] for r in rows) / len(rows), 3) for k in keys}
-    times = sorted(r["ms"] for r in rows)
-    if times:
-        out["p50_ms"] = round(times[len(times) // 2], 1)
-        out["p95_ms"] = round(times[min(len(times) - 1, math.ceil(0.95 * len(times)) - 1)], 1)
+    for key, prefix in (("ms", ""), ("llm_ms", "llm_")):
+        times = sorted(r[key] for r in rows if key in r)
+        if times:
+            out[f"{prefix}p50_ms"] = round(times[len(times) // 2], 1)
+            out[f"{prefix}p95_ms"] = round(times[min(len(times) - 1, math.ceil(0.95 * len(times)) - 1)], 1)
     out["n"] = len(rows)
     return out
 
 
 def evaluate(searcher: Searcher, conn: sqlite3.Connection, questions: list[dict[str, Any]], refs: dict[str, str],
-             mode: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """One mode over the given questions: means per half and per (half, source), and the misses."""
-    per_q = []
+             mode: str, reranker: LLMReranker | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """One mode over the given questions: means per half and per (half, source), and the misses.
+    A mode of ``LLM_MODES`` searches hybrid and lets ``reranker`` order the candidates; its ``ms`` is
+    search plus rerank, ``llm_ms`` the rerank alone."""
+    per_q: list[dict[str, Any]] = []
+    extra: dict[str, float]
     for q in questions:
         started = time.perf_counter()
-        hits = searcher.search(conn, q["q"], k=DEPTH, mode=mode, per_item=True)
-        ms = (time.perf_counter() - started) * 1000
+        if mode in LLM_MODES:
+            if reranker is None:
+                raise SystemExit(f"mode {mode} needs --llm-url")
+            hits = searcher.search(conn, q["q"], k=max(DEPTH, reranker.top), mode="hybrid", per_item=True)
+            ms = (time.perf_counter() - started) * 1000
+            hits = reranker.order(q["q"], hits, fused=mode == "hybrid+llm-rrf")
+            extra = {"llm_ms": reranker.spent_ms[q["q"]]}  # the first pass's, when the judgments are reused
+            ms += extra["llm_ms"]
+        else:
+            hits = searcher.search(conn, q["q"], k=DEPTH, mode=mode, per_item=True)
+            extra = {}
+            ms = (time.perf_counter() - started) * 1000
         ranked = [h.item_id for h in hits]
-        per_q.append({**score(ranked, {refs[r] for r in q["expected"]}), "ms": ms, "q": q, "ranked": ranked})
+        per_q.append({**score(ranked, {refs[r] for r in q["expected"]}), **extra, "ms": ms, "q": q, "ranked": ranked})
     table: dict[str, Any] = {}
     for half in ("dev", "heldout"):
         rows = [r for r in per_q if r["q"]["split"] == half]
@@ -510,6 +538,112 @@ def evaluate(searcher: Searcher, conn: sqlite3.Connection, questions: list[dict[
 
 def _metrics(row: dict[str, Any]) -> dict[str, float]:
     return {k: v for k, v in row.items() if k not in ("q", "ranked")}
+
+
+# ---------------------------------------------------------------------- LLM rerank (an experiment)
+
+# Modes scored on the hybrid candidates after an LLM judged them (issue 13, point 2: "the LLM on the
+# GPU VM for ask only"). Not in the product: see docs/PERFORMANCE.md, "A reranker".
+LLM_MODES = ("hybrid+llm", "hybrid+llm-rrf")
+RERANK_SYSTEM = ("You judge search results for a developer who searches their own code, coding-agent "
+                 "sessions and browsing history. Reply with one word: yes or no.")
+RERANK_RRF_K = 60  # as the product's fusion (brain.core.search.DEFAULT_FUSION)
+
+
+def rerank_messages(question: str, hit: Hit, chars: int) -> list[dict[str, str]]:
+    """A pointwise prompt: the question before the passage, so a server that keeps the previous
+    prompt's tokens (llama.cpp, Ollama) evaluates only the passage for the next candidate."""
+    where = f"{hit.source}: {hit.title}" + (f" <{hit.uri}>" if hit.uri and hit.uri != hit.title else "")
+    return [{"role": "system", "content": RERANK_SYSTEM},
+            {"role": "user", "content": f"Question: {question}\n\nPassage ({where}):\n{hit.text[:chars]}\n\n"
+                                        "Does this passage help answer the question? Reply yes or no."}]
+
+
+def yes_probability(choice: dict[str, Any]) -> tuple[float, str]:
+    """P(yes) / (P(yes) + P(no)) of the first generated token, and how it was read.
+
+    From ``logprobs.content[0].top_logprobs`` when the server sent them (OpenAI's shape, which
+    llama-cpp-python's server returns for ``logprobs: true, top_logprobs: N``; tokens compared
+    stripped and lower-cased, so "Yes", " yes" and "yes" add up): ``"logprobs"``. Otherwise from the
+    answer's text: "yes..." 1.0, "no..." 0.0 (``"text"``), anything else 0.5 (``"unclear"``)."""
+    content = (choice.get("logprobs") or {}).get("content") or []
+    if content:
+        first = content[0]
+        tops = first.get("top_logprobs") or [{"token": first.get("token", ""), "logprob": first.get("logprob")}]
+        mass = {"yes": 0.0, "no": 0.0}
+        for t in tops:
+            word = str(t.get("token", "")).strip().lower()
+            if word in mass and t.get("logprob") is not None:
+                mass[word] += math.exp(float(t["logprob"]))
+        if mass["yes"] + mass["no"] > 0:
+            return mass["yes"] / (mass["yes"] + mass["no"]), "logprobs"
+    text = str((choice.get("message") or {}).get("content") or "").strip().lower()
+    if text.startswith("yes"):
+        return 1.0, "text"
+    if text.startswith("no"):
+        return 0.0, "text"
+    return 0.5, "unclear"
+
+
+@dataclass
+class LLMReranker:
+    """Judges (question, candidate) pairs through ``POST {base_url}/chat/completions`` (one token,
+    temperature 0, top logprobs asked for) and orders candidates by the answers. Judgments are kept
+    per (question, item), so the two ``LLM_MODES`` cost one pass; ``spent_ms`` is that pass's time
+    per question (calls made one after another, as ``ask`` would make them)."""
+
+    base_url: str
+    model: str
+    api_key: str = "none"
+    top: int = DEPTH
+    chars: int = 1500
+    timeout: float = 300.0
+    post: Callable[..., Any] = requests.post
+    judged: dict[tuple[str, str], float] = field(default_factory=dict)
+    spent_ms: dict[str, float] = field(default_factory=dict)
+    how: dict[str, int] = field(default_factory=dict)
+
+    def judge(self, question: str, hit: Hit) -> float:
+        key = (question, hit.item_id)
+        if key not in self.judged:
+            resp = self.post(f"{self.base_url.rstrip('/')}/chat/completions", timeout=self.timeout,
+                             headers={"Authorization": f"Bearer {self.api_key}"},
+                             json={"model": self.model, "messages": rerank_messages(question, hit, self.chars),
+                                   "max_tokens": 1, "temperature": 0, "logprobs": True, "top_logprobs": 10,
+                                   "stream": False})
+            resp.raise_for_status()
+            p, how = yes_probability(resp.json()["choices"][0])
+            self.how[how] = self.how.get(how, 0) + 1
+            self.judged[key] = p
+        return self.judged[key]
+
+    def order(self, question: str, hits: list[Hit], fused: bool = False) -> list[Hit]:
+        """The top ``top`` hits by P(yes) (ties keep the hybrid order), or by RRF of that order and
+        the hybrid one when ``fused``; hits below ``top`` follow in their hybrid order."""
+        head, tail = hits[:self.top], hits[self.top:]
+        if question not in self.spent_ms:
+            started = time.perf_counter()
+            for h in head:
+                self.judge(question, h)
+            self.spent_ms[question] = (time.perf_counter() - started) * 1000
+        by_llm = sorted(range(len(head)), key=lambda i: (-self.judged[(question, head[i].item_id)], i))
+        if not fused:
+            return [head[i] for i in by_llm] + tail
+        llm_rank = {i: r for r, i in enumerate(by_llm, 1)}
+        rrf = sorted(range(len(head)), key=lambda i: (-(1 / (RERANK_RRF_K + i + 1)
+                                                        + 1 / (RERANK_RRF_K + llm_rank[i])), i))
+        return [head[i] for i in rrf] + tail
+
+
+def sample_questions(questions: list[dict[str, Any]], per_half: int) -> list[dict[str, Any]]:
+    """A fixed subset: in each half, the ``per_half`` questions whose ids' sha256 sort first
+    (independent of the scores, and the same on every run)."""
+    out = []
+    for half in ("dev", "heldout"):
+        rows = sorted((q for q in questions if q["split"] == half),
+                      key=lambda q: hashlib.sha256(q["id"].encode()).hexdigest())
+        out += rows[:per_half]
+    return sorted(out, key=lambda q: q["id"])
 
 
 # ---------------------------------------------------------------------- the run
@@ -535,18 +669,21 @@ SWEEP: dict[str, Fusion] = {
 
 def run(cache: Path, halves: tuple[str, ...], modes: list[str],
         variants: dict[str, Fusion] | None = None, indexes: bool = True, stores: list[str] | None = None,
-        distractors: int = 0) -> dict[str, Any]:
+        distractors: int = 0, reranker: LLMReranker | None = None, sample: int = 0) -> dict[str, Any]:
     """Collect, ingest, embed and score; the report as a dict. ``variants``: fusions scored in
     hybrid mode beside the default one (all on the same store, in one run). ``indexes``: build the
     search indexes the embedding worker keeps and search through them (False: FTS5 and the exact scan).
     ``stores``: names of ``STORE_VARIANTS``, each a store of its own in the same run (default: "after",
     the shipped search). ``distractors``: add about this many chunks of items no question asks for
-    (``bench/eval/distractors.json``)."""
+    (``bench/eval/distractors.json``). ``reranker``: the LLM that orders the candidates of ``LLM_MODES``.
+    ``sample``: score only that many questions per half (``sample_questions``; 0: all)."""
     variants = {"default": DEFAULT_FUSION, **(variants or {})}
     stores = stores or ["after"]
     questions, seed = load_questions()
     questions = [q for q in questions if q["split"] in halves]
-    cfg = config.load()
+    if sample:
+        questions = sample_questions(questions, sample)
+    cfg = config.load(kind=FullConfig)
     load_start = os.getloadavg()
     items = collect_corpus(cache)
     refs = resolve_refs(items, questions)
@@ -558,7 +695,10 @@ def run(cache: Path, halves: tuple[str, ...], modes: list[str],
         with tempfile.TemporaryDirectory(prefix="brain-eval-db-") as tmp:
             db = Path(tmp) / "eval.db"
             built[store_name] = build_store(db, items + extra, cfg, cache / "vectors.sqlite", sv,
-                                            embed=bool({"vector", "hybrid"} & set(modes)))
+                                            embed=bool({"vector", "hybrid", *LLM_MODES} & set(modes)))
+            if reranker is not None:  # judgments are of this store's chunk texts
+                reranker.judged.clear()
+                reranker.spent_ms.clear()
             if indexes:
                 search_index.catch_up(db, get_text_model(cfg).model_id)
             conn = store.connect(db)
@@ -570,7 +710,7 @@ def run(cache: Path, halves: tuple[str, ...], modes: list[str],
                         label = mode if name == "default" else f"hybrid[{name}]"
                         if len(stores) > 1 or store_name != "after":
                             label += f" {store_name}"
-                        results[label], misses[label] = evaluate(searcher, conn, questions, refs, mode)
+                        results[label], misses[label] = evaluate(searcher, conn, questions, refs, mode, reranker)
             finally:
                 conn.close()
     ident = sum(uses_identifiers(q, items_by_id, refs) for q in questions)
@@ -579,7 +719,10 @@ def run(cache: Path, halves: tuple[str, ...], modes: list[str],
             "questions_with_identifiers": ident,
             "by_source": {s: sum(q["source"] == s for q in questions) for s in SOURCES},
             "corpus": {"stores": built, "by_source": _count_sources(items + extra), "distractors": len(extra)},
-            "results": results, "misses": misses}
+            "results": results, "misses": misses,
+            "llm_rerank": None if reranker is None else {
+                "base_url": reranker.base_url, "model": reranker.model, "top": reranker.top, "chars": reranker.chars,
+                "judgments": len(reranker.judged), "read_from": reranker.how, "sample_per_half": sample}}
 
 
 def _count_sources(items: list[dict[str, Any]]) -> dict[str, int]:
@@ -600,12 +743,19 @@ def print_report(report: dict[str, Any], show_misses: bool) -> None:
               f"reused {b['vectors_reused']}, embedded {b['vectors_embedded']} in {b['embed_s']} s")
     print(f"questions: {report['questions']} {report['by_source']}; naming identifiers: "
           f"{report['questions_with_identifiers']}")
-    print(f"{'mode':<24} {'half':<8} {'source':<8} {'n':>4} {'R@5':>6} {'MRR':>6} {'nDCG10':>7} {'p50ms':>7} {'p95ms':>7}")
+    rr = report.get("llm_rerank")
+    if rr:
+        print(f"LLM rerank: {rr['model']} at {rr['base_url']}, top {rr['top']} items, {rr['chars']} chars each; "
+              f"{rr['judgments']} judgments read from {rr['read_from']}"
+              + (f"; {rr['sample_per_half']} questions per half (fixed subset)" if rr["sample_per_half"] else ""))
+    print(f"{'mode':<24} {'half':<8} {'source':<8} {'n':>4} {'R@5':>6} {'MRR':>6} {'nDCG10':>7} {'p50ms':>7} {'p95ms':>7}"
+          + (f" {'llm p50':>8} {'llm p95':>8}" if rr else ""))
     for mode, halves in report["results"].items():
         for half, rows in halves.items():
             for source, m in rows.items():
+                llm = f" {m['llm_p50_ms']:>8.0f} {m['llm_p95_ms']:>8.0f}" if "llm_p50_ms" in m else ""
                 print(f"{mode:<24} {half:<8} {source:<8} {m['n']:>4} {m['recall@5']:>6.3f} {m['mrr']:>6.3f} "
-                      f"{m['ndcg@10']:>7.3f} {m['p50_ms']:>7.1f} {m['p95_ms']:>7.1f}")
+                      f"{m['ndcg@10']:>7.3f} {m['p50_ms']:>7.1f} {m['p95_ms']:>7.1f}{llm}")
     if show_misses:
         for mode, rows in report["misses"].items():
             for m in rows:
@@ -627,18 +777,31 @@ def main(argv: list[str] | None = None) -> None:
                         help="add about this many chunks of distractor items (bench/eval/distractors.json)")
     parser.add_argument("--no-indexes", action="store_true",
                         help="search with FTS5 and the exact vector scan alone (no tantivy / HNSW indexes)")
+    llm = parser.add_argument_group("LLM rerank (modes hybrid+llm, hybrid+llm-rrf; an experiment)")
+    llm.add_argument("--llm-url", help="OpenAI-compatible /v1 base URL (Ollama: http://127.0.0.1:11434/v1)")
+    llm.add_argument("--llm-model", default="default", help="model name sent (Ollama: the tag, e.g. deepseek-coder-v2:16b)")
+    llm.add_argument("--llm-key", default=os.environ.get("BRAIN_LLM_API_KEY", "none"),
+                     help="API key sent (default: $BRAIN_LLM_API_KEY, else none)")
+    llm.add_argument("--llm-top", type=int, default=DEPTH, help="hybrid candidates judged per question")
+    llm.add_argument("--llm-chars", type=int, default=1500, help="characters of each candidate's best chunk shown")
+    parser.add_argument("--sample", type=int, default=0, metavar="N",
+                        help="score N questions per half, a fixed subset by sha256 of their ids (0: all)")
     args = parser.parse_args(argv)
     modes = [m for m in args.modes.split(",") if m]
-    unknown = set(modes) - set(MODES)
+    unknown = set(modes) - set(MODES) - set(LLM_MODES)
     if unknown:
-        raise SystemExit(f"unknown modes {sorted(unknown)}; use {', '.join(MODES)}")
+        raise SystemExit(f"unknown modes {sorted(unknown)}; use {', '.join((*MODES, *LLM_MODES))}")
+    if set(LLM_MODES) & set(modes) and not args.llm_url:
+        raise SystemExit(f"modes {', '.join(LLM_MODES)} need --llm-url")
+    reranker = LLMReranker(args.llm_url, args.llm_model, args.llm_key, args.llm_top, args.llm_chars) \
+        if args.llm_url else None
     halves = ("dev", "heldout") if args.half == "both" else (args.half,)
     stores = [x for x in args.stores.split(",") if x]
     unknown = set(stores) - set(STORE_VARIANTS)
     if unknown:
         raise SystemExit(f"unknown store variants {sorted(unknown)}; use {', '.join(STORE_VARIANTS)}")
     report = run(args.cache, halves, modes, SWEEP if args.sweep else None, indexes=not args.no_indexes,
-                 stores=stores, distractors=args.distractors)
+                 stores=stores, distractors=args.distractors, reranker=reranker, sample=args.sample)
     print_report(report, args.misses)
     if args.json:
         args.json.write_text(json.dumps(report, indent=1, default=str) + "\n", encoding="utf-8")
