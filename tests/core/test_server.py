@@ -110,6 +110,14 @@ def test_each_worker_loads_the_search_indexes_and_model_as_it_starts(tmp_path):
             assert time.monotonic() < deadline, server.log()[-3000:]
             time.sleep(0.05)
         assert server.log().count("12 vectors, text index open, embedding model loaded") == 2, server.log()[-3000:]
+        # and each worker's ingest child is already running, before any POST
+        import re
+        from pathlib import Path
+
+        for pid in re.findall(r"Booting worker with pid: (\d+)", server.log()):
+            kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+            cmdlines = [Path(f"/proc/{k}/cmdline").read_bytes() for k in kids]
+            assert any(b"multiprocessing" in c and b"spawn" in c for c in cmdlines), (pid, cmdlines)
         body = requests.get(server.url + "/api/v1/search", params={"q": "topic w7"}, headers=server.headers,
                             timeout=30).json()
         assert body["results"][0]["id"] == "note:w7"

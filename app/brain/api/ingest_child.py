@@ -75,6 +75,12 @@ def _in_child(nice: int, cfg: ServerConfig, body: dict[str, Any]) -> Answer:
                    "nothing of it was stored, send it again")
 
 
+def prestart(cfg: ServerConfig) -> None:
+    """Start this worker's child now (it takes 1-2 s to import), so the first batch does not wait."""
+    if cfg.server.ingest_nice >= 0:
+        _executor(cfg.server.ingest_nice).submit(os.getpid).result()
+
+
 def store_batch(cfg: ServerConfig, body: dict[str, Any]) -> Answer:
     """Validate, chunk and write one batch (in the child, or in the request thread)."""
     try:

@@ -42,20 +42,23 @@ def embed_worker_process(cfg: ServerConfig) -> Iterator[subprocess.Popen[bytes] 
 
 
 def warm_up(app: Any) -> threading.Thread | None:
-    """Load the search indexes and the embedding model in a background thread of this worker
-    process (``server.warm_start``), so the first search after a start does not wait for them.
-    Requests are served meanwhile; one that needs a part still loading waits for that part only.
-    A failure is logged and changes nothing: the first search then loads what it needs."""
+    """Start the ingest child and load the search indexes and the embedding model in a background
+    thread of this worker process (``server.warm_start``), so neither the first POST nor the first
+    search after a start waits for them. Requests are served meanwhile; one that needs a part still
+    loading waits for that part only. A failure is logged and changes nothing: the first request
+    then loads what it needs."""
     cfg: ServerConfig = app.config["BRAIN"]
     if not cfg.server.warm_start:
         return None
 
     def run() -> None:
+        from brain.api import ingest_child
         from brain.api.deps import get_searcher
         from brain.core import store
 
         started = time.monotonic()
         try:
+            ingest_child.prestart(cfg)
             with app.app_context():
                 conn = store.connect(cfg.server.db_path, readonly=True)
                 try:
