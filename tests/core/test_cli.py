@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -82,8 +83,11 @@ def test_reindex_for_a_new_model_queues_and_embeds(runner, filled_db, monkeypatc
     copy = filled_db.parent / "minilm-copy"
     shutil.copytree(resolve_local_model("all-MiniLM-L6-v2"), copy)
     monkeypatch.setenv("BRAIN_EMBED_LOCAL_MODEL", str(copy))
+    nice_before = os.getpriority(os.PRIO_PROCESS, 0)
     r = runner.invoke(main, ["reindex"])
     assert r.exit_code == 0 and "reindex: 2 chunk texts queued, 2 embedded" in r.output, r.output
+    # a foreground reindex leaves this process's priority alone (a nice value cannot be raised back)
+    assert os.getpriority(os.PRIO_PROCESS, 0) == nice_before
     r = runner.invoke(main, ["stats", "--local", "--json"])
     backlog = json.loads(r.output)["embedding"]
     assert backlog["local/minilm-copy"]["embedded"] == 2 and backlog["local/minilm-copy"]["queued"] == 0

@@ -84,7 +84,7 @@ def reindex_local(cfg: ServerConfig, wait: bool = True) -> tuple[int, int]:
     with progress() as prog:
         bar = prog.bar("embedding", total=left, detail=model)
         try:
-            done = run_worker(cfg, once=True, progress=lambda n: bar.update(completed=n))
+            done = run_worker(cfg, once=True, progress=lambda n: bar.update(completed=n), lower_priority=False)
         except EmbedError as exc:
             raise click.ClickException(f"reindex stopped (rerun to resume): {exc}") from None
     return queued, done

@@ -242,14 +242,19 @@ def wait_for_lock(lock: WorkerLock, wait: Wait, poll: float, stopping: Callable[
 
 
 def run_worker(cfg: ServerConfig, *, once: bool = False, exit_with_parent: bool = False,
-               progress: Callable[[int], None] | None = None) -> int:
+               progress: Callable[[int], None] | None = None, lower_priority: bool = True) -> int:
     """The ``brain embed-worker`` process: hold the database's lock, then drain (``once``) or run until
-    SIGTERM/SIGINT. Returns the number of texts taken off the queue."""
+    SIGTERM/SIGINT. Returns the number of texts taken off the queue.
+
+    ``lower_priority``: the process's own worker runs niced; a caller that drains in its own
+    process for a person waiting on it (``brain reindex``) passes False, since a nice value cannot
+    be raised back and would stay on that process (and on everything it starts afterwards)."""
     from brain.core.embed import get_embedder, get_text_model
 
-    # background work: brain-api's request threads (ingest, search) get the cores first; the
-    # systemd unit sets the same niceness, this covers `brain serve` and a hand-started worker
-    os.nice(max(0, WORKER_NICE - os.nice(0)))
+    if lower_priority:
+        # background work: brain-api's request threads (ingest, search) get the cores first; the
+        # systemd unit sets the same niceness, this covers `brain serve` and a hand-started worker
+        os.nice(max(0, WORKER_NICE - os.nice(0)))
     model_id = get_text_model(cfg).model_id
     worker = EmbedWorker(cfg.server.db_path, model_id, lambda: get_embedder(cfg, threads=cfg.embed.threads),
                          batch=cfg.embed.worker_batch, exit_with_parent=exit_with_parent,
