@@ -21,9 +21,19 @@ ITEM = {"id": "note:wal", "source": "note", "title": "WAL", "created_at": "2026-
         "content": "SQLite in WAL mode lets readers run beside one writer."}
 
 
-def client_for(db: Path, nice: int):
-    return create_app({"server.db_path": str(db), "server.api_tokens": [TOKEN],
-                       "server.ingest_nice": nice}).test_client()
+def client_for(db: Path, nice: int, start: bool = True):
+    """A test client; ``start``: its child is up first, as a worker's warm-up leaves it."""
+    app = create_app({"server.db_path": str(db), "server.api_tokens": [TOKEN], "server.ingest_nice": nice})
+    if start:
+        ingest_child.prestart(app.config["BRAIN"])
+    return app.test_client()
+
+
+def wait_ready() -> None:
+    deadline = time.monotonic() + 120  # a hang's limit: the child's imports take 1-2 s
+    while ingest_child._ready_pid != os.getpid():
+        assert time.monotonic() < deadline, "the ingest child did not start"
+        time.sleep(0.01)
 
 
 def rows(db: Path) -> tuple[int, int]:
@@ -42,9 +52,11 @@ def child_pid() -> int:
 def test_a_batch_is_stored_by_a_child_at_a_lower_priority(tmp_path: Path) -> None:
     ingest_child._reset()  # a child of this test: an earlier test may have started one at another nice value
     c = client_for(tmp_path / "brain.db", 10)
+    before = ingest_child.stored_in["child"]
     r = c.post("/api/v1/items", json={"items": [ITEM]}, headers=AUTH)
     assert r.status_code == 200, r.json
     assert r.json["inserted"] == 1 and r.json["queued"] >= 1
+    assert ingest_child.stored_in["child"] == before + 1
     assert rows(tmp_path / "brain.db")[0] == 1
     pid = child_pid()
     assert pid != os.getpid()
@@ -78,12 +90,32 @@ def test_a_killed_child_is_replaced_and_the_batch_is_neither_lost_nor_doubled(tm
     while not ingest_child._pool._broken:  # type: ignore[union-attr]  # the pool notices the death
         assert time.monotonic() < deadline, "the process pool did not notice its child's death"
         time.sleep(0.01)
-    second = {**ITEM, "id": "note:second", "content": "A second note, stored by the next child."}
+    second = {**ITEM, "id": "note:second", "content": "A second note, stored in the request thread."}
+    in_thread = ingest_child.stored_in["thread"]
     r = c.post("/api/v1/items", json={"items": [ITEM, second]}, headers=AUTH)
     assert r.status_code == 200, r.json
     assert (r.json["inserted"], r.json["unchanged"]) == (1, 1)
+    assert ingest_child.stored_in["thread"] == in_thread + 1  # stored at once, not after a new child's start
+    wait_ready()  # ... which starts in the background
     assert child_pid() != first
-    assert rows(db)[0] == 2
+    third = {**ITEM, "id": "note:third", "content": "A third note, stored by the new child."}
+    in_child = ingest_child.stored_in["child"]
+    assert c.post("/api/v1/items", json={"items": [third]}, headers=AUTH).json["inserted"] == 1
+    assert ingest_child.stored_in["child"] == in_child + 1
+    assert rows(db)[0] == 3
+
+
+def test_no_batch_waits_for_a_child_to_start(tmp_path: Path) -> None:
+    ingest_child._reset()
+    c = client_for(tmp_path / "brain.db", 10, start=False)  # a worker whose warm-up has not run
+    in_thread = ingest_child.stored_in["thread"]
+    assert c.post("/api/v1/items", json={"items": [ITEM]}, headers=AUTH).json["inserted"] == 1
+    assert ingest_child.stored_in["thread"] == in_thread + 1
+    wait_ready()
+    in_child = ingest_child.stored_in["child"]
+    second = {**ITEM, "id": "note:second", "content": "Stored by the child started by the first POST."}
+    assert c.post("/api/v1/items", json={"items": [second]}, headers=AUTH).json["inserted"] == 1
+    assert ingest_child.stored_in["child"] == in_child + 1
 
 
 def test_the_request_thread_path_stores_the_same_rows(tmp_path: Path) -> None:

@@ -14,7 +14,10 @@ transaction, and the request waits for it, so a 200 still means "stored". Errors
 the same JSON answers (400, 503, 507): the child turns them into plain tuples, because a pickled
 exception would lose its fields or fail to unpickle.
 
-``server.ingest_nice`` < 0 keeps the work in the request thread (as before this module).
+Until a worker's child has started (its imports take 1-2 s after boot) and after one has died, the
+batch is stored in the request thread as before, while a new child starts in the background: no
+POST ever waits for a child to start. ``server.ingest_nice`` < 0 keeps every batch in the request
+thread (as before this module).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import multiprocessing
 import os
 import sqlite3
 import threading
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -43,15 +47,20 @@ Answer = tuple[Any, ...]
 _lock = threading.Lock()
 _pool: ProcessPoolExecutor | None = None
 _pool_pid = 0
+_ready_pid = 0  # the process whose child has answered: batches go to it
+_starting_pid = 0  # the process whose child is being started in the background
+stored_in: Counter[str] = Counter()  # batches stored by "child" / "thread" in this process (tests, logs)
 
 
 def upsert(cfg: ServerConfig, body: dict[str, Any]) -> dict[str, int]:
     """Store the batch ``body``; raise the ApiError to answer with if it cannot be stored."""
     nice = cfg.server.ingest_nice
-    if nice < 0:
+    answer = _in_child(nice, cfg, body) if nice >= 0 and _child_ready(cfg) else None
+    if answer is None:
+        stored_in["thread"] += 1
         answer = store_batch(cfg, body)
     else:
-        answer = _in_child(nice, cfg, body)
+        stored_in["child"] += 1
     if answer[0] == "ok":
         return answer[1]
     _, status, code, message, field, index = answer
@@ -60,25 +69,50 @@ def upsert(cfg: ServerConfig, body: dict[str, Any]) -> dict[str, int]:
     raise ApiError(status, code, message, field=field, index=index)
 
 
-def _in_child(nice: int, cfg: ServerConfig, body: dict[str, Any]) -> Answer:
-    """Run the batch in the child; a child that died (OOM killer, SIGKILL) is replaced once.
+def _in_child(nice: int, cfg: ServerConfig, body: dict[str, Any]) -> Answer | None:
+    """The child's answer for the batch, or None if the child died (OOM killer, SIGKILL) before it
+    answered: the caller then stores the batch itself, which is safe, since the dead child's
+    transaction rolled back (and a batch it had committed comes back ``unchanged``)."""
+    try:
+        return _executor(nice).submit(store_batch, cfg, body).result()
+    except BrokenProcessPool:
+        _reset()
+        log.warning("ingest process ended; this batch is stored in the request thread, a new one starts")
+        _child_ready(cfg)
+        return None
 
-    Sending the batch again is safe: the dead child's transaction rolled back, and a batch
-    that was committed before it died comes back ``unchanged``."""
-    for attempt in (1, 2):
-        try:
-            return _executor(nice).submit(store_batch, cfg, body).result()
-        except BrokenProcessPool:
-            _reset()
-            log.warning("ingest process ended (attempt %d of 2); starting a new one", attempt)
-    raise ApiError(503, "ingest_unavailable", "the ingest process ended twice while storing this batch; "
-                   "nothing of it was stored, send it again")
+
+def _child_ready(cfg: ServerConfig) -> bool:
+    """True if this process's child can take a batch now; else start one in the background."""
+    global _starting_pid
+    pid = os.getpid()
+    with _lock:
+        if _ready_pid == pid and _pool is not None and _pool_pid == pid:
+            return True
+        if _starting_pid == pid:
+            return False
+        _starting_pid = pid
+    threading.Thread(target=prestart, args=(cfg,), name="brain-ingest-start", daemon=True).start()
+    return False
 
 
 def prestart(cfg: ServerConfig) -> None:
-    """Start this worker's child now (it takes 1-2 s to import), so the first batch does not wait."""
-    if cfg.server.ingest_nice >= 0:
+    """Start this worker's child and wait until it answers (its imports take 1-2 s); from then on
+    batches go to it. Called at a worker's boot by the warm-up thread, and by ``_child_ready``."""
+    global _ready_pid, _starting_pid
+    if cfg.server.ingest_nice < 0:
+        return
+    pid = os.getpid()
+    with _lock:
+        _starting_pid = pid
+    try:
         _executor(cfg.server.ingest_nice).submit(os.getpid).result()
+    except BrokenProcessPool:
+        _reset()
+        log.warning("ingest process could not start; batches are stored in the request threads")
+        return
+    with _lock:
+        _ready_pid = pid
 
 
 def store_batch(cfg: ServerConfig, body: dict[str, Any]) -> Answer:
@@ -125,11 +159,12 @@ def _executor(nice: int) -> ProcessPoolExecutor:
 
 
 def _reset() -> None:
-    global _pool
+    global _pool, _ready_pid, _starting_pid
     with _lock:
         if _pool is not None:
             _pool.shutdown(wait=False, cancel_futures=True)
         _pool = None
+        _ready_pid = _starting_pid = 0
 
 
 def _lower_priority(nice: int) -> None:
