@@ -49,13 +49,12 @@ _pool: ProcessPoolExecutor | None = None
 _pool_pid = 0
 _ready_pid = 0  # the process whose child has answered: batches go to it
 _starting_pid = 0  # the process whose child is being started in the background
-stored_in: Counter[str] = Counter()  # batches stored by "child" / "thread" in this process (tests, logs)
+stored_in: Counter[str] = Counter()  # batches stored by "child" / "thread" in this process (what tests read)
 
 
 def upsert(cfg: ServerConfig, body: dict[str, Any]) -> dict[str, int]:
     """Store the batch ``body``; raise the ApiError to answer with if it cannot be stored."""
-    nice = cfg.server.ingest_nice
-    answer = _in_child(nice, cfg, body) if nice >= 0 and _child_ready(cfg) else None
+    answer = _in_child(cfg, body) if cfg.server.ingest_nice >= 0 and _child_ready(cfg) else None
     if answer is None:
         stored_in["thread"] += 1
         answer = store_batch(cfg, body)
@@ -69,12 +68,12 @@ def upsert(cfg: ServerConfig, body: dict[str, Any]) -> dict[str, int]:
     raise ApiError(status, code, message, field=field, index=index)
 
 
-def _in_child(nice: int, cfg: ServerConfig, body: dict[str, Any]) -> Answer | None:
+def _in_child(cfg: ServerConfig, body: dict[str, Any]) -> Answer | None:
     """The child's answer for the batch, or None if the child died (OOM killer, SIGKILL) before it
     answered: the caller then stores the batch itself, which is safe, since the dead child's
     transaction rolled back (and a batch it had committed comes back ``unchanged``)."""
     try:
-        return _executor(nice).submit(store_batch, cfg, body).result()
+        return _executor(cfg.server.ingest_nice).submit(store_batch, cfg, body).result()
     except BrokenProcessPool:
         _reset()
         log.warning("ingest process ended; this batch is stored in the request thread, a new one starts")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 from flask import Blueprint, jsonify
 
 from brain.api import ingest_child, schema
@@ -12,7 +10,6 @@ from brain.api.errors import ApiError
 from brain.api.params import json_body
 from brain.shared.schema import ItemBatch
 
-log = logging.getLogger(__name__)
 bp = Blueprint("items", __name__, url_prefix="/api/v1")
 
 
