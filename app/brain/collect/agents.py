@@ -43,7 +43,7 @@ from typing import Any
 from brain.collect import TITLE_SOURCE_CHARS, Problem, RunStats, prepare, repair_text
 from brain.collect.archive import AgentArchive, Archive
 from brain.collect.browser import snapshot
-from brain.collect.claude import PROMPT_TITLE_CHARS, TITLE_CHARS, _clip
+from brain.collect.claude import PROMPT_TITLE_CHARS, WRITTEN_TITLE_CHARS, _clip
 from brain.collect.outbox import Queued, Sink, State
 from brain.shared import timeutil
 from brain.shared.settings import LaptopConfig
@@ -314,7 +314,7 @@ class Tracker:
 def emit(session: Session, sink: Sink, stats: RunStats, redactor: Any, cfg: LaptopConfig) -> None:
     """Redact, cap and queue one session's item (unchanged items are not queued again)."""
     item, counts = prepare(session.item(), redactor, cfg.collect.max_item_bytes, PLAIN_META, stats,
-                           TITLE_CHARS if session.title.strip() else PROMPT_TITLE_CHARS)
+                           WRITTEN_TITLE_CHARS if session.title.strip() else PROMPT_TITLE_CHARS)
     if sink.upsert(Queued(item, counts)):
         stats.queued += 1
         stats.redacted.update(counts)

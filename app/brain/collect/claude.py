@@ -302,7 +302,7 @@ def _clip(text: str, limit: int) -> str:
 
 
 PROMPT_TITLE_CHARS = 120  # a title made of the first prompt
-TITLE_CHARS = 200  # a title the agent wrote (custom-title, ai-title, summary)
+WRITTEN_TITLE_CHARS = 200  # a title the agent wrote (custom-title, ai-title, summary)
 
 
 def _block_text(content: Any) -> str:
@@ -558,7 +558,7 @@ def _title(entries: list[dict[str, Any]], renderer: Renderer) -> tuple[str, int]
                 found[kind] = e[key].strip()
     for kind, _ in TITLE_KINDS:
         if kind in found:
-            return _clip(found[kind], TITLE_SOURCE_CHARS), TITLE_CHARS
+            return _clip(found[kind], TITLE_SOURCE_CHARS), WRITTEN_TITLE_CHARS
     return _first_prompt(entries, renderer), PROMPT_TITLE_CHARS
 
 
@@ -574,7 +574,7 @@ class SessionDoc:
     item: dict[str, Any]
     stats: LineStats
     ended_at: datetime | None
-    title_chars: int = TITLE_CHARS  # the title's length once redacted (``prepare``)
+    title_chars: int = WRITTEN_TITLE_CHARS  # the title's length once redacted (``prepare``)
 
 
 Agent = tuple[str, str, list[dict[str, Any]]]  # (agent id, agent type, entries)
