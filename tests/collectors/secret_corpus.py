@@ -466,21 +466,22 @@ def expected_browser_text(p: Plant, url: str, title: str, desc: str) -> str:
     return url
 
 
+# how a plant is written in a session, by the role of its channel (Claude's and the agents' alike)
+_AROUND: dict[str, Callable[[str], str]] = {
+    "user": lambda s: f"Why does this fail?\n{s}\nplease check",
+    "assistant": lambda s: f"The service reads this at startup:\n{s}\nThat is where the value comes from.",
+    "tool_input": lambda s: f"cat > /tmp/notes.txt <<'EOF'\n{s}\nEOF",
+    "tool_output": lambda s: f"{s}\nexit status 0",
+    # Claude's tool outputs in encoded forms
+    "output_urlencoded": lambda s: f"GET https://api.internal.example/debug?q={quote_plus(s)}&n=1 200",
+    "output_json_escaped": lambda s: '{"note": "' + json_unicode_escape(s) + '"}',
+    "output_html": lambda s: f"<pre>{html_entities(s)}</pre>",
+}
+
+
 def claude_text(p: Plant) -> str:
     """The text of a Claude plant as it is written into the transcript."""
-    c = p.channel
-    s = p.text
-    if c == "claude_user":
-        return f"Why does this fail?\n{s}\nplease check"
-    if c == "claude_tool_input":
-        return f"cat > /tmp/notes.txt <<'EOF'\n{s}\nEOF"
-    if c == "claude_output_urlencoded":
-        return f"GET https://api.internal.example/debug?q={quote_plus(s)}&n=1 200"
-    if c == "claude_output_json_escaped":
-        return '{"note": "' + json_unicode_escape(s) + '"}'
-    if c == "claude_output_html":
-        return f"<pre>{html_entities(s)}</pre>"
-    return f"{s}\nexit status 0"
+    return _AROUND[p.channel.removeprefix("claude_")](p.text)
 
 
 def agent_role(p: Plant) -> str:
@@ -491,14 +492,7 @@ def agent_role(p: Plant) -> str:
 def agent_text(p: Plant) -> str:
     """The text of an agent plant as the session holds it (before the agent's own encoding: a
     JSON string in a JSON string for Codex's arguments, Cursor's ``rawArgs`` and ``result``)."""
-    role, s = agent_role(p), p.text
-    if role == "user":
-        return f"Why does this fail?\n{s}\nplease check"
-    if role == "assistant":
-        return f"The service reads this at startup:\n{s}\nThat is where the value comes from."
-    if role == "tool_input":
-        return f"cat > /tmp/notes.txt <<'EOF'\n{s}\nEOF"
-    return f"{s}\nexit status 0"
+    return _AROUND[agent_role(p)](p.text)
 
 
 _ENV_NAMES = ("API_TOKEN", "DB_PASSWORD", "CLIENT_SECRET", "SERVICE_API_KEY")
