@@ -8,7 +8,7 @@ What it measures, in one run on one store (compare the phases within a run; this
   hybrid search fuses both signals at full size; the query is embedded by the server with the real
   model), and the search indexes built as the embedding worker keeps them;
 - the server as deployed: ``brain serve`` (gunicorn, ``server.workers`` = 2 processes x 4 threads) and
-  ``brain embed-worker`` as its own process at ``nice 10``, as the brain role's systemd units run them;
+  ``brain embed-worker`` as its own process at ``nice 15``, as the brain role's systemd units run them;
 - ``search only``: the clients' hybrid searches (end to end: HTTP, query embedding, BM25, vectors,
   fusion, JSON) with nothing else running;
 - ``search + ingest``: the same while one client POSTs 100-item batches of new real files as fast as
@@ -48,7 +48,7 @@ def start_server(db: Path, log: Path) -> tuple[list[subprocess.Popen[bytes]], st
                BRAIN_SERVER_HOST="127.0.0.1", BRAIN_SERVER_EMBED_WORKER="false")
     out = open(log, "ab")  # noqa: SIM115 - lives as long as the server
     procs = [subprocess.Popen([sys.executable, "-m", "brain", "serve"], env=env, stdout=out, stderr=out),
-             subprocess.Popen(["nice", "-n", "10", sys.executable, "-m", "brain", "embed-worker"], env=env,
+             subprocess.Popen(["nice", "-n", "15", sys.executable, "-m", "brain", "embed-worker"], env=env,
                               stdout=out, stderr=out)]
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
@@ -155,7 +155,7 @@ def main() -> None:
     procs, url = start_server(db, db.parent / "server.log")
     try:
         print(f"store: {n_chunks:,} chunks in {n_items:,} items; server {url}: 2 workers x 4 threads, "
-              f"embedding worker at nice 10; {args.clients} search clients, hybrid, k=10, {args.seconds:.0f} s a phase")
+              f"embedding worker at nice 15; {args.clients} search clients, hybrid, k=10, {args.seconds:.0f} s a phase")
         phase("warm-up", url, queries, args.clients, min(10.0, args.seconds), None)
         phase("search only", url, queries, args.clients, args.seconds, None)
         phase("search + ingest", url, queries, args.clients, args.seconds, fresh)

@@ -13,8 +13,9 @@ import requests
 
 from brain.core import store
 from brain.core.embed import OpenAIEmbedder
-from brain.core.embed_worker import EmbedWorker, WorkerLock, wait_for_lock
+from brain.core.embed_worker import WORKER_NICE, EmbedWorker, WorkerLock, wait_for_lock
 from brain.shared import config
+from brain.shared.settings import ServerConfig
 from tests.conftest import TOKEN, start_api_server, stop_api_server, wait_for_vectors
 from tests.standins.openai_embeddings import EmbeddingsStandIn
 
@@ -173,6 +174,12 @@ def test_brain_serve_runs_the_worker_and_stops_it_with_itself(tmp_path):
         stats = wait_for_vectors(server)
         assert stats["vectors"] == 12
         assert WorkerLock(server.db_path).is_held_elsewhere()
+        # below the API workers' ingest children, which are below the searches: a backlog being
+        # embedded must not take the CPU a collector's POST is waiting for
+        worker_nice = os.getpriority(os.PRIO_PROCESS, int(WorkerLock(server.db_path).holder()))
+        mine = os.getpriority(os.PRIO_PROCESS, 0)
+        assert worker_nice == max(mine, WORKER_NICE)
+        assert worker_nice > min(mine + ServerConfig().server.ingest_nice, 19) or mine >= WORKER_NICE
     finally:
         stop_api_server(server)
     deadline = time.monotonic() + 30

@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -124,3 +126,28 @@ def test_the_request_thread_path_stores_the_same_rows(tmp_path: Path) -> None:
     b = client_for(in_thread, -1).post("/api/v1/items", json={"items": [ITEM]}, headers=AUTH)
     assert a.json == b.json
     assert rows(in_child) == rows(in_thread)
+
+
+def test_the_child_lowers_its_priority_before_its_heavy_imports() -> None:
+    """A spawned child imports its main module (as ``__mp_main__``) and its initializer's module
+    before the initializer runs: both must import nothing heavy, or that work runs at the worker's
+    priority beside the first requests."""
+    probe = ("import runpy, sys\n"
+             "runpy.run_module('brain.__main__', run_name='__mp_main__')\n"
+             "import brain.shared.priority\n"
+             "print(sorted(m for m in ('flask', 'pydantic', 'brain.cli.main', 'brain.core.store', 'numpy')"
+             " if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_a_started_child_has_loaded_what_a_batch_needs(tmp_path: Path) -> None:
+    ingest_child._reset()
+    c = client_for(tmp_path / "brain.db", 10)
+    loaded = ingest_child._executor(10).submit(_loaded_in_child).result()
+    assert loaded == {"tree_sitter_python": True, "tokenizers": True}
+    assert c.post("/api/v1/items", json={"items": [ITEM]}, headers=AUTH).status_code == 200
+
+
+def _loaded_in_child() -> dict[str, bool]:
+    return {m: m in sys.modules for m in ("tree_sitter_python", "tokenizers")}

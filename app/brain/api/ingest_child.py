@@ -34,8 +34,9 @@ from typing import Any
 
 from brain.api import schema
 from brain.api.errors import ApiError, storage_error
-from brain.core import store
+from brain.core import code_units, store
 from brain.core.embed import EmbedError, get_text_model
+from brain.shared import priority
 from brain.shared.schema import ItemBatch
 from brain.shared.settings import ServerConfig
 
@@ -105,13 +106,25 @@ def prestart(cfg: ServerConfig) -> None:
     with _lock:
         _starting_pid = pid
     try:
-        _executor(cfg.server.ingest_nice).submit(os.getpid).result()
+        _executor(cfg.server.ingest_nice).submit(warm, cfg).result()
     except BrokenProcessPool:
         _reset()
         log.warning("ingest process could not start; batches are stored in the request threads")
         return
     with _lock:
         _ready_pid = pid
+
+
+def warm(cfg: ServerConfig) -> None:
+    """Run in the child by ``prestart``: importing this module (Flask, pydantic, the store) and loading
+    the tokenizer and the code grammars happen here, at the child's lower priority, not in the first
+    batch; a part that cannot load is left for that batch to report."""
+    try:
+        get_text_model(cfg)
+        for language in code_units.GRAMMARS:
+            code_units.available(language)
+    except Exception as exc:  # noqa: BLE001 - an optimisation: the first batch loads what failed here
+        log.debug("ingest process warm-up: %s", exc)
 
 
 def store_batch(cfg: ServerConfig, body: dict[str, Any]) -> Answer:
@@ -152,7 +165,7 @@ def _executor(nice: int) -> ProcessPoolExecutor:
         if _pool is None or _pool_pid != os.getpid():
             # spawn, not fork: the worker has threads (gunicorn's, ONNX Runtime's, faiss's)
             _pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                                        initializer=_lower_priority, initargs=(nice,))
+                                        initializer=priority.lower, initargs=(nice,))
             _pool_pid = os.getpid()
         return _pool
 
@@ -164,11 +177,3 @@ def _reset() -> None:
             _pool.shutdown(wait=False, cancel_futures=True)
         _pool = None
         _ready_pid = _starting_pid = 0
-
-
-def _lower_priority(nice: int) -> None:
-    """The child's initializer: run after every normal-priority process on the machine."""
-    try:
-        os.nice(nice)
-    except OSError as exc:  # a container that forbids it: ingest still works, at normal priority
-        log.warning("ingest process: cannot lower its priority by %d: %s", nice, exc)

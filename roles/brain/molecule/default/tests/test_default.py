@@ -46,7 +46,7 @@ def test_the_embedding_worker_runs_sandboxed_and_vectors_follow_ingest(host):
     service = host.service("brain-embed-worker")
     assert service.is_running and service.is_enabled
     props = host.run("systemctl show brain-embed-worker -p User -p ProtectSystem -p Nice").stdout
-    assert "User=brain" in props and "ProtectSystem=strict" in props and "Nice=10" in props
+    assert "User=brain" in props and "ProtectSystem=strict" in props and "Nice=15" in props
     item = {"id": "note:molecule-embed", "source": "note", "title": "Embedding worker",
             "content": "The worker adds a vector to this note after brain-api stored it."}
     out = host.run(f"{CURL} -H 'Authorization: Bearer {TOKEN}' -H 'Content-Type: application/json' "
