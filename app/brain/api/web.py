@@ -31,6 +31,7 @@ from brain.core.embed import EmbedError
 from brain.core.store import SOURCES, Store
 from brain.gpu import cost
 from brain.shared import timeutil
+from brain.shared.resume import reopen_command
 from brain.shared.tombstones import RuleError, parse_rule
 from brain.shared.zones import parse_tz
 
@@ -120,9 +121,7 @@ def item_url(item_id: str, **query: Any) -> str:
 def open_command(item: dict[str, Any]) -> str | None:
     """How to reopen a session in its agent: ``cd <project> && claude --resume <id>``."""
     resume = (item.get("meta") or {}).get("resume")
-    if not resume:
-        return None
-    return f"cd {item['project']} && {resume}" if item.get("project") else resume
+    return reopen_command(item.get("project"), resume if isinstance(resume, str) else None)
 
 
 @bp.app_template_filter("local")

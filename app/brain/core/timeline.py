@@ -18,6 +18,7 @@ from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
 from brain.shared import timeutil
+from brain.shared.resume import reopen_command
 
 KINDS = {"claude": "session", "agent": "session", "browser": "page", "file": "file", "note": "note"}
 PROMPT_CHARS = 300
@@ -89,7 +90,7 @@ def _entry(row: sqlite3.Row, kind: str, at: str) -> dict[str, Any]:
         out["agent"] = meta.get("agent") or row["source"]
         resume = meta.get("resume")
         out["resume"] = resume
-        out["open"] = f"cd {row['project']} && {resume}" if resume and row["project"] else resume
+        out["open"] = reopen_command(row["project"], resume if isinstance(resume, str) else None)
     elif kind == "page":
         out["url"] = row["uri"]
         out["domain"] = meta.get("domain")

@@ -13,8 +13,9 @@ Collectors own the ``meta`` keys, so the lookups here are tolerant: a documented
 
 from __future__ import annotations
 
-import shlex
 from typing import Any
+
+from brain.shared.resume import reopen_command
 
 SNIPPET_CHARS = 300
 # Keys a browser collector may use for the visit times; updated_at/created_at are the fallback.
@@ -71,7 +72,7 @@ def locate(item: dict[str, Any], chunk: dict[str, Any] | None = None) -> dict[st
         resume = str(meta.get("resume") or f"claude --resume {session_id}")
         project = item.get("project") or meta.get("cwd")
         out: dict[str, Any] = {"session_id": session_id, "project": project, "resume": resume,
-                               "open": f"cd {shlex.quote(project)} && {resume}" if project else resume}
+                               "open": reopen_command(project, resume)}
         if meta.get("git_branch"):
             out["git_branch"] = meta["git_branch"]
         return out
@@ -104,10 +105,7 @@ def _locate_agent(item: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
     agent = str(meta.get("agent") or id_agent)
     project = item.get("project") or meta.get("cwd")
     resume = meta.get("resume") if isinstance(meta.get("resume"), str) and meta["resume"].strip() else None
-    if resume and project and not resume.startswith("cd "):
-        action = f"cd {shlex.quote(project)} && {resume}"
-    else:
-        action = resume or f"get_item(id={item.get('id')!r})"
+    action = reopen_command(project, resume) or f"get_item(id={item.get('id')!r})"
     out = {"agent": agent, "session_id": str(meta.get("session_id") or id_session), "project": project,
            "resume": resume, "open": action}
     if meta.get("git_branch"):
