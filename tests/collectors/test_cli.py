@@ -46,7 +46,7 @@ def test_dry_run_prints_and_sends_nothing(projects, runner: CliRunner, standin: 
     # the real run afterwards still has everything to do
     result = runner.invoke(main, ["collect", "claude"], env=env(standin))
     assert result.exit_code == 0, result.output
-    assert "sent: 6 items in 1 batches" in result.stdout and len(standin.items) == 6
+    assert "sent: 6 items in 1 batch" in result.stdout and len(standin.items) == 6
 
 
 def test_api_down_fails_with_one_clear_line_and_keeps_items(projects, runner, standin) -> None:
@@ -68,7 +68,7 @@ def test_rejected_items_fail_the_run_and_show_in_status(projects, runner, standi
     result = runner.invoke(main, ["collect", "claude"], env=env(standin))
     assert result.exit_code == 1
     assert "error: item rejected: claude:" in result.stderr
-    assert "brain-api rejected 1 items" in result.stderr
+    assert "brain-api rejected 1 item" in result.stderr
     status = runner.invoke(main, ["collect", "status"], env=env(standin))
     assert "0 upserts and 0 deletes pending, 1 rejected" in status.stdout
     assert "scripted failure 400" in status.stdout
@@ -130,7 +130,7 @@ def test_a_run_waits_for_a_hooks_collection_then_collects(projects, standin) -> 
     with run:
         out, errs = run.communicate(timeout=300)
     assert run.returncode == 0, errs
-    assert "sent: 6 items in 1 batches" in out and len(standin.items) == 6
+    assert "sent: 6 items in 1 batch" in out and len(standin.items) == 6
 
 
 def test_invalid_since_is_a_usage_error(runner) -> None:

@@ -110,7 +110,7 @@ def test_a_forgotten_file_page_and_session_stay_gone_after_a_recollect(api_serve
     for args in ([diary_id], ["--domain", "docs.python.org"], ["--id", SESSION_ID]):
         result = runner.invoke(main, ["forget", *args, "--yes"], env=env)
         assert result.exit_code == 0, result.output
-        assert result.output.startswith("forgot 1 items; tombstone #")
+        assert result.output.startswith("forgot 1 item; tombstone #")
     assert all(gone(client, i) for i in (diary_id, page_id, SESSION_ID))
     listed = runner.invoke(main, ["forget", "--list"], env=env)
     assert "domain=docs.python.org" in listed.output and f"id={SESSION_ID}" in listed.output
@@ -155,9 +155,9 @@ def test_offline_the_learnt_tombstones_still_skip_and_the_outbox_drops_what_was_
     client = ApiClient(server.url, server.token)
     glob = str(code / "secret*")
     counted = runner.invoke(main, ["forget", "--path", glob, "--dry-run"], env=env)
-    assert counted.exit_code == 0 and counted.output == f"would forget 1 items (path_glob={glob})\n"
+    assert counted.exit_code == 0 and counted.output == f"would forget 1 item (path_glob={glob})\n"
     declined = runner.invoke(main, ["forget", "--path", glob], env=env, input="n\n")
-    assert declined.exit_code == 1 and "Forget 1 items (path_glob=" in declined.output
+    assert declined.exit_code == 1 and "Forget 1 item (path_glob=" in declined.output
     assert client.tombstones() == [] and client.get_item(f"file:devbox:{secret}")
     client.forget(path_glob=glob)
     collect(runner, env, "files")  # learns the tombstone
@@ -167,7 +167,7 @@ def test_offline_the_learnt_tombstones_still_skip_and_the_outbox_drops_what_was_
     later.write_text("written offline\n")
     offline = env_for(server, home, BRAIN_API_URL=closed_port_url(), BRAIN_CLIENT_MAX_RETRIES="0")
     output = collect(runner, offline, "files", ok=False)
-    assert "cannot fetch what was forgotten" in output and "skipping by the 1 tombstones learnt" in output
+    assert "cannot fetch what was forgotten" in output and "skipping by the 1 tombstone learnt" in output
     assert "skipped forgotten 1" in output
     st = State(config_mod.state_dir() / "collect.db")
     try:

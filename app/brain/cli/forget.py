@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from brain.cli import api_errors
+from brain.shared import words
 
 
 def _call(fn: Any, *args: Any, **kw: Any) -> Any:
@@ -103,13 +104,13 @@ def forget_cmd(obj: Any, item_id: str | None, id_: str | None, source: str | Non
     counted = _call(client.forget, **rule, dry_run=True)
     shown = describe(counted.get("rule", rule))
     if dry_run:
-        click.echo(json.dumps(counted, indent=2) if as_json else f"would forget {counted['matches']} items ({shown})")
+        click.echo(json.dumps(counted, indent=2) if as_json else f"would forget {words.counted(counted['matches'], 'item')} ({shown})")
         return
     if not yes:
-        click.confirm(f"Forget {counted['matches']} items ({shown}) and refuse them from now on?", abort=True)
+        click.confirm(f"Forget {words.counted(counted['matches'], 'item')} ({shown}) and refuse them from now on?", abort=True)
     answer = _call(client.forget, **rule)
     if as_json:
         click.echo(json.dumps(answer, indent=2))
         return
-    click.echo(f"forgot {answer['deleted']} items; tombstone #{answer['tombstone']['id']} ({shown}) refuses them "
+    click.echo(f"forgot {words.counted(answer['deleted'], 'item')}; tombstone #{answer['tombstone']['id']} ({shown}) refuses them "
                "from now on (undo: brain forget --undo " + str(answer["tombstone"]["id"]) + ")")

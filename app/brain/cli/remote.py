@@ -15,6 +15,7 @@ import click
 from brain.cli import api_errors
 from brain.shared.progress import on_terminal, progress
 from brain.shared.settings import LaptopConfig
+from brain.shared.words import counted
 
 
 def search_remote(cfg: LaptopConfig, query: str, **kw: Any) -> dict[str, Any]:
@@ -77,7 +78,7 @@ def print_stats(data: dict[str, Any]) -> None:
     for model, e in sorted(data.get("embedding", {}).items()):
         mark = "*" if model == data.get("embedding_model") else " "
         eta = e.get("eta_seconds")
-        line = (f"{mark} {model}: {e.get('embedded', 0)} vectors, {e.get('queued', 0)} queued, "
+        line = (f"{mark} {model}: {counted(e.get('embedded', 0), 'vector')}, {e.get('queued', 0)} queued, "
                 f"{e.get('failed', 0)} failed, {e.get('rate_per_min', 0)}/min")
         if e.get("queued"):
             line += f", {'~' + str(eta) + ' s left' if eta is not None else 'no progress in the last minute'}"

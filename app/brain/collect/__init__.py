@@ -16,6 +16,7 @@ from typing import Any
 
 from brain.collect.redact import Redactor
 from brain.shared.settings import LaptopConfig
+from brain.shared.words import counted
 
 
 def host_name(cfg: LaptopConfig) -> str:
@@ -66,7 +67,7 @@ class RunStats:
                 more = f"; {len(problems) - SUMMARY_NAMES} more" if len(problems) > SUMMARY_NAMES else ""
                 parts.append(f"{label} {len(problems)} ({named}{more})")
         if self.errors:
-            parts.append(f"{len(self.errors)} errors")
+            parts.append(counted(len(self.errors), "error"))
         return ", ".join(parts)
 
 

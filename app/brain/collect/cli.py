@@ -31,6 +31,7 @@ from brain.shared import config as config_mod
 from brain.shared import timeutil
 from brain.shared.progress import Progress, progress
 from brain.shared.settings import LaptopConfig
+from brain.shared.words import counted
 
 EX_TEMPFAIL = 75
 SOURCES = ("claude", "agents", "browser", "files")
@@ -124,13 +125,13 @@ def _flush(cfg: LaptopConfig, state: State, err: Callable[[str], None], prog: Pr
     """Send the outbox. Returns (summary line, failure message or "")."""
     if not cfg.client.token:
         left = sum(state.pending().values())
-        return "", f"client.token is not set (BRAIN_TOKEN or [client] token in the config); {left} items kept in the outbox"
+        return "", f"client.token is not set (BRAIN_TOKEN or [client] token in the config); {counted(left, 'item')} kept in the outbox"
     try:
         client = ApiClient.from_config(cfg)
         bar = prog.bar("send", total=state.pending()["upsert"], detail="")
         result = state.flush(client, cfg.collect.batch_items, cfg.collect.batch_bytes,
                              progress=lambda r: bar.update(completed=r.sent + r.failed,
-                                                           detail=f"{r.batches} batches"))
+                                                           detail=counted(r.batches, "batch", "batches")))
     except AuthFailed as exc:
         return "", f"{exc}: check client.token (BRAIN_TOKEN); every item is kept in the outbox"
     for line in result.failures[:20]:
@@ -138,12 +139,13 @@ def _flush(cfg: LaptopConfig, state: State, err: Callable[[str], None], prog: Pr
     pending = state.pending()
     left = pending["upsert"] + pending["delete"]
     answers = ", ".join(f"{k} {v}" for k, v in sorted(result.answers.items()))
-    summary = (f"sent: {result.sent} items in {result.batches} batches ({answers or 'nothing to send'}), "
+    summary = (f"sent: {counted(result.sent, 'item')} in {counted(result.batches, 'batch', 'batches')} "
+               f"({answers or 'nothing to send'}), "
                f"{result.deleted} deleted; outbox: {left} pending, {pending['failed']} rejected")
     if result.error:
-        return summary, f"{result.error}; {left} items kept in the outbox for the next run"
+        return summary, f"{result.error}; {counted(left, 'item')} kept in the outbox for the next run"
     if result.failed:
-        return summary, f"brain-api rejected {result.failed} items (kept as failed; see `brain collect status`)"
+        return summary, f"brain-api rejected {counted(result.failed, 'item')} (kept as failed; see `brain collect status`)"
     return summary, ""
 
 

@@ -17,6 +17,7 @@ from brain.collect.outbox import State
 from brain.shared import timeutil
 from brain.shared.settings import LaptopConfig
 from brain.shared.tombstones import Rule, rules_from
+from brain.shared.words import counted
 
 CURSOR = "tombstones"
 
@@ -50,7 +51,7 @@ def learn(cfg: LaptopConfig, state: State, warn: Callable[[str], None]) -> list[
         tombstones = ApiClient.from_config(cfg, retries=0).tombstones()
     except (ApiError, ApiUnavailable, ValueError) as exc:
         since = f"learnt {at}" if at else "none learnt yet"
-        warn(f"cannot fetch what was forgotten from brain-api ({exc}); skipping by the {len(rules)} tombstones "
+        warn(f"cannot fetch what was forgotten from brain-api ({exc}); skipping by the {counted(len(rules), 'tombstone')} "
              f"{since} (brain-api refuses forgotten items anyway)")
         return rules
     remember(state, tombstones, timeutil.now())

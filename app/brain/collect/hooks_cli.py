@@ -21,6 +21,7 @@ import click
 from brain.collect import hooks
 from brain.shared import config as config_mod
 from brain.shared import hook_deadline
+from brain.shared.words import counted
 
 LOG_LINES = 5
 
@@ -159,8 +160,8 @@ def _context(cfg: Any, payload: dict[str, Any], started: float, deadline: float)
     text = redactor.redact(session_context.compose(parts, cfg.hooks.context_tokens)).text
     problems = f"; left out: {'; '.join(parts.problems)}" if parts.problems else ""
     if text:
-        hooks.log("session-start", f"{project}: {len(parts.sessions or [])} sessions, "
-                  f"{len(parts.memories or [])} memories, ~{session_context.token_estimate(text)} tokens in "
+        hooks.log("session-start", f"{project}: {counted(len(parts.sessions or []), 'session')}, "
+                  f"{counted(len(parts.memories or []), 'memory', 'memories')}, ~{session_context.token_estimate(text)} tokens in "
                   f"{time.monotonic() - started:.2f} s from the hook's start{problems}")
     else:
         hooks.log("session-start", f"{project}: nothing to say{problems}")

@@ -32,6 +32,7 @@ from brain.mcp import check_http_exposure, render
 from brain.shared.settings import LaptopConfig
 from brain.shared.timeline_text import now_in
 from brain.shared.timeline_text import render as render_timeline
+from brain.shared.words import counted
 from brain.shared.zones import local_tz_name
 
 log = logging.getLogger(__name__)
@@ -349,7 +350,7 @@ class MemoryTools:
         if not items:
             text = f"No activity{scope} in the last {days} days" + (f" from source {source}." if source else ".")
         else:
-            text = "\n\n".join([f"{len(items)} items{scope} active in the last {days} days, newest first "
+            text = "\n\n".join([f"{counted(len(items), 'item')}{scope} active in the last {days} days, newest first "
                                 f"({render.count_by(items, 'source')}):"]
                                + [render.entry(n, it) for n, it in enumerate(items, 1)])
             if more:
