@@ -284,6 +284,38 @@ def test_the_status_page_charts_the_hours_the_ledger_booked_this_month(web, auth
     assert f"used {hours:.1f} h (${report['gpu']['usd']:.2f})" in html
 
 
+def test_guessers_everywhere_do_not_lock_out_a_browser_that_signed_in_before(app):
+    """Twenty failures from many addresses block new browsers, not one that signed in before (its
+    ``brain_browser`` cookie); its own address's five-failure cap still holds, and a forged or
+    unknown cookie counts for nothing."""
+    def client_at(addr: str):
+        return app.test_client(), {"environ_base": {"REMOTE_ADDR": addr}}
+
+    owner, at_owner = client_at("192.0.2.200")
+    assert sign_in(owner, **at_owner).status_code == 303
+    remembered = owner.get_cookie("brain_browser")
+    assert remembered is not None and remembered.http_only and remembered.same_site == "Strict"
+    assert remembered.max_age == 180 * 86400
+    assert owner.post("/signout", data={"csrf_token": csrf_of(owner.get("/", **at_owner).get_data(as_text=True))},
+                      **at_owner).status_code == 303
+    for n in range(20):
+        c, at = client_at(f"198.51.100.{n}")
+        assert sign_in(c, "wrong", **at).status_code == 401
+    stranger, at_stranger = client_at("203.0.113.9")
+    assert sign_in(stranger, **at_stranger).status_code == 429
+    forged, at_forged = client_at("203.0.113.10")
+    forged.set_cookie("brain_browser", "x" * 43)
+    assert sign_in(forged, **at_forged).status_code == 429
+    assert sign_in(owner, **at_owner).status_code == 303  # the owner's browser still gets in
+    assert owner.get_cookie("brain_browser").value == remembered.value  # and stays the same browser
+    # its own address's cap is not lifted
+    assert owner.post("/signout", data={"csrf_token": csrf_of(owner.get("/", **at_owner).get_data(as_text=True))},
+                      **at_owner).status_code == 303
+    for _ in range(5):
+        assert sign_in(owner, "wrong", **at_owner).status_code == 401
+    assert sign_in(owner, **at_owner).status_code == 429
+
+
 def test_the_brake_is_per_client_and_caps_everyone_together(app):
     """Five failures block that client only; twenty from anyone within the window block every
     sign-in, the right token too (a guesser spreading over many addresses)."""

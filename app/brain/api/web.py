@@ -238,7 +238,7 @@ def signin_post():
                                                             request.cookies.get(web_auth.SIGNIN_COOKIE)):
         return signin_form(400, "The sign-in form had expired; it is fresh now, please try again.")
     client = web_auth.client_key(request)
-    wait = web_auth.retry_after(conn, client)
+    wait = web_auth.retry_after(conn, client, web_auth.known_browser(conn, request.cookies.get(web_auth.BROWSER_COOKIE)))
     if wait:
         return signin_form(429, f"Too many failed sign-ins. Try again in {max(1, round(wait / 60))} minutes.", wait)
     token = (request.form.get("token") or "").strip()
@@ -254,6 +254,8 @@ def signin_post():
     resp = redirect(safe_next(request.form.get("next")), 303)
     web_auth.set_cookie(resp, request, web_auth.SESSION_COOKIE, value, get_config().web.session_hours * 3600)
     web_auth.clear_cookie(resp, request, web_auth.SIGNIN_COOKIE)
+    browser = web_auth.remember_browser(conn, request.cookies.get(web_auth.BROWSER_COOKIE))
+    web_auth.set_cookie(resp, request, web_auth.BROWSER_COOKIE, browser, web_auth.BROWSER_DAYS * 86400)
     return resp
 
 

@@ -12,6 +12,11 @@ CSRF: every state-changing request of a session (the page's forms, and its ``fet
 
 Failed sign-ins are counted in brain.db (shared by every gunicorn worker): five from one client
 within 15 minutes, or twenty from anyone, and sign-in answers 429 until the window has passed.
+The cap on everyone would let a guesser spread over many addresses lock the owner out too, so a
+browser that has signed in before (a ``brain_browser`` cookie whose sha256 brain.db keeps, for
+180 days from its last sign-in) is held back only by its own address's five: the device-cookie
+scheme of OWASP's guidance on blocking brute-force sign-ins. The cookie grants nothing else; a
+sign-in from it still needs a token.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ from brain.shared import timeutil
 
 SESSION_COOKIE = "brain_session"
 SIGNIN_COOKIE = "brain_signin"
+BROWSER_COOKIE = "brain_browser"
+BROWSER_DAYS = 180
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -146,14 +153,18 @@ def client_key(request: Request) -> str:
     return (request.remote_addr or "unknown")[:100]
 
 
-def retry_after(conn: sqlite3.Connection, client: str) -> int:
-    """Seconds until sign-in is allowed again for ``client`` (0: now)."""
+def retry_after(conn: sqlite3.Connection, client: str, known_browser: bool = False) -> int:
+    """Seconds until sign-in is allowed again for ``client`` (0: now); a ``known_browser`` is not held
+    back by the cap on everyone's failures."""
     now = datetime.now(UTC)
     since = timeutil.fmt(now - FAILURE_WINDOW)
     mine = conn.execute("SELECT count(*), min(at) FROM web_signin_failures WHERE client = ? AND at >= ?",
                         (client, since)).fetchone()
-    everyone = conn.execute("SELECT count(*), min(at) FROM web_signin_failures WHERE at >= ?", (since,)).fetchone()
-    blocked = [row[1] for row, cap in ((mine, MAX_FAILURES_PER_CLIENT), (everyone, MAX_FAILURES_ALL)) if row[0] >= cap]
+    caps = [(mine, MAX_FAILURES_PER_CLIENT)]
+    if not known_browser:
+        caps.append((conn.execute("SELECT count(*), min(at) FROM web_signin_failures WHERE at >= ?",
+                                  (since,)).fetchone(), MAX_FAILURES_ALL))
+    blocked = [row[1] for row, cap in caps if row[0] >= cap]
     if not blocked:
         return 0
     free_at = timeutil.parse(min(blocked)) + FAILURE_WINDOW
@@ -165,6 +176,28 @@ def record_failure(conn: sqlite3.Connection, client: str) -> None:
     with write_transaction(conn):
         conn.execute("DELETE FROM web_signin_failures WHERE at < ?", (timeutil.fmt(now - FAILURE_WINDOW),))
         conn.execute("INSERT INTO web_signin_failures(at, client) VALUES (?, ?)", (timeutil.fmt(now), client))
+
+
+def known_browser(conn: sqlite3.Connection, cookie_value: str | None) -> bool:
+    """True if this browser signed in within the last ``BROWSER_DAYS`` days."""
+    if not cookie_value or len(cookie_value) > 200:
+        return False
+    since = timeutil.fmt(datetime.now(UTC) - timedelta(days=BROWSER_DAYS))
+    return conn.execute("SELECT 1 FROM web_browsers WHERE key = ? AND seen_at >= ?",
+                        (_sha(cookie_value), since)).fetchone() is not None
+
+
+def remember_browser(conn: sqlite3.Connection, cookie_value: str | None) -> str:
+    """After a successful sign-in: the browser's cookie value (its old one if known, else a new one),
+    seen now; browsers unseen for ``BROWSER_DAYS`` are forgotten."""
+    now = datetime.now(UTC)
+    value = cookie_value if cookie_value and known_browser(conn, cookie_value) else secrets.token_urlsafe(32)
+    with write_transaction(conn):
+        conn.execute("DELETE FROM web_browsers WHERE seen_at < ?", (timeutil.fmt(now - timedelta(days=BROWSER_DAYS)),))
+        conn.execute("INSERT INTO web_browsers(key, created_at, seen_at) VALUES (?, ?, ?) "
+                     "ON CONFLICT(key) DO UPDATE SET seen_at = excluded.seen_at",
+                     (_sha(value), timeutil.fmt(now), timeutil.fmt(now)))
+    return value
 
 
 def clear_failures(conn: sqlite3.Connection, client: str) -> None:

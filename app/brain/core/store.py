@@ -197,6 +197,12 @@ CREATE TRIGGER chunks_after_insert AFTER INSERT ON chunks BEGIN
     rtrim((SELECT title FROM items WHERE id = new.item_id) || char(10) || new.header || char(10) || new.terms, char(10)));
 END;
 """),
+    # the web page's known browsers (web_auth.remember_browser): one that has signed in before is
+    # not held back by the cap on everyone's failed sign-ins, so guessers cannot lock the owner out
+    (8, "known browsers", """
+CREATE TABLE web_browsers(key TEXT PRIMARY KEY, created_at TEXT NOT NULL, seen_at TEXT NOT NULL);
+CREATE INDEX web_browsers_seen ON web_browsers(seen_at);
+"""),
 ]
 
 # the chunker's version: 2 = tree-sitter definitions, chunk headers, split identifiers (issue 13). An item
