@@ -36,7 +36,6 @@ from brain.shared.settings import ServerConfig
 
 log = logging.getLogger(__name__)
 
-WORKER_NICE = 15
 Wait = Callable[[float], bool]  # sleeps up to n seconds; True when asked to stop
 
 
@@ -254,9 +253,9 @@ def run_worker(cfg: ServerConfig, *, once: bool = False, exit_with_parent: bool 
     if lower_priority:
         # background work: brain-api's request threads (search), then its ingest children (nice
         # 10, server.ingest_nice), get the cores first: at nice 10 beside them, the worker took half
-        # the CPU a POST needed and put its p95 over 1 s (docs/PERFORMANCE.md); the systemd unit sets
-        # the same niceness, this covers `brain serve` and a hand-started worker
-        os.nice(max(0, WORKER_NICE - os.nice(0)))
+        # the CPU a POST needed and put its p95 over 1 s (docs/PERFORMANCE.md). embed.worker_nice,
+        # 15 by default; the systemd unit sets 15 itself, this covers `brain serve` and a hand-started worker
+        os.nice(max(0, cfg.embed.worker_nice - os.nice(0)))
     model_id = get_text_model(cfg).model_id
     worker = EmbedWorker(cfg.server.db_path, model_id, lambda: get_embedder(cfg, threads=cfg.embed.threads),
                          batch=cfg.embed.worker_batch, exit_with_parent=exit_with_parent,

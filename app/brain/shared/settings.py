@@ -140,6 +140,11 @@ class EmbedSettings(Section):
         "", "where the ONNX graph built from the local model is kept (default ~/.cache/brain/onnx)"
     )
     worker_batch: int = setting(64, "chunk texts the embedding worker embeds per transaction", ge=1, le=4096)
+    worker_nice: int = setting(
+        15, "the embedding worker's nice value: below brain-api's ingest children (server.ingest_nice) so a backlog "
+        "does not slow a POST; lower it on a laptop busy with other work, where 15 leaves the backlog almost no CPU",
+        ge=0, le=19,
+    )
     threads: int = setting(
         0, "CPU threads of the embedding worker's local model (0 = every core this process may use)", ge=0, le=256
     )
