@@ -20,6 +20,7 @@ from brain.shared.resume import reopen_command
     ("", "claude --resume abc", "claude --resume abc"),
     ("/home/dev/spotter", None, None),
     ("/home/dev/spotter", "  ", None),
+    ("/home/dev/spotter", ["claude", "--resume"], None),  # meta from a collector that wrote it wrong
 ])
 def test_reopen_command(project, resume, expected) -> None:
     assert reopen_command(project, resume) == expected

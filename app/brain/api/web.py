@@ -120,8 +120,7 @@ def item_url(item_id: str, **query: Any) -> str:
 
 def open_command(item: dict[str, Any]) -> str | None:
     """How to reopen a session in its agent: ``cd <project> && claude --resume <id>``."""
-    resume = (item.get("meta") or {}).get("resume")
-    return reopen_command(item.get("project"), resume if isinstance(resume, str) else None)
+    return reopen_command(item.get("project"), (item.get("meta") or {}).get("resume"))
 
 
 @bp.app_template_filter("local")

@@ -90,7 +90,7 @@ def _entry(row: sqlite3.Row, kind: str, at: str) -> dict[str, Any]:
         out["agent"] = meta.get("agent") or row["source"]
         resume = meta.get("resume")
         out["resume"] = resume
-        out["open"] = reopen_command(row["project"], resume if isinstance(resume, str) else None)
+        out["open"] = reopen_command(row["project"], resume)
     elif kind == "page":
         out["url"] = row["uri"]
         out["domain"] = meta.get("domain")

@@ -11,9 +11,10 @@ from __future__ import annotations
 import shlex
 
 
-def reopen_command(project: str | None, resume: str | None) -> str | None:
-    """``cd '<project>' && <resume>``; ``resume`` alone without a project; None without a resume."""
-    if not resume or not resume.strip():
+def reopen_command(project: str | None, resume: object) -> str | None:
+    """``cd '<project>' && <resume>``; ``resume`` alone without a project; None without a resume
+    (missing, blank, or not text: collectors own ``meta.resume`` and the readers are tolerant)."""
+    if not isinstance(resume, str) or not resume.strip():
         return None
     if project and not resume.startswith("cd "):
         return f"cd {shlex.quote(project)} && {resume}"
