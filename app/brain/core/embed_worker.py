@@ -32,6 +32,7 @@ from typing import IO
 from brain.core import store
 from brain.core.embed import Embedder, EmbedError
 from brain.core.search_index import start_keeper
+from brain.shared import priority
 from brain.shared.settings import ServerConfig
 
 log = logging.getLogger(__name__)
@@ -255,7 +256,7 @@ def run_worker(cfg: ServerConfig, *, once: bool = False, exit_with_parent: bool 
         # 10, server.ingest_nice), get the cores first: at nice 10 beside them, the worker took half
         # the CPU a POST needed and put its p95 over 1 s (docs/PERFORMANCE.md). embed.worker_nice,
         # 15 by default; the systemd unit sets 15 itself, this covers `brain serve` and a hand-started worker
-        os.nice(max(0, cfg.embed.worker_nice - os.nice(0)))
+        priority.lower(max(0, cfg.embed.worker_nice - os.nice(0)))
     model_id = get_text_model(cfg).model_id
     worker = EmbedWorker(cfg.server.db_path, model_id, lambda: get_embedder(cfg, threads=cfg.embed.threads),
                          batch=cfg.embed.worker_batch, exit_with_parent=exit_with_parent,
