@@ -197,6 +197,9 @@ def test_worker_settings_validate():
         config.load(env={"BRAIN_EMBED_WORKER_BATCH": "0"})
     with pytest.raises(config.ConfigError, match="server.embed_worker"):
         config.load(env={"BRAIN_SERVER_EMBED_WORKER": "maybe"})
+    for bad in ("20", "-1", "low"):  # a nice value the kernel has no use for, or no number
+        with pytest.raises(config.ConfigError, match="embed.worker_nice"):
+            config.load(env={"BRAIN_EMBED_WORKER_NICE": bad})
 
 
 def test_the_rate_is_measured_between_batches(st):
